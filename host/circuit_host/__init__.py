@@ -1,0 +1,32 @@
+"""Circuit Script host: run user circuits compiled to WebAssembly under governor limits."""
+
+from .errors import (
+    CalloutError,
+    CircuitError,
+    DmlError,
+    ExecutionTimeout,
+    GuestFault,
+    LimitExceeded,
+    QueryError,
+    Rejected,
+)
+from .executions import ExecutionOptions, ExecutionRecord, Executor
+from .limits import LimitsProfile
+from .runtime import CircuitModule, Runtime
+
+__all__ = [
+    "CalloutError",
+    "CircuitError",
+    "CircuitModule",
+    "DmlError",
+    "ExecutionOptions",
+    "ExecutionRecord",
+    "ExecutionTimeout",
+    "Executor",
+    "GuestFault",
+    "LimitExceeded",
+    "LimitsProfile",
+    "QueryError",
+    "Rejected",
+    "Runtime",
+]

@@ -1,0 +1,89 @@
+"""Load-time validation of a core module against ABI v1.
+
+A module that imports anything outside the ABI (WASI included), lacks a required
+export, declares more memory than the cap, or is not valid wasm is rejected before it
+is ever instantiated. Unknown *exports* are fine: other toolchains add their own, and
+the host never calls them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wasmtime
+
+from ..errors import Rejected
+from .signatures import EXPORT_FUNCS, IMPORTS_BY_KEY, MEMORY_EXPORT
+
+WASM_PAGE = 65536
+
+
+def _types(values: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in values)
+
+
+def _describe(params: tuple[str, ...], results: tuple[str, ...]) -> str:
+    return f"({' '.join(params)}) -> ({' '.join(results)})"
+
+
+def check_imports(module: wasmtime.Module) -> None:
+    for imp in module.imports:
+        where = f"import {imp.module!r} {imp.name!r}"
+        spec = IMPORTS_BY_KEY.get((imp.module, imp.name or ""))
+        if spec is None:
+            hint = " (WASI is not available to circuits)" if imp.module.startswith("wasi") else ""
+            raise Rejected(f"{where} is not part of the circuit ABI v1{hint}")
+        ty = imp.type
+        if not isinstance(ty, wasmtime.FuncType):
+            raise Rejected(f"{where} must be a function")
+        got = (_types(ty.params), _types(ty.results))
+        if got != (spec.core_params, ()):
+            raise Rejected(
+                f"{where} has signature {_describe(*got)}, expected {_describe(spec.core_params, ())}"
+            )
+
+
+def check_exports(module: wasmtime.Module, memory_cap: int) -> None:
+    exports = {exp.name: exp.type for exp in module.exports}
+    memory = exports.get(MEMORY_EXPORT)
+    if not isinstance(memory, wasmtime.MemoryType):
+        raise Rejected(f"module must export a memory named {MEMORY_EXPORT!r}")
+    if memory.is_64 or memory.is_shared:
+        raise Rejected("exported memory must be a non-shared 32-bit memory")
+    initial = memory.limits.min * WASM_PAGE
+    if initial > memory_cap:
+        raise Rejected(f"module declares {initial} bytes of initial memory, over the cap of {memory_cap}")
+    for spec in EXPORT_FUNCS:
+        ty = exports.get(spec.name)
+        if ty is None:
+            if spec.required:
+                raise Rejected(f"module must export function {spec.name!r}")
+            continue
+        if not isinstance(ty, wasmtime.FuncType):
+            raise Rejected(f"export {spec.name!r} must be a function")
+        got = (_types(ty.params), _types(ty.results))
+        if got != (spec.params, spec.results):
+            raise Rejected(
+                f"export {spec.name!r} has signature {_describe(*got)}, "
+                f"expected {_describe(spec.params, spec.results)}"
+            )
+
+
+def compile_checked(engine: wasmtime.Engine, wasm: bytes, max_bytes: int) -> wasmtime.Module:
+    """Compile ``wasm`` after the cheap checks; raise ``Rejected`` naming the reason."""
+    if len(wasm) > max_bytes:
+        raise Rejected(f"module is {len(wasm)} bytes, over the size cap of {max_bytes}")
+    if wasm[:4] != b"\0asm":
+        raise Rejected("not a WebAssembly binary (missing \\0asm magic)")
+    if wasm[4:8] != b"\x01\x00\x00\x00":
+        raise Rejected("not a core WebAssembly module (components are not supported yet)")
+    try:
+        return wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+        raise Rejected(f"invalid WebAssembly: {first}") from None
+
+
+def validate(module: wasmtime.Module, memory_cap: int) -> None:
+    check_imports(module)
+    check_exports(module, memory_cap)

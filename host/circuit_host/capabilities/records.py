@@ -1,0 +1,81 @@
+"""``records.query`` and ``records.dml``: charge, then forward to the execution's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from ..abi.lowering import define_import
+from ..abi.signatures import RECORDS_DML, RECORDS_QUERY
+from ..connectors.records import DmlOp
+from ..errors import DmlError, QueryError
+from .codec import decode, encode
+
+if TYPE_CHECKING:
+    from ..context import ExecutionContext
+
+_SCALARS = (type(None), bool, int, float, str)
+_INT64 = range(-(2**63), 2**63)
+
+
+def _is_value(value: Any) -> bool:
+    """A record or bind value: nil, bool, int64, float or str."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value in _INT64
+    return isinstance(value, _SCALARS)
+
+
+def query(context: ExecutionContext, soql: str, binds_payload: bytes) -> bytes:
+    governor = context.governor
+    governor.charge("queries")
+    binds = decode(binds_payload, "records.query binds") if binds_payload else None
+    if binds is None:
+        binds = {}
+    if not isinstance(binds, dict):
+        raise QueryError("binds must be a msgpack map of name to value")
+    for name, value in binds.items():
+        items = value if isinstance(value, list) else [value]
+        if not all(_is_value(item) for item in items):
+            raise QueryError(f"bind :{name} must be a scalar (nil, bool, int64, float, str) or a list of them")
+    result = context.records.query(soql, binds, max_rows=governor.remaining("query_rows"))
+    governor.charge("query_rows", max(len(result.records), result.total_size))
+    return encode({"records": result.records, "total_size": result.total_size})
+
+
+def _rows_of(payload: Any) -> tuple[list[Mapping[str, Any]], str]:
+    external_id = "Id"
+    rows = payload
+    if isinstance(payload, dict):
+        unknown = set(payload) - {"rows", "external_id"}
+        if unknown:
+            raise DmlError(f"unknown DML option(s): {', '.join(sorted(unknown))}")
+        rows = payload.get("rows")
+        external_id = payload.get("external_id", "Id")
+        if not isinstance(external_id, str):
+            raise DmlError("external_id must be a field name")
+    if not isinstance(rows, list):
+        raise DmlError("rows must be an array of records")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DmlError(f"row {index}: must be a map of field name to value")
+        for name, value in row.items():
+            if not _is_value(value):
+                raise DmlError(f"row {index}: field {name}: value must be nil, bool, int64, float or str")
+    return rows, external_id
+
+
+def dml(context: ExecutionContext, op: int, object_name: str, rows_payload: bytes) -> bytes:
+    governor = context.governor
+    payload = decode(rows_payload, "records.dml rows")
+    governor.charge("dml_statements")  # a statement that fails validation still counts, as in Apex
+    rows, external_id = _rows_of(payload)
+    governor.charge("dml_rows", len(rows))
+    result = context.records.dml(DmlOp(op), object_name, rows, external_id=external_id)
+    return encode({"ids": result.ids, "created": result.created})
+
+
+def link(linker: wasmtime.Linker) -> None:
+    define_import(linker, RECORDS_QUERY, query)
+    define_import(linker, RECORDS_DML, dml)

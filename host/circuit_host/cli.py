@@ -1,0 +1,183 @@
+"""The ``circuit`` command line: build, run, query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .capabilities.http import HostPattern
+from .connectors.http_client import HttpConnector
+from .connectors.sqlite_records import SqliteRecords
+from .errors import CircuitError, QueryError, Rejected
+from .executions import ExecutionOptions, ExecutionRecord, Executor
+from .limits import LimitsProfile
+from .runtime import Runtime
+from .settings import HostSettings, configure_logging, default_cache_dir
+from .triggers import run_trigger_event
+
+MAX_EVENT_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _read_event(path: Path) -> Any:
+    try:
+        if path.stat().st_size > MAX_EVENT_FILE_BYTES:
+            raise Rejected(f"event file {path} is larger than {MAX_EVENT_FILE_BYTES} bytes")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise Rejected(f"cannot read event file {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(f"event file {path} is not valid JSON: {exc}") from None
+
+
+def _print_record(record: ExecutionRecord) -> None:
+    print(f"status: {record.status}")
+    if record.error:
+        print(f"error: {record.error['kind']}: {record.error['message']}")
+    if record.output is not None:
+        print(f"output: {json.dumps(record.to_json()['output'], sort_keys=True)}")
+    if record.logs:
+        print("log:")
+        for entry in record.logs:
+            print(f"  [{entry.level}] {entry.message}")
+    busy = {name: u for name, u in record.usage.items() if u.used}
+    print("usage: " + ", ".join(f"{name} {u.used}/{u.limit}" for name, u in busy.items()))
+    print(f"duration: {record.duration_ms:.1f} ms, committed: {'yes' if record.committed else 'no'}")
+
+
+def _rejected_record(message: str) -> dict[str, Any]:
+    return {
+        "status": "rejected",
+        "output": None,
+        "error": {"kind": "rejected", "message": message},
+        "usage": {},
+        "logs": [],
+        "duration_ms": 0.0,
+        "committed": False,
+    }
+
+
+def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
+    try:
+        limits = LimitsProfile.from_json_file(args.limits) if args.limits else LimitsProfile()
+        allowed = tuple(HostPattern.parse(p) for p in args.allow_host)
+        event = _read_event(args.event)
+        with Runtime(cache_dir=settings.cache_dir) as runtime:
+            module = runtime.load_file(args.module)
+            records = SqliteRecords(settings.db_path)
+            http = HttpConnector()
+            try:
+                executor = Executor(runtime, records, http)
+                options = ExecutionOptions(limits=limits, allowed_hosts=allowed)
+                if isinstance(event, dict) and event.get("kind") == "trigger":
+                    record = run_trigger_event(executor, module, event, options)
+                else:
+                    record = executor.run(module, event, options)
+            finally:
+                http.close()
+                records.close()
+    except Rejected as exc:
+        if args.json:
+            print(json.dumps(_rejected_record(str(exc))))
+        else:
+            print(f"status: rejected\nerror: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(record.to_json()))
+    else:
+        _print_record(record)
+    return 0 if record.status == "ok" else 1
+
+
+def cmd_query(args: argparse.Namespace, settings: HostSettings) -> int:
+    if settings.db_path is None or not settings.db_path.exists():
+        print(f"error: no database at {settings.db_path}", file=sys.stderr)
+        return 2
+    records = SqliteRecords(settings.db_path)
+    try:
+        transaction = records.begin()
+        try:
+            result = transaction.query(args.soql, {}, max_rows=args.max_rows)
+        finally:
+            transaction.rollback()
+            transaction.close()
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        records.close()
+    rows = result.records[: args.max_rows]
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    if not rows:
+        print(f"({result.total_size} rows)")
+        return 0
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+    print(f"({len(rows)} rows)")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
+    from .build import build_circuit
+
+    output = build_circuit(args.dir, args.out)
+    print(output)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="circuit", description="Circuit Script: sandboxed CRM circuits.")
+    p.add_argument("--cache-dir", type=Path, default=None, help="compiled-module cache (default ~/.cache/...)")
+    p.add_argument("-v", "--verbose", action="store_true", help="host logs at debug level on stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="compile a circuit directory to .wasm")
+    build.add_argument("dir", type=Path)
+    build.add_argument("--out", type=Path, default=None, help="output directory (default DIR/zig-out)")
+    build.set_defaults(func=cmd_build)
+
+    run = sub.add_parser("run", help="run one execution of a module")
+    run.add_argument("module", type=Path, help=".wasm (or .wat) module")
+    run.add_argument("--event", type=Path, required=True, help="event JSON file")
+    run.add_argument("--db", type=Path, default=None, help="SQLite records file (default: a temp file)")
+    run.add_argument("--limits", type=Path, default=None, help="JSON file with limit overrides")
+    run.add_argument(
+        "--allow-host", action="append", default=[], metavar="PATTERN", help="scheme://host[:port] callouts may reach"
+    )
+    run.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    run.set_defaults(func=cmd_run)
+
+    query = sub.add_parser("query", help="run a SOQL query against a records file")
+    query.add_argument("soql")
+    query.add_argument("--db", type=Path, required=True)
+    query.add_argument("--json", action="store_true", help="print a JSON array of row objects")
+    query.add_argument("--max-rows", type=int, default=50_000)
+    query.set_defaults(func=cmd_query)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging("debug" if args.verbose else "warning")
+    settings = HostSettings(
+        cache_dir=args.cache_dir or default_cache_dir(),
+        db_path=getattr(args, "db", None),
+    )
+    try:
+        code: int = args.func(args, settings)
+    except CircuitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

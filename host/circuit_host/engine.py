@@ -1,0 +1,103 @@
+"""The shared wasmtime engine, its epoch ticker, and the on-disk cache of compiled modules.
+
+One engine per host process: fuel metering and epoch interruption are engine settings,
+and compiled code is only valid for the engine configuration it was compiled with, so
+the cache key includes the wasmtime version and those settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from importlib.metadata import version
+from pathlib import Path
+
+import structlog
+import wasmtime
+
+EPOCH_TICK_MS = 10
+WASMTIME_VERSION = version("wasmtime")
+# Everything that changes generated code; part of the cache key.
+ENGINE_SETTINGS = "consume_fuel=1;epoch_interruption=1;threads=0;memory64=0;gc=0;multi_memory=1"
+
+log = structlog.get_logger("circuit.engine")
+
+
+def make_engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    config.wasm_threads = False
+    config.shared_memory = False
+    config.wasm_memory64 = False
+    config.wasm_gc = False
+    config.wasm_multi_memory = True  # the coverage instrumenter adds a counter memory
+    return wasmtime.Engine(config)
+
+
+class EpochTicker:
+    """Advances the engine's epoch every ``EPOCH_TICK_MS`` so store deadlines fire on time.
+
+    Wasm runs with the GIL released, so this thread keeps ticking while a guest spins.
+    """
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="circuit-epoch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(EPOCH_TICK_MS / 1000):
+            self._engine.increment_epoch()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def deadline_ticks(timeout_ms: int) -> int:
+    """Epoch ticks for a deadline; one extra tick because the first may come at once."""
+    return -(-timeout_ms // EPOCH_TICK_MS) + 1
+
+
+class ModuleCache:
+    """Compiled modules on disk, keyed by wasm sha256 + wasmtime version + engine settings.
+
+    The directory must be private to the host: deserializing compiled code trusts it.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @staticmethod
+    def key(wasm_sha256: str) -> str:
+        settings = hashlib.sha256(f"{WASMTIME_VERSION};{ENGINE_SETTINGS}".encode()).hexdigest()[:16]
+        return f"{wasm_sha256}-{settings}"
+
+    def _path(self, wasm_sha256: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"{self.key(wasm_sha256)}.cwasm"
+
+    def load(self, engine: wasmtime.Engine, wasm_sha256: str) -> wasmtime.Module | None:
+        path = self._path(wasm_sha256)
+        if path is None or not path.exists():
+            return None
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(path))
+        except wasmtime.WasmtimeError as exc:
+            log.warning("discarding unreadable compiled module", path=str(path), error=str(exc))
+            path.unlink(missing_ok=True)
+            return None
+
+    def store(self, wasm_sha256: str, module: wasmtime.Module) -> None:
+        path = self._path(wasm_sha256)
+        if path is None:
+            return
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(module.serialize())
+        os.replace(tmp, path)  # atomic: concurrent writers of the same key are harmless

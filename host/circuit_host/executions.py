@@ -1,0 +1,152 @@
+"""One execution end to end: governor, log, transaction, invoke, then commit or roll back.
+
+The runtime only runs the guest; this module owns the execution's lifecycle and its
+record: writes commit only when the status is ``ok``, and every execution, failed or
+not, yields an ``ExecutionRecord`` with usage, logs and timing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .capabilities.codec import encode
+from .capabilities.http import CalloutSession, HostPattern
+from .connectors.http_client import HttpConnector
+from .connectors.records import RecordsConnector, RecordsTransaction
+from .context import ExecutionContext
+from .errors import CircuitError
+from .execution_log import ExecutionLog, LogEntry
+from .governor import Governor, Usage
+from .limits import LimitsProfile
+from .runtime import CircuitModule, Invocation, Runtime
+
+BeforeHandle = Callable[[RecordsTransaction], Any]
+AfterHandle = Callable[[RecordsTransaction, Any], None]
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    limits: LimitsProfile = field(default_factory=LimitsProfile)
+    allowed_hosts: tuple[HostPattern, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """The outcome of one execution, as stored and as printed by ``circuit run --json``."""
+
+    id: str
+    status: str
+    output: Any
+    error: dict[str, str] | None
+    usage: dict[str, Usage]
+    logs: list[LogEntry]
+    duration_ms: float
+    committed: bool
+    debug_log: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "output": _jsonable(self.output),
+            "error": self.error,
+            "usage": {name: {"used": u.used, "limit": u.limit} for name, u in self.usage.items()},
+            "logs": [entry.as_dict() for entry in self.logs],
+            "duration_ms": self.duration_ms,
+            "committed": self.committed,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$bin": value.hex()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class Executor:
+    """Runs executions of loaded modules against one records store and one HTTP connector."""
+
+    def __init__(self, runtime: Runtime, records: RecordsConnector, http: HttpConnector) -> None:
+        self.runtime = runtime
+        self.records = records
+        self.http = http
+
+    def run(
+        self,
+        module: CircuitModule,
+        event: Any,
+        options: ExecutionOptions | None = None,
+        before_handle: BeforeHandle | None = None,
+        after_handle: AfterHandle | None = None,
+    ) -> ExecutionRecord:
+        """Run one execution. ``before_handle`` may replace the event (e.g. after saving the
+        triggering records); ``after_handle`` sees an ``ok`` output before commit. Both run
+        inside the execution's transaction, so their writes share its fate."""
+        options = options or ExecutionOptions()
+        execution_id = uuid.uuid4().hex
+        started = time.monotonic()
+        governor = Governor(options.limits)
+        log = ExecutionLog(execution_id)
+        transaction = self.records.begin()
+        context = ExecutionContext(
+            governor=governor,
+            log=log,
+            records=transaction,
+            http=CalloutSession(self.http, options.allowed_hosts),
+        )
+        committed = False
+        try:
+            outcome = self._invoke(module, event, context, before_handle, after_handle)
+            if outcome.status == "ok":
+                transaction.commit()
+                committed = True
+        except CircuitError as exc:
+            outcome = Invocation("error", error_kind=exc.kind, error_message=str(exc))
+        finally:
+            if not committed:
+                transaction.rollback()
+            transaction.close()
+        duration_ms = round((time.monotonic() - started) * 1000, 3)
+        governor.record("timeout_ms", int(duration_ms))
+        if outcome.status != "ok":
+            log.write("error", f"{outcome.status}: {outcome.error_message}", source="host")
+        error = None
+        if outcome.status != "ok":
+            error = {"kind": outcome.error_kind or outcome.status, "message": outcome.error_message or ""}
+            if outcome.resource:
+                error["resource"] = outcome.resource
+        return ExecutionRecord(
+            id=execution_id,
+            status=outcome.status,
+            output=outcome.output if outcome.status == "ok" else None,
+            error=error,
+            usage=governor.usage(),
+            logs=list(log.entries),
+            duration_ms=duration_ms,
+            committed=committed,
+            debug_log=log.render(),
+        )
+
+    def _invoke(
+        self,
+        module: CircuitModule,
+        event: Any,
+        context: ExecutionContext,
+        before_handle: BeforeHandle | None,
+        after_handle: AfterHandle | None,
+    ) -> Invocation:
+        if before_handle is not None:
+            event = before_handle(context.records)
+        payload = event if isinstance(event, bytes) else encode(event)
+        outcome = self.runtime.invoke(module, payload, context)
+        if outcome.status == "ok" and after_handle is not None:
+            after_handle(context.records, outcome.output)
+        return outcome

@@ -1,0 +1,225 @@
+"""The sandboxed runtime: load modules once, run each execution in a fresh store.
+
+``Runtime.load`` validates and compiles (or fetches from the cache) a module and
+pre-links it against the capabilities. ``Runtime.invoke`` runs one ``handle`` call in a
+new ``Store`` whose fuel, memory cap and epoch deadline are armed *before*
+instantiation, so a start function runs under them too, and turns every way a guest
+can fail into an ``Invocation`` with a status: the host never raises because of a guest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+import wasmtime
+
+from .abi.guest_memory import GuestMemory, OversizedOutput
+from .abi.signatures import MEMORY_EXPORT
+from .abi.validation import WASM_PAGE, compile_checked, validate
+from .capabilities import link_all
+from .capabilities.codec import decode
+from .context import ExecutionContext
+from .engine import EpochTicker, ModuleCache, deadline_ticks, make_engine
+from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected
+
+log = structlog.get_logger("circuit.runtime")
+
+MAX_MODULE_BYTES = 32 * 1024 * 1024
+MAX_MEMORY_BYTES = 4096 * 1024 * 1024
+MAX_TABLE_ELEMENTS = 100_000
+
+
+@dataclass(frozen=True)
+class CircuitModule:
+    """A validated, compiled, pre-linked module, ready for fresh instances."""
+
+    sha256: str
+    module: wasmtime.Module
+    instance_pre: wasmtime.InstancePre
+    has_initialize: bool
+    from_disk_cache: bool
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What one ``handle`` call produced."""
+
+    status: str  # ok | error | limit_exceeded | timeout | trap
+    output: Any = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    resource: str | None = None  # the limit that was hit, for limit_exceeded
+
+
+class Runtime:
+    """One engine, one linker, one epoch ticker, shared by every execution in the process."""
+
+    def __init__(self, cache_dir: Path | None = None, max_module_bytes: int = MAX_MODULE_BYTES) -> None:
+        self.engine = make_engine()
+        self.linker = wasmtime.Linker(self.engine)
+        link_all(self.linker)
+        self.cache = ModuleCache(cache_dir)
+        self.max_module_bytes = max_module_bytes
+        self._loaded: dict[str, CircuitModule] = {}
+        self._lock = threading.Lock()
+        self._ticker = EpochTicker(self.engine)
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop the epoch ticker. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._ticker.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load_file(self, path: Path) -> CircuitModule:
+        """Load a ``.wasm`` (or, for convenience, a ``.wat``) file."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise Rejected(f"cannot read module {path}: {exc.strerror}") from None
+        if path.suffix == ".wat":
+            try:
+                data = wasmtime.wat2wasm(data.decode("utf-8"))
+            except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
+                raise Rejected(f"invalid WAT in {path}: {str(exc).strip().splitlines()[0]}") from None
+        return self.load(bytes(data))
+
+    def load(self, wasm: bytes) -> CircuitModule:
+        """Validate and compile ``wasm``; a module already seen is not compiled again."""
+        if self._closed:
+            raise RuntimeError("runtime is closed")
+        sha256 = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            cached = self._loaded.get(sha256)
+        if cached is not None:
+            return cached
+        module = self.cache.load(self.engine, sha256)
+        from_disk = module is not None
+        if module is None:
+            module = compile_checked(self.engine, wasm, self.max_module_bytes)
+        validate(module, MAX_MEMORY_BYTES)
+        if not from_disk:
+            self.cache.store(sha256, module)
+        loaded = CircuitModule(
+            sha256=sha256,
+            module=module,
+            instance_pre=self.linker.instantiate_pre(module),
+            has_initialize=any(e.name == "_initialize" for e in module.exports),
+            from_disk_cache=from_disk,
+        )
+        with self._lock:
+            self._loaded.setdefault(sha256, loaded)
+        log.debug("module loaded", sha256=sha256, from_disk_cache=from_disk)
+        return loaded
+
+    # -- executing -------------------------------------------------------------------------
+
+    def invoke(self, module: CircuitModule, event: bytes, context: ExecutionContext) -> Invocation:
+        """Run ``handle(event)`` in a fresh store; never raises because of the guest."""
+        governor = context.governor
+        limits = governor.limits
+        store = wasmtime.Store(self.engine, data=context)
+        context.store = store
+        store.set_limits(
+            memory_size=limits.memory_bytes, table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=2
+        )
+        store.set_fuel(limits.fuel)
+        store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
+        try:
+            return self._call_handle(module, event, context, store)
+        except LimitExceeded as exc:
+            return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
+        except ExecutionTimeout as exc:
+            return _timeout(str(exc))
+        except GuestFault as exc:
+            return Invocation("trap", error_kind=exc.kind, error_message=str(exc))
+        except OversizedOutput as exc:
+            used = governor.used("output_bytes")
+            err = LimitExceeded("output_bytes", used, exc.length, limits.output_bytes)
+            return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource=err.resource)
+        except wasmtime.Trap as trap:
+            return self._from_trap(trap, context)
+        except wasmtime.WasmtimeError as exc:
+            message = _first_line(str(exc))
+            if "memory" in message and "limit" in message:
+                err = LimitExceeded("memory_bytes", 0, 0, limits.memory_bytes)
+                return Invocation("limit_exceeded", error_kind=err.kind, error_message=message, resource=err.resource)
+            return Invocation("trap", error_kind="trap", error_message=message)
+        except Exception as exc:  # a host bug must still not take the process down
+            log.exception("host error during execution")
+            return Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
+        finally:
+            context.measure()
+
+    def _call_handle(
+        self, module: CircuitModule, event: bytes, context: ExecutionContext, store: wasmtime.Store
+    ) -> Invocation:
+        governor = context.governor
+        governor.charge("input_bytes", len(event))
+        instance = module.instance_pre.instantiate(store)
+        exports = instance.exports(store)
+        memory = exports[MEMORY_EXPORT]
+        handle, post = exports["handle"], exports["cabi_post_handle"]
+        context.guest = GuestMemory(store, memory, exports["cabi_realloc"])
+        if module.has_initialize:
+            exports["_initialize"](store)
+        ptr, length = context.guest.allocate(event, "event buffer")
+        retptr = handle(store, ptr, length)
+        ok, payload = context.guest.read_result(
+            retptr, "handle result", max_len=governor.remaining("output_bytes")
+        )
+        governor.charge("output_bytes", len(payload))
+        if ok:
+            output = decode(payload, "handle output")
+        else:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise GuestFault("handle err: message is not valid UTF-8") from None
+        context.guest.call_back(post, retptr)
+        if ok:
+            return Invocation("ok", output=output)
+        return Invocation("error", error_kind="guest_error", error_message=message)
+
+    def _from_trap(self, trap: wasmtime.Trap, context: ExecutionContext) -> Invocation:
+        code = trap.trap_code
+        message = _first_line(trap.message)
+        governor = context.governor
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            err = LimitExceeded("fuel", governor.limit("fuel"), 1, governor.limit("fuel"))
+            return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource="fuel")
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return _timeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
+        cap = governor.limit("memory_bytes")
+        if context.guest is not None and context.guest.size + WASM_PAGE > cap:
+            # memory.grow was refused at the cap and the guest gave up.
+            return Invocation(
+                "limit_exceeded",
+                error_kind="limit_exceeded",
+                error_message=f"limit exceeded: memory_bytes (guest memory reached the cap of {cap} bytes "
+                f"and the guest trapped: {message})",
+                resource="memory_bytes",
+            )
+        return Invocation("trap", error_kind="trap", error_message=message)
+
+
+def _timeout(message: str) -> Invocation:
+    return Invocation("timeout", error_kind=ExecutionTimeout.kind, error_message=message)
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0] if text else "unknown error"

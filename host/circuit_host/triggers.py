@@ -1,0 +1,73 @@
+"""Running a trigger event the way the triggering DML would have fired it.
+
+``circuit run`` (and later the webhook server) hands the host an event describing a
+record change. Apex order applies: *before* triggers run first and may change ``new``,
+and the change is then saved; *after* triggers see records already saved, with ids.
+All of it happens inside the execution's transaction, so a failing trigger also undoes
+the change that fired it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .connectors.records import DmlOp, RecordsTransaction
+from .errors import Rejected
+from .events import Record, TriggerEvent, parse_event
+from .executions import ExecutionOptions, ExecutionRecord, Executor
+from .runtime import CircuitModule
+
+
+def _save(transaction: RecordsTransaction, event: TriggerEvent, new: list[Record]) -> list[Record]:
+    """Apply the triggering change; returns ``new`` with ids as saved."""
+    if event.action == "insert":
+        ids = transaction.seed(event.object, new)
+        return [{**record, "Id": record_id} for record, record_id in zip(new, ids, strict=True)]
+    if event.action == "update":
+        transaction.seed(event.object, new)
+        return new
+    rows = [{"Id": r["Id"]} for r in (event.old or event.new) if "Id" in r]
+    if event.action == "delete":
+        transaction.seed(event.object, event.old or [])
+        transaction.dml(DmlOp.DELETE, event.object, rows)
+    else:  # undelete
+        transaction.seed(event.object, event.new)
+    return new
+
+
+def _before_trigger_changes(event: TriggerEvent, output: Any) -> list[Record]:
+    """The records a before trigger returned, checked against the event it was given."""
+    if output is None:
+        return event.new
+    if not isinstance(output, dict) or not isinstance(output.get("new"), list):
+        raise Rejected('a before trigger must return nil or {"new": [records]}')
+    changed = output["new"]
+    if len(changed) != len(event.new):
+        raise Rejected(f"a before trigger returned {len(changed)} records for {len(event.new)}")
+    for index, (before, after) in enumerate(zip(event.new, changed, strict=True)):
+        if not isinstance(after, dict):
+            raise Rejected(f"before trigger record {index} is not a map")
+        if "Id" in after and after["Id"] != before.get("Id"):
+            raise Rejected(f"before trigger record {index} changed its Id")
+    # A field present in the output sets the value; a field absent keeps the event's value.
+    return [{**before, **after} for before, after in zip(event.new, changed, strict=True)]
+
+
+def run_trigger_event(
+    executor: Executor, module: CircuitModule, data: Any, options: ExecutionOptions | None = None
+) -> ExecutionRecord:
+    """Validate ``data`` as a trigger event and run it with the save around the handler."""
+    event = parse_event(data)
+
+    if event.timing == "before":
+
+        def after_handle(transaction: RecordsTransaction, output: Any) -> None:
+            _save(transaction, event, _before_trigger_changes(event, output))
+
+        return executor.run(module, event.to_wire(), options, after_handle=after_handle)
+
+    def before_handle(transaction: RecordsTransaction) -> Any:
+        saved = _save(transaction, event, event.new)
+        return {**event.to_wire(), "new": saved}
+
+    return executor.run(module, None, options, before_handle=before_handle)
