@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
         allowed = tuple(HostPattern.parse(p) for p in args.allow_host)
         event = _read_event(args.event)
         with Runtime(cache_dir=settings.cache_dir) as runtime:
-            module = runtime.load_file(args.module)
+            module = runtime.load_file(args.module, limits.memory_bytes)
             records = SqliteRecords(settings.db_path)
             http = HttpConnector()
             try:

@@ -7,6 +7,7 @@ the cache key includes the wasmtime version and those settings.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import threading
@@ -47,14 +48,19 @@ class EpochTicker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="circuit-epoch", daemon=True)
         self._thread.start()
+        # A ticker still running while the interpreter tears the engine down would crash it.
+        atexit.register(self.close)
 
     def _run(self) -> None:
         while not self._stop.wait(EPOCH_TICK_MS / 1000):
             self._engine.increment_epoch()
 
     def close(self) -> None:
+        """Stop ticking; idempotent."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+        atexit.unregister(self.close)
 
 
 def deadline_ticks(timeout_ms: int) -> int:

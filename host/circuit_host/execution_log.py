@@ -36,8 +36,11 @@ class ExecutionLog:
     def write(self, level: str, message: str, source: str = "guest") -> None:
         entry = LogEntry(round((time.monotonic() - self._started) * 1000, 3), level, message, source)
         self.entries.append(entry)
-        method = "warning" if level == "warn" else level
-        getattr(self._logger, method)(message, source=source)
+        if source == "guest":
+            # Guest lines belong to the execution's own log; operators see them at debug level.
+            self._logger.debug(message, source=source, level=level)
+        else:
+            getattr(self._logger, "warning" if level == "warn" else level)(message, source=source)
 
     def render(self) -> str:
         """Apex-style debug log text: one line per entry."""

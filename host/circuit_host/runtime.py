@@ -25,12 +25,13 @@ from .capabilities import link_all
 from .capabilities.codec import decode
 from .context import ExecutionContext
 from .engine import EpochTicker, ModuleCache, deadline_ticks, make_engine
+from .limits import LimitsProfile
 from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected
 
 log = structlog.get_logger("circuit.runtime")
 
 MAX_MODULE_BYTES = 32 * 1024 * 1024
-MAX_MEMORY_BYTES = 4096 * 1024 * 1024
+DEFAULT_MEMORY_CAP = LimitsProfile().memory_bytes
 MAX_TABLE_ELEMENTS = 100_000
 
 
@@ -84,7 +85,7 @@ class Runtime:
 
     # -- loading ---------------------------------------------------------------------------
 
-    def load_file(self, path: Path) -> CircuitModule:
+    def load_file(self, path: Path, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
         """Load a ``.wasm`` (or, for convenience, a ``.wat``) file."""
         try:
             data = path.read_bytes()
@@ -95,22 +96,27 @@ class Runtime:
                 data = wasmtime.wat2wasm(data.decode("utf-8"))
             except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
                 raise Rejected(f"invalid WAT in {path}: {str(exc).strip().splitlines()[0]}") from None
-        return self.load(bytes(data))
+        return self.load(bytes(data), memory_cap)
 
-    def load(self, wasm: bytes) -> CircuitModule:
-        """Validate and compile ``wasm``; a module already seen is not compiled again."""
+    def load(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
+        """Validate and compile ``wasm``; a module already seen is not compiled again.
+
+        ``memory_cap`` is the memory limit the module will run under: a module declaring
+        more initial memory is rejected here rather than failing at every instantiation.
+        """
         if self._closed:
             raise RuntimeError("runtime is closed")
         sha256 = hashlib.sha256(wasm).hexdigest()
         with self._lock:
             cached = self._loaded.get(sha256)
         if cached is not None:
+            validate(cached.module, memory_cap)  # cheap; the cap may differ between callers
             return cached
         module = self.cache.load(self.engine, sha256)
         from_disk = module is not None
         if module is None:
             module = compile_checked(self.engine, wasm, self.max_module_bytes)
-        validate(module, MAX_MEMORY_BYTES)
+        validate(module, memory_cap)
         if not from_disk:
             self.cache.store(sha256, module)
         loaded = CircuitModule(
@@ -163,6 +169,10 @@ class Runtime:
             return Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
         finally:
             context.measure()
+            # The store holds the context as its data; drop the back references so the store
+            # (and its address-space reservation) is freed now, not at interpreter exit.
+            context.guest = None
+            context.store = None
 
     def _call_handle(
         self, module: CircuitModule, event: bytes, context: ExecutionContext, store: wasmtime.Store
@@ -196,7 +206,7 @@ class Runtime:
 
     def _from_trap(self, trap: wasmtime.Trap, context: ExecutionContext) -> Invocation:
         code = trap.trap_code
-        message = _first_line(trap.message)
+        message = trap_reason(trap)
         governor = context.governor
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             err = LimitExceeded("fuel", governor.limit("fuel"), 1, governor.limit("fuel"))
@@ -218,6 +228,17 @@ class Runtime:
 
 def _timeout(message: str) -> Invocation:
     return Invocation("timeout", error_kind=ExecutionTimeout.kind, error_message=message)
+
+
+def trap_reason(trap: wasmtime.Trap) -> str:
+    """The cause of a trap without the backtrace, e.g. ``wasm trap: call stack exhausted``."""
+    text = trap.message
+    _, _, cause = text.partition("Caused by:")
+    lines = [line.strip() for line in (cause or text).strip().splitlines() if line.strip()]
+    lines = [line.split(": ", 1)[1] if line.split(":", 1)[0].isdigit() else line for line in lines]
+    reason = ": ".join(lines) or "unknown trap"
+    code = trap.trap_code
+    return f"{reason} ({code.name.lower()})" if code is not None else reason
 
 
 def _first_line(text: str) -> str:

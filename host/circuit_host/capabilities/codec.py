@@ -24,7 +24,6 @@ def decode(data: bytes, what: str) -> Any:
             raw=False,
             strict_map_key=True,
             use_list=True,
-            max_buffer_size=len(data) + 1,
             ext_hook=_reject_ext,
         )
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:

@@ -1,0 +1,94 @@
+"""Compile a Zig circuit (DIR/circuit.zig) with the guest SDK into a core wasm module.
+
+The build goes through ``python -m ziglang`` (the pinned ``ziglang`` wheel) so it needs no
+system toolchain. The SDK's ``entry.zig`` is the root module: it imports the author's file as
+module ``script`` and exports the ABI entry points, which keeps circuit sources free of glue.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from circuit_host.errors import CircuitError
+
+OPTIMIZE_MODES = ("Debug", "ReleaseSafe", "ReleaseFast", "ReleaseSmall")
+
+# guest_sdk/zig in the source tree (host/circuit_host/build.py -> repo root).
+DEFAULT_SDK_DIR = Path(__file__).resolve().parents[2] / "guest_sdk" / "zig"
+
+# 64 KiB of stack instead of Zig's default 1 MiB keeps initial memory at ~2 pages, so a
+# host's memory limit and per-instance cost stay small; the SDK recurses only boundedly.
+STACK_BYTES = 65536
+
+BUILD_TIMEOUT_S = 300
+
+
+class BuildError(CircuitError):
+    """A circuit could not be compiled; the message carries the compiler's diagnostics."""
+
+    kind = "build_error"
+
+
+def build_command(source: Path, sdk_dir: Path, output: Path, optimize: str) -> list[str]:
+    """The exact compiler invocation, exposed so docs and tests can show or reuse it."""
+    name = output.stem
+    command = [
+        sys.executable, "-m", "ziglang", "build-exe",
+        "-target", "wasm32-freestanding",
+        "-fno-entry",
+        "-rdynamic",
+        "-O", optimize,
+        "--stack", str(STACK_BYTES),
+        "--name", name,
+    ]  # fmt: skip
+    if optimize != "Debug":
+        command.append("-fstrip")  # ReleaseFast keeps debug sections otherwise
+    command += [
+        "--dep", "circuit", "--dep", "script", f"-Mroot={sdk_dir / 'entry.zig'}",
+        "--dep", "circuit", f"-Mscript={source}",
+        f"-Mcircuit={sdk_dir / 'circuit.zig'}",
+        f"-femit-bin={output}",
+    ]  # fmt: skip
+    return command
+
+
+def build_circuit(
+    source_dir: Path,
+    out_dir: Path | None = None,
+    optimize: str = "ReleaseSmall",
+    sdk_dir: Path = DEFAULT_SDK_DIR,
+) -> Path:
+    """Build ``source_dir/circuit.zig`` into ``out_dir/<dir name>.wasm`` and return its path.
+
+    ``out_dir`` defaults to ``source_dir/zig-out``. Raises ``BuildError`` with the compiler's
+    stderr when the source does not compile, so authors see Zig's own diagnostics.
+    """
+    source_dir = Path(source_dir).resolve()
+    source = source_dir / "circuit.zig"
+    if optimize not in OPTIMIZE_MODES:
+        raise BuildError(f"unknown optimize mode {optimize!r}; expected one of {', '.join(OPTIMIZE_MODES)}")
+    if not source.is_file():
+        raise BuildError(f"no circuit source: {source} does not exist")
+    if not (sdk_dir / "circuit.zig").is_file():
+        raise BuildError(f"Zig guest SDK not found at {sdk_dir}")
+    out_dir = Path(out_dir).resolve() if out_dir is not None else source_dir / "zig-out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{source_dir.name}.wasm"
+
+    command = build_command(source, sdk_dir, output, optimize)
+    try:
+        done = subprocess.run(
+            command, cwd=out_dir, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"building {source} took longer than {BUILD_TIMEOUT_S} s") from exc
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip()
+        if "No module named ziglang" in detail:
+            raise BuildError("the ziglang package is not installed (pip install ziglang==0.17.1)")
+        raise BuildError(f"building {source} failed:\n{detail}")
+    if not output.is_file():
+        raise BuildError(f"the compiler reported success but wrote no {output}")
+    return output

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real runtime, real SQLite files, real loopback HTTP servers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from circuit_host.connectors.http_client import HttpConnector
+from circuit_host.connectors.sqlite_records import SqliteRecords
+from circuit_host.executions import Executor
+from circuit_host.runtime import Runtime
+
+GUESTS = Path(__file__).parent / "runtime" / "guests"
+
+
+def guest_wat(name: str) -> str:
+    """A test guest's WAT: files starting with ``(module`` stand alone, others get the prelude."""
+    body = (GUESTS / f"{name}.wat").read_text()
+    if body.lstrip().startswith("(module"):
+        return body
+    return f"(module\n{(GUESTS / '_prelude.wat').read_text()}\n{body}\n)"
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    with Runtime(cache_dir=tmp_path_factory.mktemp("module-cache")) as rt:
+        yield rt
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Iterator[SqliteRecords]:
+    store = SqliteRecords(tmp_path / "records.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def executor(runtime: Runtime, records: SqliteRecords) -> Iterator[Executor]:
+    http = HttpConnector()
+    yield Executor(runtime, records, http)
+    http.close()
+
+
+@pytest.fixture
+def load_guest(runtime: Runtime) -> Callable[[str], object]:
+    import wasmtime
+
+    def load(name: str) -> object:
+        return runtime.load(wasmtime.wat2wasm(guest_wat(name)))
+
+    return load
+
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 whose behaviour a test sets per path."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Handler] = {}
+        self.requests: list[tuple[str, str, bytes]] = []
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.requests.append((self.command, self.path, body))
+                route = server.routes.get(self.path.split("?")[0])
+                if route is None:
+                    self.send_response(404)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                route(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def loopback() -> Iterator[LoopbackServer]:
+    server = LoopbackServer()
+    yield server
+    server.close()
+
+
+def reply(status: int, body: bytes, content_type: str = "application/octet-stream") -> Handler:
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(status)
+        request.send_header("content-type", content_type)
+        request.send_header("content-length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    return handler

@@ -1,0 +1,4 @@
+;; Runs the event bytes as SOQL (no binds) and returns the import's result as its own.
+(func (export "handle") (param $ptr i32) (param $len i32) (result i32)
+  (call $query (local.get $ptr) (local.get $len) (i32.const 0) (i32.const 0) (i32.const 1040))
+  (call $forward))
