@@ -71,6 +71,7 @@ class LoopbackServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 server.requests.append((self.command, self.path, body))
+                self.body = body  # already read: routes use this, not rfile
                 route = server.routes.get(self.path.split("?")[0])
                 if route is None:
                     self.send_response(404)

@@ -1,0 +1,186 @@
+"""http.callout against a real server on loopback: allowlist, charging, timeouts, size caps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import msgpack
+import pytest
+
+from circuit_host.capabilities.http import HostPattern
+from circuit_host.errors import Rejected
+from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.limits import LimitsProfile
+from tests.conftest import LoopbackServer, reply
+
+Load = Callable[[str], Any]
+
+
+def callout(
+    executor: Executor, load_guest: Load, request: dict[str, Any], allow: list[str], **limits: int
+) -> ExecutionRecord:
+    options = ExecutionOptions(
+        limits=LimitsProfile().with_overrides(limits),
+        allowed_hosts=tuple(HostPattern.parse(p) for p in allow),
+    )
+    return executor.run(load_guest("callout_proxy"), msgpack.packb(request), options)
+
+
+def test_allowed_callout_reaches_the_server(executor: Executor, load_guest: Load, loopback: LoopbackServer) -> None:
+    loopback.routes["/census"] = reply(200, msgpack.packb({"94105": 120000}), "application/msgpack")
+    record = callout(
+        executor,
+        load_guest,
+        {"method": "POST", "url": f"{loopback.base}/census", "headers": {"x-k": "v"}, "body": b"\x01\x02"},
+        [loopback.base],
+    )
+    assert record.status == "ok", record.error
+    assert record.output["status"] == 200
+    assert msgpack.unpackb(record.output["body"]) == {"94105": 120000}
+    assert record.output["headers"]["content-type"] == "application/msgpack"
+    assert loopback.requests == [("POST", "/census", b"\x01\x02")]
+    assert record.usage["callouts"].used == 1
+
+
+def test_non_2xx_status_is_still_ok(executor: Executor, load_guest: Load, loopback: LoopbackServer) -> None:
+    record = callout(executor, load_guest, {"method": "GET", "url": f"{loopback.base}/missing"}, [loopback.base])
+    assert record.status == "ok"
+    assert record.output["status"] == 404
+
+
+@pytest.mark.parametrize(
+    "allow",
+    [
+        [],  # empty allowlist: no outbound access at all
+        ["http://example.com"],
+        ["https://127.0.0.1"],  # wrong scheme
+        ["http://127.0.0.1:1"],  # wrong port
+    ],
+)
+def test_url_outside_the_allowlist_is_err_and_never_leaves_the_host(
+    executor: Executor, load_guest: Load, loopback: LoopbackServer, allow: list[str]
+) -> None:
+    loopback.routes["/x"] = reply(200, b"secret")
+    record = callout(executor, load_guest, {"method": "GET", "url": f"{loopback.base}/x"}, allow)
+    assert record.status == "error"  # the guest received err and returned it
+    assert "is not allowed" in record.error["message"]
+    assert loopback.requests == []
+    assert record.usage["callouts"].used == 1  # refused callouts still count
+
+
+def test_wildcard_patterns_match_subdomains_only() -> None:
+    import httpx
+
+    pattern = HostPattern.parse("https://*.example.com")
+    assert pattern.matches(httpx.URL("https://api.example.com/v1"))
+    assert not pattern.matches(httpx.URL("https://example.com/"))
+    assert not pattern.matches(httpx.URL("https://evil-example.com/"))
+    assert not pattern.matches(httpx.URL("https://api.example.com.evil.net/"))
+
+
+@pytest.mark.parametrize("text", ["ftp://x.com", "https://x.com/path", "https://user:pw@x.com", "not a url"])
+def test_bad_allowlist_patterns_are_rejected(text: str) -> None:
+    with pytest.raises(Rejected):
+        HostPattern.parse(text)
+
+
+def test_redirects_are_not_followed(executor: Executor, load_guest: Load, loopback: LoopbackServer) -> None:
+    def redirect(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(302)
+        request.send_header("location", "http://example.com/steal")
+        request.send_header("content-length", "0")
+        request.end_headers()
+
+    loopback.routes["/r"] = redirect
+    record = callout(executor, load_guest, {"method": "GET", "url": f"{loopback.base}/r"}, [loopback.base])
+    assert record.output["status"] == 302
+    assert len(loopback.requests) == 1
+
+
+def test_callout_timeout_is_a_catchable_err(executor: Executor, load_guest: Load, loopback: LoopbackServer) -> None:
+    def slow(request: BaseHTTPRequestHandler) -> None:
+        time.sleep(1.0)
+        reply(200, b"late")(request)
+
+    loopback.routes["/slow"] = slow
+    record = callout(
+        executor, load_guest, {"method": "GET", "url": f"{loopback.base}/slow", "timeout_ms": 200}, [loopback.base]
+    )
+    assert record.status == "error"
+    assert "timed out" in record.error["message"]
+    assert 150 <= record.usage["callout_time_ms"].used < 900
+
+
+def test_callout_is_bounded_by_the_callout_time_budget(
+    executor: Executor, load_guest: Load, loopback: LoopbackServer
+) -> None:
+    def slow(request: BaseHTTPRequestHandler) -> None:
+        time.sleep(1.0)
+        reply(200, b"late")(request)
+
+    loopback.routes["/slow"] = slow
+    record = callout(
+        executor, load_guest, {"method": "GET", "url": f"{loopback.base}/slow"}, [loopback.base], callout_time_ms=200
+    )
+    assert record.status == "limit_exceeded"
+    assert record.error["resource"] == "callout_time_ms"
+    assert record.duration_ms < 900
+
+
+def test_callout_is_bounded_by_the_execution_deadline(
+    executor: Executor, load_guest: Load, loopback: LoopbackServer
+) -> None:
+    def slow(request: BaseHTTPRequestHandler) -> None:
+        time.sleep(1.5)
+        reply(200, b"late")(request)
+
+    loopback.routes["/slow"] = slow
+    record = callout(
+        executor, load_guest, {"method": "GET", "url": f"{loopback.base}/slow"}, [loopback.base], timeout_ms=300
+    )
+    assert record.status == "timeout"
+    assert record.duration_ms < 1200
+
+
+def test_response_over_the_size_cap_is_err(executor: Executor, load_guest: Load, loopback: LoopbackServer) -> None:
+    loopback.routes["/big"] = reply(200, b"x" * (5 * 1024 * 1024))
+    record = callout(executor, load_guest, {"method": "GET", "url": f"{loopback.base}/big"}, [loopback.base])
+    assert record.status == "error"
+    assert "exceeds the cap" in record.error["message"]
+
+
+def test_connection_refused_is_err(executor: Executor, load_guest: Load) -> None:
+    record = callout(executor, load_guest, {"method": "GET", "url": "http://127.0.0.1:1/"}, ["http://127.0.0.1:1"])
+    assert record.status == "error"
+    assert "failed" in record.error["message"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"url": "http://127.0.0.1/"}, "method must be one of"),
+        ({"method": "TRACE", "url": "http://127.0.0.1/"}, "method must be one of"),
+        ({"method": "GET"}, "url must be a string"),
+        ({"method": "GET", "url": "http://127.0.0.1/", "headers": {"a": 1}}, "headers must be"),
+        ({"method": "GET", "url": "http://127.0.0.1/", "body": 5}, "body must be"),
+        ({"method": "GET", "url": "http://127.0.0.1/", "timeout_ms": -1}, "timeout_ms must be"),
+        ({"method": "GET", "url": "http://127.0.0.1/", "proxy": "x"}, "unknown request field"),
+        ([1, 2], "request must be a map"),
+    ],
+)
+def test_malformed_requests_are_catchable_errs(
+    executor: Executor, load_guest: Load, request_: Any, message: str
+) -> None:
+    options = ExecutionOptions(allowed_hosts=(HostPattern.parse("http://127.0.0.1"),))
+    record = executor.run(load_guest("callout_proxy"), msgpack.packb(request_), options)
+    assert record.status == "error"
+    assert message in record.error["message"]
+
+
+def test_callout_over_the_limit_traps_before_any_request(executor: Executor, load_guest: Load) -> None:
+    record = callout(executor, load_guest, {"method": "GET", "url": "http://nope.invalid/"}, [], callouts=0)
+    assert record.status == "limit_exceeded"
+    assert record.error["resource"] == "callouts"
