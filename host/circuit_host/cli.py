@@ -11,6 +11,7 @@ from typing import Any
 
 from .capabilities.http import HostPattern
 from .connectors.http_client import HttpConnector
+from .connectors.soql import parse
 from .connectors.sqlite_records import SqliteRecords
 from .errors import CircuitError, QueryError, Rejected
 from .executions import ExecutionOptions, ExecutionRecord, Executor
@@ -109,12 +110,15 @@ def cmd_query(args: argparse.Namespace, settings: HostSettings) -> int:
         return 1
     finally:
         records.close()
+    if parse(args.soql).count:
+        print(json.dumps({"count": result.total_size}) if args.json else f"count: {result.total_size}")
+        return 0
     rows = result.records[: args.max_rows]
     if args.json:
         print(json.dumps(rows, default=str))
         return 0
     if not rows:
-        print(f"({result.total_size} rows)")
+        print("(0 rows)")
         return 0
     columns = list(dict.fromkeys(key for row in rows for key in row))
     widths = {c: max(len(c), *(len(str(row.get(c, ""))) for row in rows)) for c in columns}
@@ -155,10 +159,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print exactly one JSON object")
     run.set_defaults(func=cmd_run)
 
-    query = sub.add_parser("query", help="run a SOQL query against a records file")
+    query = sub.add_parser("query", help="run a SOQL query against a records file (read-only)")
     query.add_argument("soql")
     query.add_argument("--db", type=Path, required=True)
-    query.add_argument("--json", action="store_true", help="print a JSON array of row objects")
+    query.add_argument(
+        "--json", action="store_true", help='print a JSON array of row objects ({"count": n} for COUNT())'
+    )
     query.add_argument("--max-rows", type=int, default=50_000)
     query.set_defaults(func=cmd_query)
     return p

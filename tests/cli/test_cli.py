@@ -1,0 +1,166 @@
+"""The ``circuit`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import guest_wat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def circuit(*args: str | Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "circuit_host.cli", "--cache-dir", str(cache), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def write_wat(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.wat"
+    path.write_text(guest_wat(name))
+    return path
+
+
+def write_json(tmp_path: Path, name: str, value: object) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(value))
+    return path
+
+
+def test_build_prints_the_wasm_path_last_and_run_executes_it(tmp_path: Path, cache: Path) -> None:
+    built = circuit("build", ROOT / "examples" / "hello", "--out", tmp_path / "out", cache=cache)
+    assert built.returncode == 0, built.stderr
+    wasm = Path(built.stdout.strip().splitlines()[-1])
+    assert wasm.suffix == ".wasm" and wasm.exists()
+    ran = circuit("run", wasm, "--event", ROOT / "examples" / "hello" / "event.json", "--json", cache=cache)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["status"] == "ok"
+    assert result["output"]["greeted"] >= 1
+
+
+def test_run_json_prints_exactly_one_object_with_the_documented_keys(tmp_path: Path, cache: Path) -> None:
+    event = write_json(tmp_path, "e.json", {"hello": "world"})
+    ran = circuit("run", write_wat(tmp_path, "echo"), "--event", event, "--json", cache=cache)
+    assert ran.returncode == 0
+    result = json.loads(ran.stdout)  # fails if anything else is on stdout
+    assert {"status", "output", "error", "usage", "logs", "duration_ms"} <= set(result)
+    assert result["output"] == {"hello": "world"}
+    assert result["error"] is None
+    assert result["usage"]["queries"] == {"used": 0, "limit": 100}
+
+
+@pytest.mark.parametrize(
+    ("guest", "limits", "status", "code"),
+    [
+        ("fail", {}, "error", 1),
+        ("spin", {"timeout_ms": 200}, "timeout", 1),
+        ("spin", {"fuel": 1000000}, "limit_exceeded", 1),
+        ("abuse", {}, "trap", 1),
+        ("imports_wasi", {}, "rejected", 2),
+    ],
+)
+def test_run_exit_code_is_zero_only_for_ok(
+    tmp_path: Path, cache: Path, guest: str, limits: dict[str, int], status: str, code: int
+) -> None:
+    event = write_json(tmp_path, "e.json", 3)
+    args: list[str | Path] = ["run", write_wat(tmp_path, guest), "--event", event, "--json"]
+    if limits:
+        args += ["--limits", write_json(tmp_path, "limits.json", limits)]
+    ran = circuit(*args, cache=cache)
+    assert ran.returncode == code
+    result = json.loads(ran.stdout)
+    assert result["status"] == status
+    assert result["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [({"fuel": "lots"}, "fuel"), ({"queries_per_day": 5}, "queries_per_day"), ([1], "JSON object")],
+)
+def test_bad_limits_file_is_rejected_clearly(tmp_path: Path, cache: Path, limits: object, message: str) -> None:
+    event = write_json(tmp_path, "e.json", 1)
+    bad = write_json(tmp_path, "limits.json", limits)
+    ran = circuit("run", write_wat(tmp_path, "echo"), "--event", event, "--limits", bad, "--json", cache=cache)
+    assert ran.returncode == 2
+    assert message in json.loads(ran.stdout)["error"]["message"]
+
+
+def test_bad_event_files_are_rejected_clearly(tmp_path: Path, cache: Path) -> None:
+    module = write_wat(tmp_path, "echo")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    ran = circuit("run", module, "--event", broken, cache=cache)
+    assert ran.returncode == 2
+    assert "not valid JSON" in ran.stderr
+    bad_trigger = write_json(tmp_path, "t.json", {"kind": "trigger", "object": "Contact", "operation": "after_explode"})
+    ran = circuit("run", module, "--event", bad_trigger, "--json", cache=cache)
+    assert ran.returncode == 2
+    assert "operation" in json.loads(ran.stdout)["error"]["message"]
+    ran = circuit("run", tmp_path / "missing.wasm", "--event", bad_trigger, cache=cache)
+    assert ran.returncode == 2
+    assert "cannot read" in ran.stderr
+
+
+def test_trigger_run_saves_records_and_query_reads_what_was_committed(tmp_path: Path, cache: Path) -> None:
+    db = tmp_path / "records.db"
+    wasm = tmp_path / "vlpr"
+    built = circuit("build", ROOT / "examples" / "virtual_lpr", "--out", wasm, cache=cache)
+    assert built.returncode == 0, built.stderr
+    module = built.stdout.strip().splitlines()[-1]
+    event = ROOT / "examples" / "virtual_lpr" / "event.json"
+    ran = circuit("run", module, "--event", event, "--db", db, "--json", cache=cache)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    queried = circuit("query", "SELECT LastName, VLPR_Grade__c FROM Contact", "--db", db, "--json", cache=cache)
+    assert queried.returncode == 0, queried.stderr
+    rows = json.loads(queried.stdout)
+    saved = json.loads(event.read_text())["new"]
+    assert sorted(r["LastName"] for r in rows) == sorted(c["LastName"] for c in saved)
+    assert all(r["VLPR_Grade__c"] in {"A", "B", "C", "D"} for r in rows)
+    tasks = circuit("query", "SELECT COUNT() FROM Task", "--db", db, "--json", cache=cache)
+    grade_a = sum(1 for r in rows if r["VLPR_Grade__c"] == "A")
+    assert json.loads(tasks.stdout) == {"count": grade_a}
+    assert grade_a >= 1
+
+
+def test_a_failed_trigger_run_commits_nothing_not_even_the_triggering_records(tmp_path: Path, cache: Path) -> None:
+    db = tmp_path / "records.db"
+    event = write_json(
+        tmp_path,
+        "t.json",
+        {"kind": "trigger", "object": "Contact", "operation": "after_insert", "new": [{"LastName": "Gone"}]},
+    )
+    ran = circuit("run", write_wat(tmp_path, "fail"), "--event", event, "--db", db, "--json", cache=cache)
+    assert json.loads(ran.stdout)["status"] == "error"
+    queried = circuit("query", "SELECT Id FROM Contact", "--db", db, "--json", cache=cache)
+    assert json.loads(queried.stdout) == []
+
+
+def test_query_reports_bad_soql_with_position(tmp_path: Path, cache: Path) -> None:
+    db = tmp_path / "records.db"
+    event = write_json(tmp_path, "e.json", 1)
+    circuit("run", write_wat(tmp_path, "dml_then_trap"), "--event", event, "--db", db, cache=cache)
+    bad = circuit("query", "SELECT Id FROM", "--db", db, cache=cache)
+    assert bad.returncode == 1
+    assert "column" in bad.stderr
+
+
+def test_allow_host_patterns_are_validated(tmp_path: Path, cache: Path) -> None:
+    event = write_json(tmp_path, "e.json", 1)
+    ran = circuit("run", write_wat(tmp_path, "echo"), "--event", event, "--allow-host", "ftp://x", "--json", cache=cache)
+    assert ran.returncode == 2
+    assert "allowed host" in json.loads(ran.stdout)["error"]["message"]
