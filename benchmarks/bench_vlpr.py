@@ -23,17 +23,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import LoopbackServer  # noqa: E402
+from tests.examples.test_virtual_lpr import census, configure_census, contacts  # noqa: E402
+
 from benchmarks import native_vlpr  # noqa: E402
 from circuit_host.build import build_circuit  # noqa: E402
 from circuit_host.capabilities.http import HostPattern  # noqa: E402
 from circuit_host.connectors.http_client import HttpConnector  # noqa: E402
 from circuit_host.connectors.sqlite_records import SqliteRecords  # noqa: E402
 from circuit_host.executions import ExecutionOptions, Executor  # noqa: E402
-from circuit_host.runtime import Runtime  # noqa: E402
+from circuit_host.runtime import CircuitModule, Runtime  # noqa: E402
 from circuit_host.settings import configure_logging  # noqa: E402
 from circuit_host.triggers import run_trigger_event  # noqa: E402
-from tests.conftest import LoopbackServer  # noqa: E402
-from tests.examples.test_virtual_lpr import census, configure_census, contacts  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -50,6 +51,49 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+def measure(
+    runtime: Runtime, module: CircuitModule, work: Path, server: LoopbackServer, size: int, args: argparse.Namespace
+) -> tuple[float, float, float]:
+    """Median ms of the sandboxed and the native execution on ``size`` contacts, and median fuel."""
+    batch = contacts(size, seed=size)
+    guest_store, native_store = SqliteRecords(work / f"g{size}.db"), SqliteRecords(work / f"n{size}.db")
+    http = HttpConnector()
+    if args.census:
+        for store in (guest_store, native_store):
+            configure_census(store, f"{server.base}/census")
+    executor = Executor(runtime, guest_store, http)
+    options = ExecutionOptions(allowed_hosts=(HostPattern.parse(server.base),))
+    event = {"kind": "trigger", "object": "Contact", "operation": "after_insert", "new": batch}
+    fuel: list[int] = []
+
+    def sandboxed() -> None:
+        record = run_trigger_event(executor, module, event, options)
+        assert record.status == "ok", record.error
+        fuel.append(record.usage["fuel"].used)
+
+    def native() -> None:
+        tx = native_store.begin()
+        ids = tx.seed("Contact", batch)
+        native_vlpr.handle(tx, http, [{**c, "Id": i} for c, i in zip(batch, ids, strict=True)])
+        tx.commit()
+        tx.close()
+
+    timings: dict[str, list[float]] = {"sandboxed": [], "native": []}
+    cases: list[tuple[str, Callable[[], None]]] = [("sandboxed", sandboxed), ("native", native)]
+    for _ in range(5):  # warm-up: caches, SQLite pages, connection pools
+        for _, fn in cases:
+            fn()
+    for _ in range(args.iterations):
+        for name, fn in cases:
+            started = time.perf_counter()
+            fn()
+            timings[name].append(time.perf_counter() - started)
+    http.close()
+    guest_store.close()
+    native_store.close()
+    return median_ms(timings["sandboxed"]), median_ms(timings["native"]), statistics.median(fuel)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iterations", type=int, default=200)
@@ -61,51 +105,17 @@ def main() -> None:
     wasm = build_circuit(ROOT / "examples" / "virtual_lpr", work / "build", optimize="ReleaseSmall")
     server = LoopbackServer()
     census(server)
-    print(f"machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}, "
-          f"wasmtime {version('wasmtime')}, module {wasm.stat().st_size} bytes")
+    print(
+        f"machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}, "
+        f"wasmtime {version('wasmtime')}, module {wasm.stat().st_size} bytes"
+    )
     print(f"iterations: {args.iterations} per case, census callout: {'on' if args.census else 'off'}\n")
     print(f"{'case':<14}{'sandboxed ms':>14}{'native ms':>12}{'ratio':>8}{'fuel':>12}")
     with Runtime(cache_dir=work / "cache") as runtime:
         module = runtime.load(wasm.read_bytes())
         for size in (10, 200):
-            batch = contacts(size, seed=size)
-            guest_store, native_store = SqliteRecords(work / f"g{size}.db"), SqliteRecords(work / f"n{size}.db")
-            http = HttpConnector()
-            if args.census:
-                for store in (guest_store, native_store):
-                    configure_census(store, f"{server.base}/census")
-            executor = Executor(runtime, guest_store, http)
-            options = ExecutionOptions(allowed_hosts=(HostPattern.parse(server.base),))
-            event = {"kind": "trigger", "object": "Contact", "operation": "after_insert", "new": batch}
-            fuel: list[int] = []
-
-            def sandboxed() -> None:
-                record = run_trigger_event(executor, module, event, options)
-                assert record.status == "ok", record.error
-                fuel.append(record.usage["fuel"].used)
-
-            def native() -> None:
-                tx = native_store.begin()
-                ids = tx.seed("Contact", batch)
-                native_vlpr.handle(tx, http, [{**c, "Id": i} for c, i in zip(batch, ids, strict=True)])
-                tx.commit()
-                tx.close()
-
-            timings: dict[str, list[float]] = {"sandboxed": [], "native": []}
-            cases: list[tuple[str, Callable[[], None]]] = [("sandboxed", sandboxed), ("native", native)]
-            for _ in range(5):  # warm-up: caches, SQLite pages, connection pools
-                for _, fn in cases:
-                    fn()
-            for _ in range(args.iterations):
-                for name, fn in cases:
-                    started = time.perf_counter()
-                    fn()
-                    timings[name].append(time.perf_counter() - started)
-            guest, base = median_ms(timings["sandboxed"]), median_ms(timings["native"])
-            print(f"{f'{size} contacts':<14}{guest:>14.3f}{base:>12.3f}{guest / base:>8.2f}{statistics.median(fuel):>12.0f}")
-            http.close()
-            guest_store.close()
-            native_store.close()
+            guest, base, fuel = measure(runtime, module, work, server, size, args)
+            print(f"{f'{size} contacts':<14}{guest:>14.3f}{base:>12.3f}{guest / base:>8.2f}{fuel:>12.0f}")
     server.close()
 
 

@@ -63,8 +63,10 @@ def income_points(income: Any) -> int:
 
 
 def score(contact: dict[str, Any], incomes: dict[str, Any]) -> int:
-    fit = title_points(contact.get("Title")) + email_points(contact.get("Email")) + size_points(
-        contact.get("Company_Size__c")
+    fit = (
+        title_points(contact.get("Title"))
+        + email_points(contact.get("Email"))
+        + size_points(contact.get("Company_Size__c"))
     )
     intent = (
         2 * min(_count(contact.get("Website_Visits__c")), 10)
@@ -113,7 +115,12 @@ def handle(records: RecordsTransaction, http: HttpConnector, contacts: list[dict
         total = score(contact, incomes)
         letter = grade(total)
         updates.append(
-            {"Id": contact["Id"], "VLPR_Score__c": total, "VLPR_Grade__c": letter, "Next_Action__c": NEXT_ACTION[letter]}
+            {
+                "Id": contact["Id"],
+                "VLPR_Score__c": total,
+                "VLPR_Grade__c": letter,
+                "Next_Action__c": NEXT_ACTION[letter],
+            }
         )
         if total >= 70:
             name = " ".join(n for n in (contact.get("FirstName"), contact.get("LastName")) if n)

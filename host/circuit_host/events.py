@@ -58,7 +58,5 @@ def parse_event(data: Any) -> TriggerEvent:
     try:
         return TriggerEvent.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors()
-        )
+        details = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors())
         raise Rejected(f"invalid event: {details}") from None

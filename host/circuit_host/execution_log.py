@@ -44,6 +44,4 @@ class ExecutionLog:
 
     def render(self) -> str:
         """Apex-style debug log text: one line per entry."""
-        return "\n".join(
-            f"{e.at_ms:10.3f}ms|{e.source.upper()}|{e.level.upper()}|{e.message}" for e in self.entries
-        )
+        return "\n".join(f"{e.at_ms:10.3f}ms|{e.source.upper()}|{e.level.upper()}|{e.message}" for e in self.entries)

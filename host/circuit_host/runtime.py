@@ -25,8 +25,8 @@ from .capabilities import link_all
 from .capabilities.codec import decode
 from .context import ExecutionContext
 from .engine import EpochTicker, ModuleCache, deadline_ticks, make_engine
-from .limits import LimitsProfile
 from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected
+from .limits import LimitsProfile
 
 log = structlog.get_logger("circuit.runtime")
 
@@ -93,10 +93,10 @@ class Runtime:
             raise Rejected(f"cannot read module {path}: {exc.strerror}") from None
         if path.suffix == ".wat":
             try:
-                data = wasmtime.wat2wasm(data.decode("utf-8"))
+                data = bytes(wasmtime.wat2wasm(data.decode("utf-8")))
             except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
                 raise Rejected(f"invalid WAT in {path}: {str(exc).strip().splitlines()[0]}") from None
-        return self.load(bytes(data), memory_cap)
+        return self.load(data, memory_cap)
 
     def load(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
         """Validate and compile ``wasm``; a module already seen is not compiled again.
@@ -181,16 +181,13 @@ class Runtime:
         governor.charge("input_bytes", len(event))
         instance = module.instance_pre.instantiate(store)
         exports = instance.exports(store)
-        memory = exports[MEMORY_EXPORT]
-        handle, post = exports["handle"], exports["cabi_post_handle"]
-        context.guest = GuestMemory(store, memory, exports["cabi_realloc"])
+        handle, post = _func(exports, "handle"), _func(exports, "cabi_post_handle")
+        context.guest = GuestMemory(store, exports[MEMORY_EXPORT], _func(exports, "cabi_realloc"))
         if module.has_initialize:
-            exports["_initialize"](store)
+            _func(exports, "_initialize")(store)
         ptr, length = context.guest.allocate(event, "event buffer")
         retptr = handle(store, ptr, length)
-        ok, payload = context.guest.read_result(
-            retptr, "handle result", max_len=governor.remaining("output_bytes")
-        )
+        ok, payload = context.guest.read_result(retptr, "handle result", max_len=governor.remaining("output_bytes"))
         governor.charge("output_bytes", len(payload))
         if ok:
             output = decode(payload, "handle output")
@@ -224,6 +221,14 @@ class Runtime:
                 resource="memory_bytes",
             )
         return Invocation("trap", error_kind="trap", error_message=message)
+
+
+def _func(exports: Any, name: str) -> wasmtime.Func:
+    """An export validation guaranteed to be a function (``Instance.exports`` is untyped)."""
+    item = exports[name]
+    if not isinstance(item, wasmtime.Func):
+        raise GuestFault(f"export {name!r} is not a function")
+    return item
 
 
 def _timeout(message: str) -> Invocation:

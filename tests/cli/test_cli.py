@@ -161,6 +161,8 @@ def test_query_reports_bad_soql_with_position(tmp_path: Path, cache: Path) -> No
 
 def test_allow_host_patterns_are_validated(tmp_path: Path, cache: Path) -> None:
     event = write_json(tmp_path, "e.json", 1)
-    ran = circuit("run", write_wat(tmp_path, "echo"), "--event", event, "--allow-host", "ftp://x", "--json", cache=cache)
+    ran = circuit(
+        "run", write_wat(tmp_path, "echo"), "--event", event, "--allow-host", "ftp://x", "--json", cache=cache
+    )
     assert ran.returncode == 2
     assert "allowed host" in json.loads(ran.stdout)["error"]["message"]

@@ -14,8 +14,8 @@ from typing import Any
 
 import msgpack
 import pytest
-
 from benchmarks import native_vlpr
+
 from circuit_host.build import build_circuit
 from circuit_host.capabilities.http import HostPattern
 from circuit_host.connectors.http_client import HttpConnector

@@ -85,9 +85,7 @@ def test_query_rows_limit_counts_returned_rows(
     over = executor.run(load_guest("query_proxy"), b"SELECT Id FROM Contact", ExecutionOptions(limits=limits))
     assert over.status == "limit_exceeded"
     assert over.error["resource"] == "query_rows"
-    under = executor.run(
-        load_guest("query_proxy"), b"SELECT Id FROM Contact LIMIT 25", ExecutionOptions(limits=limits)
-    )
+    under = executor.run(load_guest("query_proxy"), b"SELECT Id FROM Contact LIMIT 25", ExecutionOptions(limits=limits))
     assert under.status == "ok"
     assert len(under.output["records"]) == 25
     assert under.usage["query_rows"].used == 25

@@ -58,9 +58,7 @@ class GuestMemory:
         ptr, length = as_u32(ptr), as_u32(length)
         size = self.size
         if ptr + length > size:
-            raise GuestFault(
-                f"{what}: range [{ptr:#x}, {ptr + length:#x}) is outside guest memory of {size} bytes"
-            )
+            raise GuestFault(f"{what}: range [{ptr:#x}, {ptr + length:#x}) is outside guest memory of {size} bytes")
         return ptr, length
 
     def read(self, ptr: int, length: int, what: str) -> bytes:
@@ -135,4 +133,3 @@ class OversizedOutput(Exception):
     def __init__(self, length: int) -> None:
         super().__init__(length)
         self.length = length
-

@@ -31,7 +31,7 @@ def context_of(caller: wasmtime.Caller) -> Any:
     data = _ffi.wasmtime_context_get_data(caller._context())
     if not data:
         raise RuntimeError("store has no execution context")
-    return _value._unintern(data)
+    return _value._unintern(data)  # type: ignore[arg-type]  # the slab index, as wasmtime-py does
 
 
 def _guest_of(context: HostContext, caller: wasmtime.Caller) -> GuestMemory:

@@ -38,9 +38,7 @@ def check_imports(module: wasmtime.Module) -> None:
             raise Rejected(f"{where} must be a function")
         got = (_types(ty.params), _types(ty.results))
         if got != (spec.core_params, ()):
-            raise Rejected(
-                f"{where} has signature {_describe(*got)}, expected {_describe(spec.core_params, ())}"
-            )
+            raise Rejected(f"{where} has signature {_describe(*got)}, expected {_describe(spec.core_params, ())}")
 
 
 def check_exports(module: wasmtime.Module, memory_cap: int) -> None:
@@ -64,8 +62,7 @@ def check_exports(module: wasmtime.Module, memory_cap: int) -> None:
         got = (_types(ty.params), _types(ty.results))
         if got != (spec.params, spec.results):
             raise Rejected(
-                f"export {spec.name!r} has signature {_describe(*got)}, "
-                f"expected {_describe(spec.params, spec.results)}"
+                f"export {spec.name!r} has signature {_describe(*got)}, expected {_describe(spec.params, spec.results)}"
             )
 
 

@@ -85,9 +85,7 @@ def _parse_request(payload: Any) -> tuple[CalloutRequest, int]:
     if not isinstance(url, str):
         raise CalloutError("url must be a string")
     headers = payload.get("headers") or {}
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
         raise CalloutError("headers must be a map of string to string")
     body = payload.get("body")
     if isinstance(body, str):
@@ -131,7 +129,9 @@ def callout(context: ExecutionContext, request_payload: bytes) -> bytes:
         raise ExecutionTimeout("execution deadline reached during a callout") from None
     finally:
         spent = int((time.monotonic() - started) * 1000)
-        governor.record("callout_time_ms", min(governor.limit("callout_time_ms"), governor.used("callout_time_ms") + spent))
+        governor.record(
+            "callout_time_ms", min(governor.limit("callout_time_ms"), governor.used("callout_time_ms") + spent)
+        )
     return encode({"status": response.status, "headers": response.headers, "body": response.body})
 
 
