@@ -1,0 +1,114 @@
+"""records.query / records.dml as the guest sees them: charge first, shape errors are err."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import pytest
+
+from circuit_host.capabilities import records
+from circuit_host.capabilities.http import CalloutSession
+from circuit_host.connectors.http_client import HttpConnector
+from circuit_host.connectors.sqlite_records import SqliteRecords
+from circuit_host.context import ExecutionContext
+from circuit_host.errors import DmlError, GuestFault, LimitExceeded, QueryError
+from circuit_host.execution_log import ExecutionLog
+from circuit_host.governor import Governor
+from circuit_host.limits import LimitsProfile
+
+INSERT, UPDATE, UPSERT, DELETE = 0, 1, 2, 3
+
+
+@pytest.fixture
+def context(records: SqliteRecords) -> Iterator[ExecutionContext]:
+    tx = records.begin()
+    http = HttpConnector()
+    yield ExecutionContext(
+        governor=Governor(LimitsProfile(dml_rows=5)),
+        log=ExecutionLog("test"),
+        records=tx,
+        http=CalloutSession(http),
+    )
+    tx.close()
+    http.close()
+
+
+def dml(context: ExecutionContext, op: int, rows: Any, object_name: str = "Contact") -> dict[str, Any]:
+    return msgpack.unpackb(records.dml(context, op, object_name, msgpack.packb(rows)))  # type: ignore[no-any-return]
+
+
+def query(context: ExecutionContext, soql: str, binds: Any = None) -> dict[str, Any]:
+    payload = b"" if binds is None else msgpack.packb(binds)
+    return msgpack.unpackb(records.query(context, soql, payload))  # type: ignore[no-any-return]
+
+
+def test_insert_then_query_with_binds(context: ExecutionContext) -> None:
+    inserted = dml(context, INSERT, [{"LastName": "Ng", "Email": "ng@acme.com"}, {"LastName": "Bo"}])
+    assert inserted["created"] == [True, True]
+    found = query(context, "SELECT LastName FROM Contact WHERE Id IN :ids", {"ids": inserted["ids"]})
+    assert sorted(r["LastName"] for r in found["records"]) == ["Bo", "Ng"]
+    assert found["total_size"] == 2
+    assert context.governor.used("queries") == 1
+    assert context.governor.used("query_rows") == 2
+
+
+def test_upsert_by_external_id_field(context: ExecutionContext) -> None:
+    dml(context, INSERT, [{"LastName": "Ng", "Email": "ng@acme.com"}])
+    result = dml(
+        context,
+        UPSERT,
+        {
+            "rows": [{"LastName": "Ng2", "Email": "ng@acme.com"}, {"LastName": "New", "Email": "n@x.io"}],
+            "external_id": "Email",
+        },
+    )
+    assert result["created"] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ({"rows": [], "batch": 1}, "unknown DML option"),
+        ({"rows": [], "external_id": 5}, "external_id must be a field name"),
+        ("not rows", "rows must be an array"),
+        ([1], "row 0: must be a map"),
+        ([{"LastName": [1, 2]}], "row 0: field LastName"),
+        ([{"LastName": 2**64 - 1}], "int64"),
+    ],
+)
+def test_dml_shape_errors_are_catchable(context: ExecutionContext, rows: Any, message: str) -> None:
+    with pytest.raises(DmlError, match=message):
+        dml(context, INSERT, rows)
+    assert context.governor.used("dml_statements") == 1  # a failed statement still counts
+
+
+def test_dml_rows_over_the_limit_traps_before_the_connector(context: ExecutionContext) -> None:
+    with pytest.raises(LimitExceeded, match="dml_rows"):
+        dml(context, INSERT, [{"LastName": f"L{i}"} for i in range(6)])
+    assert query(context, "SELECT COUNT() FROM Contact")["total_size"] == 0
+
+
+def test_update_of_a_missing_record_names_the_row(context: ExecutionContext) -> None:
+    with pytest.raises(DmlError, match="row 0"):
+        dml(context, UPDATE, [{"Id": "003000000000000AAA", "LastName": "x"}])
+
+
+@pytest.mark.parametrize(
+    ("binds", "message"),
+    [([1, 2], "binds must be a msgpack map"), ({"x": {"a": 1}}, "bind :x must be a scalar"), ({"x": [[1]]}, "bind :x")],
+)
+def test_bad_binds_are_catchable(context: ExecutionContext, binds: Any, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        query(context, "SELECT Id FROM Contact WHERE LastName = :x", binds)
+
+
+def test_malformed_msgpack_from_the_guest_is_a_fault(context: ExecutionContext) -> None:
+    with pytest.raises(GuestFault, match="malformed msgpack"):
+        records.dml(context, INSERT, "Contact", b"\x92\x01")
+    with pytest.raises(GuestFault, match="extension type"):
+        records.query(context, "SELECT Id FROM Contact", b"\xd4\x01\x02")
+    nested = b"\x91" * 100 + b"\xc0"
+    with pytest.raises(GuestFault, match="nested deeper"):
+        records.dml(context, INSERT, "Contact", nested)
