@@ -1,0 +1,83 @@
+"""The records seam: what the ``records`` capability needs from a CRM data store.
+
+A connector hands out transactions, one per execution. Everything an execution reads or
+writes goes through its transaction, and nothing it writes is visible to others before
+``commit()``. Guest-facing failures are ``QueryError`` and ``DmlError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Protocol
+
+
+class DmlOp(IntEnum):
+    """The ABI's ``dml-op`` enum; the values are the lowered i32."""
+
+    INSERT = 0
+    UPDATE = 1
+    UPSERT = 2
+    DELETE = 3
+    UNDELETE = 4
+
+
+@dataclass
+class QueryResult:
+    """Records with exactly the selected fields plus ``Id``; for ``COUNT()`` no records."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    total_size: int = 0
+
+
+@dataclass
+class DmlResult:
+    """One id and one created flag per input row, in input order."""
+
+    ids: list[str] = field(default_factory=list)
+    created: list[bool] = field(default_factory=list)
+
+
+class RecordsTransaction(Protocol):
+    """One execution's unit of work. ``commit``, ``rollback`` and ``close`` end it."""
+
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+        """Run one SOQL query, returning at most ``max_rows + 1`` records.
+
+        The extra record lets the caller detect that the governor's row limit would be
+        exceeded without the store ever loading an unbounded result.
+        """
+        ...
+
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+    ) -> DmlResult:
+        """Run one all-or-none DML statement; ``DmlError`` names the row index and field."""
+        ...
+
+    def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Host only: save records as given (keeping any Id) before a trigger runs on them."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None:
+        """Roll back unless committed and release the transaction; idempotent."""
+        ...
+
+
+class RecordsConnector(Protocol):
+    """A records store; ``begin()`` may be called from any thread."""
+
+    def begin(self) -> RecordsTransaction: ...
+
+    def close(self) -> None:
+        """Release the store's resources; idempotent."""
+        ...
