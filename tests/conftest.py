@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,5 +112,15 @@ def reply(status: int, body: bytes, content_type: str = "application/octet-strea
         request.send_header("content-length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)
+
+    return handler
+
+
+def slow_reply(seconds: float) -> Handler:
+    """A route that answers only after ``seconds``: for timeout tests."""
+
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        time.sleep(seconds)
+        reply(200, b"late")(request)
 
     return handler

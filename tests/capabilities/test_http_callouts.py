@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -14,7 +13,7 @@ from circuit_host.capabilities.http import HostPattern
 from circuit_host.errors import Rejected
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
 from circuit_host.limits import LimitsProfile
-from tests.conftest import LoopbackServer, reply
+from tests.conftest import LoopbackServer, reply, slow_reply
 
 Load = Callable[[str], Any]
 
@@ -101,11 +100,7 @@ def test_redirects_are_not_followed(executor: Executor, load_guest: Load, loopba
 
 
 def test_callout_timeout_is_a_catchable_err(executor: Executor, load_guest: Load, loopback: LoopbackServer) -> None:
-    def slow(request: BaseHTTPRequestHandler) -> None:
-        time.sleep(1.0)
-        reply(200, b"late")(request)
-
-    loopback.routes["/slow"] = slow
+    loopback.routes["/slow"] = slow_reply(1.0)
     record = callout(
         executor, load_guest, {"method": "GET", "url": f"{loopback.base}/slow", "timeout_ms": 200}, [loopback.base]
     )
@@ -117,11 +112,7 @@ def test_callout_timeout_is_a_catchable_err(executor: Executor, load_guest: Load
 def test_callout_is_bounded_by_the_callout_time_budget(
     executor: Executor, load_guest: Load, loopback: LoopbackServer
 ) -> None:
-    def slow(request: BaseHTTPRequestHandler) -> None:
-        time.sleep(1.0)
-        reply(200, b"late")(request)
-
-    loopback.routes["/slow"] = slow
+    loopback.routes["/slow"] = slow_reply(1.0)
     record = callout(
         executor, load_guest, {"method": "GET", "url": f"{loopback.base}/slow"}, [loopback.base], callout_time_ms=200
     )
@@ -133,11 +124,7 @@ def test_callout_is_bounded_by_the_callout_time_budget(
 def test_callout_is_bounded_by_the_execution_deadline(
     executor: Executor, load_guest: Load, loopback: LoopbackServer
 ) -> None:
-    def slow(request: BaseHTTPRequestHandler) -> None:
-        time.sleep(1.5)
-        reply(200, b"late")(request)
-
-    loopback.routes["/slow"] = slow
+    loopback.routes["/slow"] = slow_reply(1.5)
     record = callout(
         executor, load_guest, {"method": "GET", "url": f"{loopback.base}/slow"}, [loopback.base], timeout_ms=300
     )
