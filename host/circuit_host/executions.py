@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from .capabilities.codec import encode
 from .capabilities.http import CalloutSession, HostPattern
 from .connectors.http_client import HttpConnector
@@ -110,6 +112,9 @@ class Executor:
                 committed = True
         except CircuitError as exc:
             outcome = Invocation("error", error_kind=exc.kind, error_message=str(exc))
+        except Exception as exc:  # a connector bug must fail this execution, not the host
+            structlog.get_logger("circuit.executions").exception("host error", execution_id=execution_id)
+            outcome = Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
         finally:
             if not committed:
                 transaction.rollback()

@@ -87,3 +87,11 @@ def test_failed_after_trigger_undoes_the_triggering_insert(
 def test_malformed_trigger_events_are_rejected(executor: Executor, load_guest: Load, data: Any, message: str) -> None:
     with pytest.raises(Rejected, match=message):
         run_trigger_event(executor, load_guest("echo"), data)
+
+
+def test_a_connector_failure_fails_the_execution_not_the_host(executor: Executor, load_guest: Load) -> None:
+    bad_id = {"Id": "not-an-id", "LastName": "G"}
+    record = run_trigger_event(executor, load_guest("echo"), event("after_insert", [bad_id]))
+    assert record.status == "error"
+    assert record.error["message"]
+    assert not record.committed
