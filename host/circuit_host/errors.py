@@ -58,9 +58,7 @@ class LimitExceeded(Uncatchable):
         self.used = used
         self.requested = requested
         self.limit = limit
-        super().__init__(
-            f"limit exceeded: {resource} (used {used}, requested {requested}, limit {limit})"
-        )
+        super().__init__(f"limit exceeded: {resource} (used {used}, requested {requested}, limit {limit})")
 
 
 class GuestFault(Uncatchable):

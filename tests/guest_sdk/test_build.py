@@ -20,9 +20,7 @@ def func_sig(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 @pytest.mark.parametrize("name", ["hello", "virtual_lpr"])
-def test_example_imports_only_abi_functions_with_exact_signatures(
-    example_wasm: dict[str, Path], name: str
-) -> None:
+def test_example_imports_only_abi_functions_with_exact_signatures(example_wasm: dict[str, Path], name: str) -> None:
     imports = module_of(example_wasm[name]).imports
     assert imports, "an example that imports nothing cannot log"
     for imp in imports:

@@ -52,9 +52,7 @@ def configure_census(records: SqliteRecords, url: str) -> None:
 def contacts(records: SqliteRecords) -> dict[str, dict[str, Any]]:
     transaction = records.begin()
     try:
-        rows = transaction.query(
-            "SELECT Id, VLPR_Score__c, VLPR_Grade__c, Next_Action__c FROM Contact", {}, 100
-        )
+        rows = transaction.query("SELECT Id, VLPR_Score__c, VLPR_Grade__c, Next_Action__c FROM Contact", {}, 100)
     finally:
         transaction.close()
     return {row["Id"][-5:]: row for row in rows.records}
@@ -73,9 +71,7 @@ def messages(record: ExecutionRecord) -> list[tuple[str, str]]:
     return [(entry.level, entry.message) for entry in record.logs if entry.source == "guest"]
 
 
-def test_hello_greets_each_new_record(
-    executor: Executor, runtime: Runtime, example_wasm: dict[str, Path]
-) -> None:
+def test_hello_greets_each_new_record(executor: Executor, runtime: Runtime, example_wasm: dict[str, Path]) -> None:
     record = run(executor, runtime, example_wasm["hello"])
     assert record.status == "ok", record.error
     assert record.output == {"greeted": 3}
