@@ -34,7 +34,7 @@ from circuit_host.connectors.sqlite_records import SqliteRecords  # noqa: E402
 from circuit_host.executions import ExecutionOptions, Executor  # noqa: E402
 from circuit_host.runtime import CircuitModule, Runtime  # noqa: E402
 from circuit_host.settings import configure_logging  # noqa: E402
-from circuit_host.triggers import run_trigger_event  # noqa: E402
+from circuit_host.trigger_runs import run_trigger_event  # noqa: E402
 
 
 def cpu_model() -> str:

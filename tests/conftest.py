@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +18,34 @@ from circuit_host.executions import Executor
 from circuit_host.runtime import Runtime
 
 GUESTS = Path(__file__).parent / "runtime" / "guests"
+POSTGRES_URL = os.environ.get("CIRCUIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("CIRCUIT_REQUIRE_POSTGRES") == "1"
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why PostgreSQL is unusable, or None. Asked once per test session."""
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
+def require_postgres() -> str:
+    """The PostgreSQL URL for tests; skips without a server, or fails when CI requires one."""
+    problem = _postgres_problem()
+    if problem is not None:
+        message = f"PostgreSQL at {POSTGRES_URL} is unavailable: {problem}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{message} (CIRCUIT_REQUIRE_POSTGRES=1)")
+        pytest.skip(message)
+    return POSTGRES_URL
 
 
 def guest_wat(name: str) -> str:

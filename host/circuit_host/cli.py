@@ -18,7 +18,8 @@ from .executions import ExecutionOptions, ExecutionRecord, Executor
 from .limits import LimitsProfile
 from .runtime import Runtime
 from .settings import HostSettings, configure_logging, default_cache_dir
-from .triggers import run_trigger_event
+from .trigger_runs import run_trigger_event
+from .triggers import TriggerBinding, TriggerRegistry
 
 MAX_EVENT_FILE_BYTES = 64 * 1024 * 1024
 
@@ -61,6 +62,21 @@ def _rejected_record(message: str) -> dict[str, Any]:
     }
 
 
+def _trigger_registry(runtime: Runtime, specs: list[str], memory_cap: int) -> TriggerRegistry:
+    """Parse ``--trigger Object.operation=MODULE`` options into a registry, in the order given."""
+    registry = TriggerRegistry()
+    for order, spec in enumerate(specs):
+        target, sep, path = spec.partition("=")
+        object_name, dot, operation = target.partition(".")
+        if not (sep and dot and object_name and path):
+            raise Rejected(f"--trigger {spec!r} must look like Object.operation=MODULE")
+        module = runtime.load_file(Path(path), memory_cap)
+        registry.register(
+            "default", TriggerBinding(f"{Path(path).stem}#{order}", object_name, operation, module, order)
+        )
+    return registry
+
+
 def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
     try:
         limits = LimitsProfile.from_json_file(args.limits) if args.limits else LimitsProfile()
@@ -68,10 +84,11 @@ def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
         event = _read_event(args.event)
         with Runtime(cache_dir=settings.cache_dir) as runtime:
             module = runtime.load_file(args.module, limits.memory_bytes)
+            registry = _trigger_registry(runtime, args.trigger, limits.memory_bytes)
             records = SqliteRecords(settings.db_path)
             http = HttpConnector()
             try:
-                executor = Executor(runtime, records, http)
+                executor = Executor(runtime, records, http, triggers=registry)
                 options = ExecutionOptions(limits=limits, allowed_hosts=allowed)
                 if isinstance(event, dict) and event.get("kind") == "trigger":
                     record = run_trigger_event(executor, module, event, options)
@@ -155,6 +172,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--limits", type=Path, default=None, help="JSON file with limit overrides")
     run.add_argument(
         "--allow-host", action="append", default=[], metavar="PATTERN", help="scheme://host[:port] callouts may reach"
+    )
+    run.add_argument(
+        "--trigger",
+        action="append",
+        default=[],
+        metavar="OBJECT.OPERATION=MODULE",
+        help="register a trigger circuit fired by the execution's DML (repeatable; runs in the order given)",
     )
     run.add_argument("--json", action="store_true", help="print exactly one JSON object")
     run.set_defaults(func=cmd_run)

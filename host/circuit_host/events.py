@@ -60,3 +60,21 @@ def parse_event(data: Any) -> TriggerEvent:
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors())
         raise Rejected(f"invalid event: {details}") from None
+
+
+def before_trigger_changes(new: list[Record], output: Any) -> list[Record]:
+    """The records a before trigger returned, checked against the ``new`` it was given."""
+    if output is None:
+        return new
+    if not isinstance(output, dict) or not isinstance(output.get("new"), list):
+        raise Rejected('a before trigger must return nil or {"new": [records]}')
+    changed = output["new"]
+    if len(changed) != len(new):
+        raise Rejected(f"a before trigger returned {len(changed)} records for {len(new)}")
+    for index, (before, after) in enumerate(zip(new, changed, strict=True)):
+        if not isinstance(after, dict):
+            raise Rejected(f"before trigger record {index} is not a map")
+        if "Id" in after and after["Id"] != before.get("Id"):
+            raise Rejected(f"before trigger record {index} changed its Id")
+    # A field present in the output sets the value; a field absent keeps the event's value.
+    return [{**before, **after} for before, after in zip(new, changed, strict=True)]

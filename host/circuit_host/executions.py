@@ -25,6 +25,8 @@ from .execution_log import ExecutionLog, LogEntry
 from .governor import Governor, Usage
 from .limits import LimitsProfile
 from .runtime import CircuitModule, Invocation, Runtime
+from .triggers.firing import TriggerFiring
+from .triggers.registry import TriggerRegistry
 
 BeforeHandle = Callable[[RecordsTransaction], Any]
 AfterHandle = Callable[[RecordsTransaction, Any], None]
@@ -76,10 +78,19 @@ def _jsonable(value: Any) -> Any:
 class Executor:
     """Runs executions of loaded modules against one records store and one HTTP connector."""
 
-    def __init__(self, runtime: Runtime, records: RecordsConnector, http: HttpConnector) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        records: RecordsConnector,
+        http: HttpConnector,
+        triggers: TriggerRegistry | None = None,
+        tenant: str = "default",
+    ) -> None:
         self.runtime = runtime
         self.records = records
         self.http = http
+        self.tenant = tenant
+        self.firing = TriggerFiring(runtime, triggers, tenant) if triggers is not None else None
 
     def run(
         self,
@@ -103,6 +114,7 @@ class Executor:
             log=log,
             records=transaction,
             http=CalloutSession(self.http, options.allowed_hosts),
+            firing=self.firing,
         )
         committed = False
         try:

@@ -46,6 +46,10 @@ class Governor:
             raise LimitExceeded(resource, used, amount, limit)
         self._used[resource] = used + amount
 
+    def add_measured(self, resource: str, amount: int) -> None:
+        """Add usage measured after the fact (fuel burnt by a store); wasmtime enforces the cap."""
+        self._used[resource] += amount
+
     def record(self, resource: str, value: int) -> None:
         """Set a measured resource (fuel, memory, wall time) to its observed value."""
         self._used[resource] = value

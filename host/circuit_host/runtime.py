@@ -142,9 +142,8 @@ class Runtime:
         store.set_limits(
             memory_size=limits.memory_bytes, table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=2
         )
-        store.set_fuel(limits.fuel)
-        store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
         try:
+            self._arm(store, context)
             return self._call_handle(module, event, context, store)
         except LimitExceeded as exc:
             return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
@@ -173,6 +172,20 @@ class Runtime:
             # (and its address-space reservation) is freed now, not at interpreter exit.
             context.guest = None
             context.store = None
+
+    @staticmethod
+    def _arm(store: wasmtime.Store, context: ExecutionContext) -> None:
+        """Give the store what is left of the execution's fuel and wall-clock budget."""
+        governor = context.governor
+        fuel = governor.remaining("fuel")
+        if fuel <= 0:
+            raise LimitExceeded("fuel", governor.used("fuel"), 1, governor.limit("fuel"))
+        time_left = governor.time_left_ms()
+        if time_left <= 0:
+            raise ExecutionTimeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
+        store.set_fuel(fuel)
+        context.fuel_granted = fuel
+        store.set_epoch_deadline(deadline_ticks(time_left))
 
     def _call_handle(
         self, module: CircuitModule, event: bytes, context: ExecutionContext, store: wasmtime.Store

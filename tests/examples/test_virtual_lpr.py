@@ -22,7 +22,7 @@ from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.connectors.sqlite_records import SqliteRecords
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
 from circuit_host.runtime import CircuitModule, Runtime
-from circuit_host.triggers import run_trigger_event
+from circuit_host.trigger_runs import run_trigger_event
 from tests.conftest import LoopbackServer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "virtual_lpr"

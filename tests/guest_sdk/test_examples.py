@@ -17,7 +17,7 @@ from circuit_host.capabilities.http import HostPattern
 from circuit_host.connectors.sqlite_records import SqliteRecords
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
 from circuit_host.runtime import Runtime
-from circuit_host.triggers import run_trigger_event
+from circuit_host.trigger_runs import run_trigger_event
 from tests.conftest import LoopbackServer, reply
 from tests.guest_sdk.conftest import EXAMPLES
 

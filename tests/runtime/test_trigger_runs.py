@@ -10,7 +10,7 @@ import pytest
 from circuit_host.connectors.sqlite_records import SqliteRecords
 from circuit_host.errors import Rejected
 from circuit_host.executions import Executor
-from circuit_host.triggers import run_trigger_event
+from circuit_host.trigger_runs import run_trigger_event
 
 Load = Callable[[str], Any]
 

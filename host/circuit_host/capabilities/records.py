@@ -10,6 +10,7 @@ import wasmtime
 from ..abi.lowering import define_import
 from ..abi.signatures import RECORDS_DML, RECORDS_QUERY
 from ..connectors.records import DmlOp
+from ..connectors.soql import IDENTIFIER
 from ..errors import DmlError, QueryError
 from .codec import decode, encode
 
@@ -53,7 +54,7 @@ def _rows_of(payload: Any) -> tuple[list[Mapping[str, Any]], str]:
             raise DmlError(f"unknown DML option(s): {', '.join(sorted(unknown))}")
         rows = payload.get("rows")
         external_id = payload.get("external_id", "Id")
-        if not isinstance(external_id, str):
+        if not isinstance(external_id, str) or not IDENTIFIER.fullmatch(external_id):
             raise DmlError("external_id must be a field name")
     if not isinstance(rows, list):
         raise DmlError("rows must be an array of records")
@@ -72,7 +73,10 @@ def dml(context: ExecutionContext, op: int, object_name: str, rows_payload: byte
     governor.charge("dml_statements")  # a statement that fails validation still counts, as in Apex
     rows, external_id = _rows_of(payload)
     governor.charge("dml_rows", len(rows))
-    result = context.records.dml(DmlOp(op), object_name, rows, external_id=external_id)
+    if context.firing is not None:
+        result = context.firing.dml(context, DmlOp(op), object_name, rows, external_id)
+    else:
+        result = context.records.dml(DmlOp(op), object_name, rows, external_id=external_id)
     return encode({"ids": result.ids, "created": result.created})
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .connectors.records import DmlOp, RecordsTransaction
-from .errors import Rejected
-from .events import Record, TriggerEvent, parse_event
+from .events import Record, TriggerEvent, before_trigger_changes, parse_event
 from .executions import ExecutionOptions, ExecutionRecord, Executor
 from .runtime import CircuitModule
 
@@ -35,24 +34,6 @@ def _save(transaction: RecordsTransaction, event: TriggerEvent, new: list[Record
     return new
 
 
-def _before_trigger_changes(event: TriggerEvent, output: Any) -> list[Record]:
-    """The records a before trigger returned, checked against the event it was given."""
-    if output is None:
-        return event.new
-    if not isinstance(output, dict) or not isinstance(output.get("new"), list):
-        raise Rejected('a before trigger must return nil or {"new": [records]}')
-    changed = output["new"]
-    if len(changed) != len(event.new):
-        raise Rejected(f"a before trigger returned {len(changed)} records for {len(event.new)}")
-    for index, (before, after) in enumerate(zip(event.new, changed, strict=True)):
-        if not isinstance(after, dict):
-            raise Rejected(f"before trigger record {index} is not a map")
-        if "Id" in after and after["Id"] != before.get("Id"):
-            raise Rejected(f"before trigger record {index} changed its Id")
-    # A field present in the output sets the value; a field absent keeps the event's value.
-    return [{**before, **after} for before, after in zip(event.new, changed, strict=True)]
-
-
 def run_trigger_event(
     executor: Executor, module: CircuitModule, data: Any, options: ExecutionOptions | None = None
 ) -> ExecutionRecord:
@@ -62,7 +43,7 @@ def run_trigger_event(
     if event.timing == "before":
 
         def after_handle(transaction: RecordsTransaction, output: Any) -> None:
-            _save(transaction, event, _before_trigger_changes(event, output))
+            _save(transaction, event, before_trigger_changes(event.new, output))
 
         return executor.run(module, event.to_wire(), options, after_handle=after_handle)
 
