@@ -8,6 +8,7 @@ writes goes through its transaction, and nothing it writes is visible to others 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
@@ -62,6 +63,19 @@ class RecordsTransaction(Protocol):
 
     def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         """Host only: save records as given (keeping any Id) before a trigger runs on them."""
+        ...
+
+    def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Host only, not charged: every field of these records (deleted ones too, with
+        ``IsDeleted``), in the order of ``ids``; ids not found are skipped.
+
+        Triggers use it for ``old`` values and for the saved rows an after-trigger sees.
+        """
+        ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested all-or-none scope: an exception inside it undoes the scope's writes and
+        propagates; leaving it normally keeps them (still uncommitted)."""
         ...
 
     def commit(self) -> None: ...

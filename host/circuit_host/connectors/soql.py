@@ -1,5 +1,9 @@
 """The SOQL subset guests may run: text in, a small typed AST out.
 
+Besides comparisons, LIKE and IN it has INCLUDES / EXCLUDES for multi-select picklists,
+date and datetime literals (``2026-01-31``, ``2026-01-31T10:00:00Z``) and the relative date
+literals (``TODAY``, ``LAST_N_DAYS:7``, ``THIS_MONTH``...; see ``date_range``).
+
 The parser never produces SQL. A store compiles the AST itself, binding every name and
 value that came from the guest as a parameter. Errors are ``QueryError`` with the 1-based
 line and column and what was expected. Nesting depth, condition count and query length
@@ -13,6 +17,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, TypeAlias
 
 from circuit_host.errors import QueryError
@@ -37,6 +42,17 @@ KEYWORDS = frozenset(
         "NULLS", "FIRST", "LAST", "LIMIT", "OFFSET", "NULL", "TRUE", "FALSE",
     }
 )  # fmt: skip
+
+DATE_LITERALS = frozenset(
+    {
+        "TODAY", "YESTERDAY", "TOMORROW", "THIS_WEEK", "LAST_WEEK", "NEXT_WEEK",
+        "THIS_MONTH", "LAST_MONTH", "NEXT_MONTH", "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR",
+    }
+)  # fmt: skip
+"""Relative date literals without a number; recognised only where a value is expected."""
+N_DATE_LITERALS = frozenset({"LAST_N_DAYS", "NEXT_N_DAYS"})
+"""Relative date literals written ``NAME:n``."""
+MAX_N_DAYS = 100_000
 
 
 @dataclass(frozen=True)
@@ -84,7 +100,25 @@ class Bind:
     pos: Position = field(default=_NOWHERE, compare=False, repr=False)
 
 
-Operand: TypeAlias = Constant | Bind
+@dataclass(frozen=True)
+class Temporal:
+    """A date (``2026-01-31``) or datetime (``2026-01-31T10:00:00Z``, always timezone-aware) literal."""
+
+    value: date | datetime
+    pos: Position = field(default=_NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DateLiteral:
+    """A relative date literal such as ``TODAY`` or ``LAST_N_DAYS:7``; ``n`` only for the latter."""
+
+    name: str
+    n: int | None = None
+    pos: Position = field(default=_NOWHERE, compare=False, repr=False)
+
+
+Operand: TypeAlias = Constant | Bind | Temporal | DateLiteral
+ListValue: TypeAlias = Constant | Temporal
 
 
 @dataclass(frozen=True)
@@ -102,6 +136,19 @@ class Like:
 
 @dataclass(frozen=True)
 class In:
+    field: Field
+    values: tuple[ListValue, ...] | Bind
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Includes:
+    """``INCLUDES`` (or, negated, ``EXCLUDES``) on a multi-select picklist.
+
+    Each value is a set of terms separated by ``;``: ``INCLUDES ('a;b', 'c')`` matches a field
+    holding both a and b, or holding c.
+    """
+
     field: Field
     values: tuple[Constant, ...] | Bind
     negated: bool = False
@@ -122,7 +169,7 @@ class Or:
     operands: tuple[Condition, ...]
 
 
-Condition: TypeAlias = Comparison | Like | In | Not | And | Or
+Condition: TypeAlias = Comparison | Like | In | Includes | Not | And | Or
 
 
 @dataclass(frozen=True)
@@ -153,6 +200,38 @@ def parse(soql: str) -> Query:
 
 
 # --- binds -------------------------------------------------------------------------------
+
+
+def date_range(literal: DateLiteral, today: date) -> tuple[date, date]:
+    """The days a relative date literal covers: ``[start, end)``.
+
+    ``LAST_N_DAYS:n`` is today and the n days before it; ``NEXT_N_DAYS:n`` the n days after
+    today. Weeks start on Sunday.
+    """
+    one = timedelta(days=1)
+    name, n = literal.name, literal.n or 0
+    if name == "TODAY":
+        return today, today + one
+    if name == "YESTERDAY":
+        return today - one, today
+    if name == "TOMORROW":
+        return today + one, today + 2 * one
+    if name == "LAST_N_DAYS":
+        return today - n * one, today + one
+    if name == "NEXT_N_DAYS":
+        return today + one, today + (n + 1) * one
+    relative, period = name.split("_", 1)
+    shift = {"THIS": 0, "LAST": -1, "NEXT": 1}[relative]
+    if period == "WEEK":
+        start = today - ((today.weekday() + 1) % 7) * one + shift * 7 * one
+        return start, start + 7 * one
+    if period == "MONTH":
+        months = today.year * 12 + today.month - 1 + shift
+        start = date(months // 12, months % 12 + 1, 1)
+        months += 1
+        return start, date(months // 12, months % 12 + 1, 1)
+    year = today.year + shift
+    return date(year, 1, 1), date(year + 1, 1, 1)
 
 
 def bind_scalar(binds: Mapping[str, object], bind: Bind) -> Scalar:
@@ -206,10 +285,11 @@ def _check_scalar(value: object, bind: Bind) -> Scalar:
 
 @dataclass(frozen=True)
 class _Token:
-    kind: Literal["ident", "keyword", "string", "number", "bind", "op", "end"]
-    text: str  # source text; upper-cased for keywords
-    value: Scalar
+    kind: Literal["ident", "keyword", "string", "number", "temporal", "dateliteral", "bind", "op", "end"]
+    text: str  # source text; upper-cased for keywords and date literals
+    value: Scalar  # for "dateliteral", the n of NAME:n
     pos: Position
+    temporal: date | datetime | None = None
 
     def describe(self) -> str:
         if self.kind == "end":
@@ -220,6 +300,11 @@ class _Token:
 
 _SPACE = re.compile(r"\s+")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_TEMPORAL = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
+_N_DAYS = re.compile(r":([0-9]{1,7})")
 _OPERATOR = re.compile(r"!=|<>|<=|>=|[=<>(),.+-]")
 _ESCAPES = {
     "n": "\n", "N": "\n", "r": "\r", "R": "\r", "t": "\t", "T": "\t",
@@ -247,8 +332,18 @@ def _tokenize(soql: str) -> Iterator[_Token]:
             word = m.group()
             if word.upper() in KEYWORDS:
                 yield _Token("keyword", word.upper(), None, pos(i))
+            elif word.upper() in N_DATE_LITERALS and soql.startswith(":", m.end()):
+                n = _N_DAYS.match(soql, m.end())
+                if n is None or int(n.group(1)) > MAX_N_DAYS:
+                    raise error_at(pos(m.end() + 1), f"{word.upper()} needs a number of days from 0 to {MAX_N_DAYS}")
+                yield _Token("dateliteral", word.upper(), int(n.group(1)), pos(i))
+                i = n.end()
+                continue
             else:
                 yield _Token("ident", word, word, pos(i))
+            i = m.end()
+        elif m := _TEMPORAL.match(soql, i):
+            yield _Token("temporal", m.group(), None, pos(i), _temporal(m, pos(i)))
             i = m.end()
         elif m := _NUMBER.match(soql, i):
             text = m.group()
@@ -273,6 +368,20 @@ def _tokenize(soql: str) -> Iterator[_Token]:
         else:
             raise error_at(pos(i), f"unexpected character {char!r}")
     yield _Token("end", "", None, pos(len(soql)))
+
+
+def _temporal(m: re.Match[str], at: Position) -> date | datetime:
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        if hour is None:
+            return date(int(year), int(month), int(day))
+        if zone is None:
+            raise error_at(at, f"datetime literal {m.group()} needs a time zone (Z or +hh:mm)")
+        offset = "+00:00" if zone == "Z" else zone
+        micro = (fraction or "").ljust(6, "0")
+        return datetime.fromisoformat(f"{year}-{month}-{day}T{hour}:{minute}:{second}.{micro}{offset}").astimezone(UTC)
+    except ValueError:
+        raise error_at(at, f"invalid date or datetime literal {m.group()}") from None
 
 
 def _string_literal(soql: str, start: int, pos: Callable[[int], Position]) -> tuple[str, int]:
@@ -519,25 +628,48 @@ class _Parser:
             return Comparison(f, op, value)
         if self.accept_keyword("LIKE"):
             pattern = self.operand()
-            if isinstance(pattern, Constant) and not isinstance(pattern.value, str):
+            if not isinstance(pattern, Bind) and not (isinstance(pattern, Constant) and isinstance(pattern.value, str)):
                 raise error_at(pattern.pos, "LIKE needs a string pattern")
             return Like(f, pattern)
         if self.accept_keyword("IN"):
             return In(f, self.value_list())
+        if token.kind == "ident" and token.text.upper() in ("INCLUDES", "EXCLUDES"):
+            self.advance()
+            word = token.text.upper()
+            values = self.value_list()
+            if isinstance(values, Bind):
+                return Includes(f, values, negated=word == "EXCLUDES")
+            strings: list[Constant] = []
+            for value in values:
+                if not isinstance(value, Constant) or not isinstance(value.value, str):
+                    raise error_at(value.pos, f"{word} needs string values")
+                strings.append(value)
+            return Includes(f, tuple(strings), negated=word == "EXCLUDES")
         if self.accept_keyword("NOT"):
             self.expect_keyword("IN")
             return In(f, self.value_list(), negated=True)
-        raise self.expected("comparison operator (=, !=, <>, <, <=, >, >=, LIKE, IN, NOT IN)")
+        raise self.expected("comparison operator (=, !=, <>, <, <=, >, >=, LIKE, IN, NOT IN, INCLUDES, EXCLUDES)")
 
     def operand(self) -> Operand:
         token = self.peek()
         if token.kind == "bind":
             self.advance()
             return Bind(token.text[1:], token.pos)
+        if token.kind == "dateliteral":
+            self.advance()
+            assert isinstance(token.value, int)
+            return DateLiteral(token.text, token.value, token.pos)
+        if token.kind == "ident" and token.text.upper() in DATE_LITERALS:
+            self.advance()
+            return DateLiteral(token.text.upper(), None, token.pos)
         return self.constant()
 
-    def constant(self) -> Constant:
+    def constant(self) -> ListValue:
         token = self.peek()
+        if token.kind == "temporal":
+            self.advance()
+            assert token.temporal is not None
+            return Temporal(token.temporal, token.pos)
         if token.kind in ("string", "number"):
             self.advance()
             return Constant(self.checked_number(token) if token.kind == "number" else token.value, token.pos)
@@ -548,7 +680,7 @@ class _Parser:
             sign = -1 if self.advance().text == "-" else 1
             number = self.checked_number(self.advance(), sign)
             return Constant(number, token.pos)
-        raise self.expected("a value (string, number, TRUE, FALSE, NULL or :bind)")
+        raise self.expected("a value (string, number, date, TRUE, FALSE, NULL or :bind)")
 
     def checked_number(self, token: _Token, sign: int = 1) -> int | float:
         assert isinstance(token.value, int | float)
@@ -557,7 +689,7 @@ class _Parser:
             raise error_at(token.pos, "integer literal out of 64-bit range")
         return number
 
-    def value_list(self) -> tuple[Constant, ...] | Bind:
+    def value_list(self) -> tuple[ListValue, ...] | Bind:
         token = self.peek()
         if token.kind == "bind":
             self.advance()

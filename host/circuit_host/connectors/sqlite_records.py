@@ -38,13 +38,16 @@ from circuit_host.connectors.soql import (
     Bind,
     Comparison,
     Condition,
+    Constant,
     Field,
     In,
+    Includes,
     Like,
     Not,
     Operand,
     Query,
     Scalar,
+    Temporal,
     bind_count,
     bind_list,
     bind_scalar,
@@ -149,6 +152,7 @@ class SqliteTransaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._state: Literal["idle", "reading", "writing", "closed"] = "idle"
+        self._savepoints = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -246,6 +250,41 @@ class SqliteTransaction:
         with self._statement():
             return _Statement(self._conn, obj, object_name).seed(rows)
 
+    def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Host only: every stored field of these records, deleted ones included, in ``ids`` order."""
+        obj = _object_key(object_name)
+        self._enter("reading")
+        found: dict[str, dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for record_id, data_json, deleted, created, modified in self._conn.execute(
+                "SELECT id, data, is_deleted, created_date, last_modified_date FROM records "
+                "WHERE object = ? AND id IN (SELECT value FROM json_each(?))",
+                (obj, json.dumps(chunk)),
+            ):
+                record: dict[str, Any] = {"Id": record_id, **json.loads(data_json)}
+                record.update(IsDeleted=bool(deleted), CreatedDate=created, LastModifiedDate=modified)
+                found[record_id] = record
+        return [found[i] for i in ids if i in found]
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested all-or-none scope: an exception inside undoes its writes and propagates."""
+        self._enter("writing")
+        self._savepoints += 1
+        name = f"circuit_scope_{self._savepoints}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._savepoints -= 1
+        self._conn.execute(f"RELEASE {name}")
+
     @contextmanager
     def _statement(self) -> Iterator[None]:
         """All-or-none: undo everything the statement wrote if any row fails."""
@@ -326,9 +365,11 @@ class _Compiler:
             sql = f"coalesce({self.column(c.field)} LIKE ? ESCAPE '\\', 0)"
             self.params.append(pattern)
             return sql
+        if isinstance(c, Includes):
+            raise error_at(c.field.pos, "INCLUDES and EXCLUDES need a typed store (CircuitDB)")
         if isinstance(c, In):
             if isinstance(c.values, tuple):
-                values = [constant.value for constant in c.values]
+                values = [self.scalar(constant) for constant in c.values]
             else:
                 values = bind_list(self.binds, c.values)
             sql = f"coalesce({self.column(c.field)} IN (SELECT value FROM json_each(?)), 0)"
@@ -342,7 +383,12 @@ class _Compiler:
         return "(" + op.join(self.condition(operand) for operand in c.operands) + ")"
 
     def scalar(self, operand: Operand) -> Scalar:
-        return bind_scalar(self.binds, operand) if isinstance(operand, Bind) else operand.value
+        if isinstance(operand, Bind):
+            return bind_scalar(self.binds, operand)
+        if isinstance(operand, Constant):
+            return operand.value
+        kind = "date" if isinstance(operand, Temporal) else "relative date"
+        raise error_at(operand.pos, f"{kind} literals need a typed store (CircuitDB)")
 
 
 def _json_path(key: str) -> str:
