@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 
 from circuit_host.connectors.soql import (
     MAX_CONDITIONS,
     MAX_DEPTH,
+    MAX_N_DAYS,
     MAX_QUERY_LENGTH,
     And,
     Bind,
     Comparison,
     Constant,
+    DateLiteral,
     Field,
     In,
+    Includes,
     Like,
     Not,
     Or,
     Query,
     SortKey,
+    Temporal,
     bind_count,
     bind_list,
     bind_scalar,
+    date_range,
     parse,
 )
 from circuit_host.errors import QueryError
@@ -187,11 +194,13 @@ def test_parentheses_that_change_nothing_are_dropped() -> None:
         ("SELECT Id FROM Contact WHERE", "line 1, column 29: expected field name, NOT or '(', found end of input"),
         (
             "SELECT Id FROM Contact WHERE Name 'x'",
-            "line 1, column 35: expected comparison operator (=, !=, <>, <, <=, >, >=, LIKE, IN, NOT IN), found ''x''",
+            "line 1, column 35: expected comparison operator (=, !=, <>, <, <=, >, >=, LIKE, IN, NOT IN, INCLUDES, "
+            "EXCLUDES), found ''x''",
         ),
         (
             "SELECT Id FROM Contact WHERE Name = ",
-            "line 1, column 37: expected a value (string, number, TRUE, FALSE, NULL or :bind), found end of input",
+            "line 1, column 37: expected a value (string, number, date, TRUE, FALSE, NULL or :bind), "
+            "found end of input",
         ),
         ("SELECT Id FROM Contact WHERE (Name = 'x'", "line 1, column 41: expected ')', found end of input"),
         ("SELECT Id FROM Contact WHERE X IN 'a'", "line 1, column 35: expected '(' or :bind, found ''a''"),
@@ -349,3 +358,77 @@ def test_bind_errors_name_the_bind_and_its_position() -> None:
     for bad in (-1, True, 1.5, "3"):
         with pytest.raises(QueryError, match="must be a non-negative integer"):
             bind_count({"foo": bad}, bind)
+
+
+# --- INCLUDES / EXCLUDES and dates ----------------------------------------------------------
+
+
+def test_includes_and_excludes() -> None:
+    assert where("Tags__c INCLUDES ('a', 'b;c')") == Includes(Field(("Tags__c",)), (Constant("a"), Constant("b;c")))
+    assert where("Tags__c excludes :t") == Includes(Field(("Tags__c",)), Bind("t"), negated=True)
+    assert parse("SELECT Includes FROM X").fields == (Field(("Includes",)),)  # still usable as a name
+
+
+def test_date_and_datetime_literals() -> None:
+    assert where("D = 2026-01-31") == Comparison(Field(("D",)), "=", Temporal(date(2026, 1, 31)))
+    assert where("D > 2026-01-31T10:00:00Z") == Comparison(
+        Field(("D",)), ">", Temporal(datetime(2026, 1, 31, 10, tzinfo=UTC))
+    )
+    assert where("D < 2026-01-31T12:30:00.5+02:00") == Comparison(
+        Field(("D",)), "<", Temporal(datetime(2026, 1, 31, 10, 30, 0, 500_000, tzinfo=UTC))
+    )
+    assert where("D IN (2026-01-01, NULL)") == In(Field(("D",)), (Temporal(date(2026, 1, 1)), Constant(None)))
+
+
+def test_relative_date_literals() -> None:
+    assert where("D = today") == Comparison(Field(("D",)), "=", DateLiteral("TODAY"))
+    assert where("D >= LAST_N_DAYS:30") == Comparison(Field(("D",)), ">=", DateLiteral("LAST_N_DAYS", 30))
+    assert where("D < next_n_days:0") == Comparison(Field(("D",)), "<", DateLiteral("NEXT_N_DAYS", 0))
+    assert parse("SELECT Today, Last_N_Days FROM X").fields == (Field(("Today",)), Field(("Last_N_Days",)))
+
+
+@pytest.mark.parametrize(
+    ("literal", "start", "end"),
+    [
+        ("TODAY", date(2026, 3, 4), date(2026, 3, 5)),
+        ("YESTERDAY", date(2026, 3, 3), date(2026, 3, 4)),
+        ("TOMORROW", date(2026, 3, 5), date(2026, 3, 6)),
+        ("LAST_N_DAYS:7", date(2026, 2, 25), date(2026, 3, 5)),
+        ("NEXT_N_DAYS:7", date(2026, 3, 5), date(2026, 3, 12)),
+        ("THIS_WEEK", date(2026, 3, 1), date(2026, 3, 8)),  # 2026-03-04 is a Wednesday; weeks start Sunday
+        ("LAST_WEEK", date(2026, 2, 22), date(2026, 3, 1)),
+        ("THIS_MONTH", date(2026, 3, 1), date(2026, 4, 1)),
+        ("LAST_MONTH", date(2026, 2, 1), date(2026, 3, 1)),
+        ("NEXT_MONTH", date(2026, 4, 1), date(2026, 5, 1)),
+        ("THIS_YEAR", date(2026, 1, 1), date(2027, 1, 1)),
+        ("LAST_YEAR", date(2025, 1, 1), date(2026, 1, 1)),
+    ],
+)
+def test_date_ranges(literal: str, start: date, end: date) -> None:
+    condition = where(f"D = {literal}")
+    assert isinstance(condition, Comparison) and isinstance(condition.value, DateLiteral)
+    assert date_range(condition.value, date(2026, 3, 4)) == (start, end)
+
+
+def test_december_rolls_into_the_next_year() -> None:
+    assert date_range(DateLiteral("NEXT_MONTH"), date(2026, 12, 15)) == (date(2027, 1, 1), date(2027, 2, 1))
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("D = 2026-02-30", "line 1, column 34: invalid date or datetime literal 2026-02-30"),
+        ("D = 2026-01-31T10:00:00", "line 1, column 34: datetime literal 2026-01-31T10:00:00 needs a time zone"),
+        ("D = 2026-01-31T25:00:00Z", "line 1, column 34: invalid date or datetime literal"),
+        ("D = LAST_N_DAYS:", "line 1, column 46: LAST_N_DAYS needs a number of days from 0 to"),
+        (f"D = LAST_N_DAYS:{MAX_N_DAYS + 1}", "line 1, column 46: LAST_N_DAYS needs a number of days"),
+        ("D LIKE TODAY", "line 1, column 37: LIKE needs a string pattern"),
+        ("D LIKE 2026-01-01", "line 1, column 37: LIKE needs a string pattern"),
+        ("T INCLUDES ('a', 1)", "line 1, column 47: INCLUDES needs string values"),
+        ("T EXCLUDES (NULL)", "line 1, column 42: EXCLUDES needs string values"),
+        ("T INCLUDES 'a'", "line 1, column 41: expected '(' or :bind, found ''a''"),
+        ("D IN (TODAY)", "line 1, column 36: expected a value (string, number, date"),
+    ],
+)
+def test_date_and_includes_errors(condition: str, message: str) -> None:
+    assert parse_error(f"SELECT Id FROM Contact WHERE {condition}").startswith(message)

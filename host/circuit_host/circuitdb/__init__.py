@@ -1,0 +1,32 @@
+"""CircuitDB: typed records per tenant on SQLite or PostgreSQL, queried with a SOQL subset.
+
+See README.md in this folder for the schema model, table layout and SOQL translation.
+"""
+
+from circuit_host.circuitdb.manifest import parse_schema, read_schema
+from circuit_host.circuitdb.schema import (
+    STANDARD_OBJECTS,
+    FieldDef,
+    FieldType,
+    ObjectDef,
+    Schema,
+    new_record_id,
+    record_id_prefix,
+)
+from circuit_host.circuitdb.store import CircuitDB, CircuitTransaction, SchemaChanges, open_store
+
+__all__ = [
+    "STANDARD_OBJECTS",
+    "CircuitDB",
+    "CircuitTransaction",
+    "FieldDef",
+    "FieldType",
+    "ObjectDef",
+    "Schema",
+    "SchemaChanges",
+    "new_record_id",
+    "open_store",
+    "parse_schema",
+    "read_schema",
+    "record_id_prefix",
+]

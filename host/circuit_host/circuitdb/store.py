@@ -1,0 +1,518 @@
+"""CircuitDB: the records connector over SQLAlchemy Core, on SQLite or PostgreSQL.
+
+One ``CircuitDB`` serves one tenant. ``begin()`` hands out a transaction with its own
+connection, usable from any thread (one transaction per thread). Transactions are driven
+with explicit ``BEGIN`` / ``SAVEPOINT`` / ``COMMIT`` on connections in driver autocommit
+mode, the same statements on both dialects, except that on SQLite a transaction reads from
+a snapshot until its first write and then takes the database's write lock (``BEGIN
+IMMEDIATE``, waiting up to ``busy_timeout``), so that writers queue instead of failing.
+PostgreSQL transactions are READ COMMITTED.
+
+Schema changes (``apply_schema``) run in their own transaction under a lock: ``BEGIN
+IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL, so processes sharing a database can
+migrate concurrently. A store that meets a name it does not know reloads the tenant's
+definitions once, in case another process added it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from circuit_host.circuitdb.dml import Statement, UnknownField
+from circuit_host.circuitdb.query import compile_query
+from circuit_host.circuitdb.schema import (
+    STANDARD_NAMES,
+    STANDARD_OBJECTS,
+    SYSTEM_KEYS,
+    FieldDef,
+    ObjectDef,
+    Schema,
+    check_custom_name,
+    check_field,
+    custom_object,
+    incompatible_change,
+    record_id_prefix,
+)
+from circuit_host.circuitdb.tables import (
+    SCHEMA_TABLE,
+    add_column,
+    begin_migration,
+    build_table,
+    drop_table,
+    existing_columns,
+    schema_table,
+    table_name,
+    tenant_prefix,
+    value_table,
+)
+from circuit_host.circuitdb.values import from_storage, now, shown
+from circuit_host.connectors.records import DmlOp, DmlResult, QueryResult
+from circuit_host.connectors.soql import IDENTIFIER, parse
+from circuit_host.errors import CircuitError, DmlError, QueryError, Rejected
+
+MAX_TENANT_LENGTH = 200
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class SchemaChanges:
+    """Custom objects to create (or extend) and custom fields to add, e.g. from a manifest."""
+
+    objects: tuple[ObjectDef, ...] = ()
+    fields: tuple[tuple[str, FieldDef], ...] = ()  # (object name, field)
+
+
+@dataclass
+class _Stored:
+    """A tenant's custom definitions as persisted: objects and fields by lower-cased name."""
+
+    objects: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> name, label, prefix
+    fields: dict[tuple[str, str], FieldDef] = field(default_factory=dict)
+
+    def schema(self) -> Schema:
+        objects = {o.key: o for o in STANDARD_OBJECTS}
+        for key, meta in self.objects.items():
+            objects[key] = custom_object(meta["name"], meta["prefix"], meta.get("label", ""))
+        for (object_key, _), f in sorted(self.fields.items()):
+            if object_key in objects:
+                objects[object_key] = objects[object_key].with_field(f)
+        return Schema(objects.values())
+
+
+class _Catalog:
+    """A schema snapshot and its tables; replaced whole when the schema changes."""
+
+    def __init__(self, tenant: str, stored: _Stored) -> None:
+        self.stored = stored
+        self.schema = stored.schema()
+        self.tables = {o.key: build_table(tenant, o) for o in self.schema.objects}
+
+    def table(self, obj: ObjectDef) -> sa.Table:
+        return self.tables[obj.key]
+
+
+def open_store(target: str | Path | None, tenant: str = "default") -> CircuitDB:
+    """A store on a SQLite path, a ``sqlite:///`` or ``postgresql://`` URL, or (None) a temporary SQLite file."""
+    if target is None:
+        fd, name = tempfile.mkstemp(prefix="circuitdb-", suffix=".sqlite3")
+        os.close(fd)
+        return CircuitDB(f"sqlite:///{name}", tenant, _temporary=Path(name))
+    if isinstance(target, Path) or "://" not in target:
+        return CircuitDB(f"sqlite:///{Path(target)}", tenant)
+    return CircuitDB(target, tenant)
+
+
+class CircuitDB:
+    """A tenant's typed records store; see the module docstring."""
+
+    def __init__(
+        self, url: str, tenant: str = "default", *, busy_timeout: float = 30.0, _temporary: Path | None = None
+    ) -> None:
+        if not isinstance(tenant, str) or not tenant or len(tenant) > MAX_TENANT_LENGTH:
+            raise Rejected(f"tenant must be a non-empty string of at most {MAX_TENANT_LENGTH} characters")
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        self.tenant = tenant
+        self._temporary = _temporary
+        self._closed = False
+        self._lock = threading.Lock()
+        self.engine: Engine
+        if url.startswith("sqlite"):
+            self.engine = sa.create_engine(
+                url,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"timeout": busy_timeout, "check_same_thread": False},
+                pool_size=8,
+                max_overflow=-1,
+            )
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        elif url.startswith("postgresql"):
+            self.engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=30)
+        else:
+            raise Rejected(f"unsupported database URL scheme: {url.split(':', 1)[0]!r} (sqlite or postgresql)")
+        self.dialect = self.engine.dialect.name
+        try:
+            self._catalog = self._migrate(SchemaChanges())
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def begin(self) -> CircuitTransaction:
+        if self._closed:
+            raise RuntimeError("records store is closed")
+        return CircuitTransaction(self, self.engine.connect())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.dispose()
+        if self._temporary is not None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self._temporary}{suffix}").unlink(missing_ok=True)
+
+    def __enter__(self) -> CircuitDB:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, if the store is one."""
+        database = self.engine.url.database
+        return Path(database) if self.dialect == "sqlite" and database else None
+
+    # --- schema ----------------------------------------------------------------------------
+
+    @property
+    def schema(self) -> Schema:
+        return self._catalog.schema
+
+    def table_name(self, object_name: str) -> str:
+        obj = self.schema.object(object_name)
+        if obj is None:
+            raise KeyError(object_name)
+        return table_name(self.tenant, obj)
+
+    def apply_schema(self, changes: SchemaChanges) -> None:
+        """Create custom objects and add custom fields, migrating the tables; idempotent.
+
+        ``Rejected`` names the definition that is invalid or incompatible with what exists.
+        """
+        if self._closed:
+            raise RuntimeError("records store is closed")
+        self._catalog = self._migrate(changes)
+
+    def define_object(self, name: str, *, label: str = "", fields: Sequence[FieldDef] = ()) -> None:
+        self.apply_schema(SchemaChanges(objects=(custom_object(name, "", label, fields),)))
+
+    def add_field(self, object_name: str, definition: FieldDef) -> None:
+        self.apply_schema(SchemaChanges(fields=((object_name, definition),)))
+
+    def refresh(self) -> bool:
+        """Reload the tenant's definitions (another process may have migrated); True if they changed."""
+        with self._lock, self.engine.connect() as conn:
+            stored = _load(conn, self.tenant)
+            conn.rollback()
+        if stored == self._catalog.stored:
+            return False
+        self._catalog = _Catalog(self.tenant, stored)
+        return True
+
+    def drop_tenant(self) -> None:
+        """Drop every table and definition of this tenant; the store is closed afterwards."""
+        with self._lock:
+            drop_tenant(self.engine, self.tenant)
+        self.close()
+
+    def _migrate(self, changes: SchemaChanges) -> _Catalog:
+        with self._lock, self.engine.connect() as conn:
+            begin_migration(conn)
+            try:
+                schema_table.create(conn, checkfirst=True)
+                stored = _load(conn, self.tenant)
+                rows = _merge(stored, changes)
+                for object_key, field_key, definition in rows:
+                    key = {"tenant": self.tenant, "object": object_key, "field": field_key}
+                    conn.execute(schema_table.delete().where(*(schema_table.c[k] == v for k, v in key.items())))
+                    conn.execute(schema_table.insert().values(**key, definition=json.dumps(definition)))
+                catalog = _Catalog(self.tenant, stored)
+                existing = existing_columns(conn, tenant_prefix(self.tenant))
+                for obj in catalog.schema.objects:
+                    table = catalog.table(obj)
+                    if table.name not in existing:
+                        table.create(conn)
+                        continue
+                    for f in obj.fields:
+                        if f.key not in existing[table.name]:
+                            add_column(conn, table, f)
+                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+        return catalog
+
+
+def drop_tenant(engine: Engine, tenant: str) -> None:
+    """Drop every table and definition of ``tenant`` in the database of ``engine``."""
+    with engine.connect() as conn:
+        begin_migration(conn)
+        try:
+            for name in existing_columns(conn, tenant_prefix(tenant)):
+                drop_table(conn, name)
+            if sa.inspect(conn).has_table(SCHEMA_TABLE):
+                conn.execute(schema_table.delete().where(schema_table.c.tenant == tenant))
+            conn.exec_driver_sql("COMMIT")
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+
+
+def _load(conn: Connection, tenant: str) -> _Stored:
+    stored = _Stored()
+    query = sa.select(schema_table.c.object, schema_table.c.field, schema_table.c.definition).where(
+        schema_table.c.tenant == tenant
+    )
+    for object_key, field_key, definition in conn.execute(query):
+        data = json.loads(definition)
+        if field_key == "":
+            stored.objects[object_key] = data
+        else:
+            stored.fields[(object_key, field_key)] = FieldDef.from_json(data)
+    return stored
+
+
+def _merge(stored: _Stored, changes: SchemaChanges) -> list[tuple[str, str, dict[str, Any]]]:
+    """Apply ``changes`` to ``stored``; the metadata rows that changed. ``Rejected`` if any is invalid."""
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    schema = stored.schema()
+    created: set[str] = set()
+    for obj in changes.objects:
+        where = f"object {obj.name}"
+        check_custom_name(obj.name, "object", where)
+        key = obj.key
+        if key in STANDARD_NAMES:
+            raise Rejected(f"{where}: {obj.name} is a standard object")
+        if key not in stored.objects:
+            used = {o.prefix for o in schema.objects}
+            attempt = 0
+            while (prefix := record_id_prefix(obj.name, attempt)) in used:
+                attempt += 1
+            meta = {"name": obj.name, "label": obj.label or obj.name, "prefix": prefix}
+            stored.objects[key] = meta
+            created.add(key)
+            rows.append((key, "", meta))
+            schema = stored.schema()
+        declared = [f for f in obj.fields if not f.system]
+        base = custom_object(obj.name, "", obj.label)
+        for f in declared:
+            standard = base.field(f.name)
+            if standard is not None and standard == f:
+                continue  # the default Name, restated
+            rows += _merge_field(stored, schema, obj.name, f, allow_name=True, new_object=key in created)
+            schema = stored.schema()
+    for object_name, f in changes.fields:
+        rows += _merge_field(stored, schema, object_name, f, allow_name=False)
+        schema = stored.schema()
+    return rows
+
+
+def _merge_field(
+    stored: _Stored, schema: Schema, object_name: str, f: FieldDef, *, allow_name: bool, new_object: bool = False
+) -> list[tuple[str, str, dict[str, Any]]]:
+    where = f"field {object_name}.{f.name}"
+    obj = schema.object(object_name) if isinstance(object_name, str) else None
+    if obj is None:
+        raise Rejected(f"{where}: unknown object {object_name!r}")
+    if not (allow_name and obj.custom and isinstance(f.name, str) and f.name.lower() == "name"):
+        check_custom_name(f.name, "field", where)
+    check_field(f, where)
+    for target in f.reference_to:
+        if schema.object(target) is None:
+            raise Rejected(f"{where}: reference_to names unknown object {target!r}")
+    existing = obj.field(f.name)
+    if existing is not None:
+        if existing == f:
+            return []
+        problem = None if new_object else incompatible_change(existing, f)
+        if existing.key in SYSTEM_KEYS or (not obj.custom and not existing.name.endswith("__c")):
+            problem = f"{existing.name} is a standard field"
+        if problem is not None:
+            raise Rejected(f"{where}: {problem}")
+    stored.fields[(obj.key, f.key)] = f
+    return [(obj.key, f.key, f.to_json())]
+
+
+class CircuitTransaction:
+    """One execution's transaction on its own connection; see the module docstring."""
+
+    def __init__(self, db: CircuitDB, conn: Connection) -> None:
+        self._db = db
+        self._conn = conn
+        self._state: Literal["idle", "reading", "writing", "closed"] = "idle"
+        self._savepoints = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _enter(self, state: Literal["reading", "writing"]) -> None:
+        if self._state == "closed":
+            raise RuntimeError("transaction is closed")
+        if self._db.dialect != "sqlite":
+            if self._state == "idle":
+                self._conn.exec_driver_sql("BEGIN")
+                self._state = "writing"
+            return
+        if state == "reading" and self._state == "idle":
+            self._conn.exec_driver_sql("BEGIN DEFERRED")
+            self._state = "reading"
+        elif state == "writing" and self._state != "writing":
+            if self._state == "reading":
+                # Nothing written yet, so ending the read snapshot loses nothing; taking the
+                # write lock from a stale snapshot would fail instead of waiting.
+                self._conn.exec_driver_sql("COMMIT")
+                self._state = "idle"
+            try:
+                self._conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except sa.exc.OperationalError as e:
+                raise CircuitError(f"records store busy: {e.orig}") from e
+            self._state = "writing"
+
+    def _finish(self, statement: str) -> None:
+        if self._state == "closed":
+            raise RuntimeError("transaction is closed")
+        try:
+            if self._state != "idle":
+                self._conn.exec_driver_sql(statement)
+        finally:
+            self._state = "closed"
+            self._conn.close()
+
+    def commit(self) -> None:
+        self._finish("COMMIT")
+
+    def rollback(self) -> None:
+        self._finish("ROLLBACK")
+
+    def close(self) -> None:
+        if self._state != "closed":
+            self._finish("ROLLBACK")
+
+    def __enter__(self) -> CircuitTransaction:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested all-or-none scope: an exception inside undoes its writes and propagates."""
+        self._enter("writing")
+        self._savepoints += 1
+        name = f"cdb_sp{self._savepoints}"
+        self._conn.exec_driver_sql(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if self._state != "closed":
+                self._conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+                self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+            raise
+        finally:
+            self._savepoints -= 1
+        self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+        if max_rows < 0:
+            raise ValueError("max_rows must not be negative")
+        parsed = parse(soql)
+        self._enter("reading")
+        try:
+            compiled = self._compile(parsed, binds, max_rows)
+        except QueryError:
+            if not self._db.refresh():
+                raise
+            compiled = self._compile(parsed, binds, max_rows)
+        try:
+            found = self._conn.execute(compiled.statement).all()
+        except sa.exc.OperationalError as e:
+            # The parser's caps on nesting and conditions keep queries inside SQLite's limits;
+            # this is only a backstop.
+            text = str(e.orig)
+            if "stack overflow" in text or "too large" in text or "too many" in text:
+                raise QueryError(f"query is too complex: {text}") from None
+            raise
+        if compiled.count:
+            return QueryResult([], int(found[0][0]))
+        return QueryResult([compiled.record(row) for row in found], len(found))
+
+    def _compile(self, parsed: Any, binds: Mapping[str, Any], max_rows: int) -> Any:
+        catalog = self._db._catalog
+        today = datetime.now(UTC).date()
+        return compile_query(parsed, catalog.schema, catalog.table, binds, max_rows, self._conn.dialect, today)
+
+    def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Host only: every field of these records, deleted ones included, in ``ids`` order."""
+        obj, table = self._object(object_name, DmlError)
+        self._enter("reading")
+        wanted = sorted({i for i in ids if isinstance(i, str)})
+        if not wanted:
+            return []
+        id_field = obj.field("Id")
+        assert id_field is not None
+        listed = sa.select(value_table(wanted, id_field, self._conn.dialect).c.value)
+        found: dict[str, dict[str, Any]] = {}
+        for row in self._conn.execute(sa.select(table).where(table.c.id.in_(listed))).mappings():
+            found[row["id"]] = {f.name: from_storage(f, row[f.key]) for f in obj.fields}
+        return [found[i] for i in ids if i in found]
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+    ) -> DmlResult:
+        op = DmlOp(op)
+        return self._write(object_name, lambda statement: statement.run(op, rows, external_id))
+
+    def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        return self._write(object_name, lambda statement: statement.seed(rows))
+
+    def _write(self, object_name: str, work: Callable[[Statement], _T]) -> _T:
+        """Run one statement in its own savepoint; retried once if the schema was stale."""
+        self._object(object_name, DmlError)
+        self._enter("writing")
+        for attempt in (1, 2):
+            catalog = self._db._catalog
+            obj = catalog.schema.object(object_name)
+            assert obj is not None
+            try:
+                with self.savepoint():
+                    return work(Statement(self._conn, catalog.schema, obj, catalog.table, now()))
+            except UnknownField:
+                if attempt == 2 or not self._db.refresh():
+                    raise
+            except sa.exc.IntegrityError as e:
+                # Only a concurrent transaction can get past the statement's own uniqueness checks.
+                raise DmlError(
+                    f"duplicate value on a unique field of {obj.name}: another transaction saved it first ({e.orig})"
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _object(self, object_name: str, error: type[CircuitError]) -> tuple[ObjectDef, sa.Table]:
+        if not isinstance(object_name, str) or not IDENTIFIER.fullmatch(object_name):
+            raise error(f"invalid object name {shown(object_name)}")
+        obj = self._db.schema.object(object_name)
+        if obj is None and self._db.refresh():
+            obj = self._db.schema.object(object_name)
+        if obj is None:
+            raise error(f"unknown object {object_name!r}")
+        return obj, self._db._catalog.table(obj)
+
+
+__all__ = ["CircuitDB", "CircuitTransaction", "SchemaChanges", "drop_tenant", "open_store"]

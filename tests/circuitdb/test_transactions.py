@@ -1,0 +1,164 @@
+"""Transactions on CircuitDB: isolation, rollback, savepoints, and many threads at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from circuit_host.circuitdb import CircuitDB, FieldDef, FieldType
+from circuit_host.connectors.records import DmlOp
+from circuit_host.errors import CircuitError, DmlError
+
+from .conftest import insert, rows
+
+
+def test_uncommitted_writes_are_invisible_to_other_transactions(store: CircuitDB) -> None:
+    with store.begin() as writer, store.begin() as reader:
+        insert(writer, "Contact", {"LastName": "A"})
+        assert len(rows(writer, "SELECT Id FROM Contact")) == 1
+        assert rows(reader, "SELECT Id FROM Contact") == []
+        writer.commit()
+        reader.rollback()
+    with store.begin() as later:
+        assert len(rows(later, "SELECT Id FROM Contact")) == 1
+
+
+def test_rollback_discards_everything(store: CircuitDB) -> None:
+    with store.begin() as tx:
+        insert(tx, "Contact", {"LastName": "A"})
+        tx.seed("Contact", [{"LastName": "B"}])
+        tx.rollback()
+    with store.begin() as tx:
+        assert rows(tx, "SELECT Id FROM Contact") == []
+
+
+def test_close_without_commit_rolls_back(store: CircuitDB) -> None:
+    tx = store.begin()
+    insert(tx, "Contact", {"LastName": "A"})
+    tx.close()
+    tx.close()
+    with store.begin() as other:
+        assert rows(other, "SELECT Id FROM Contact") == []
+
+
+def test_a_closed_transaction_refuses_use(store: CircuitDB) -> None:
+    tx = store.begin()
+    tx.commit()
+    with pytest.raises(RuntimeError, match="transaction is closed"):
+        tx.query("SELECT Id FROM Contact", {}, 1)
+    with pytest.raises(RuntimeError, match="transaction is closed"):
+        tx.commit()
+    tx.close()
+
+
+def test_savepoints_undo_only_their_scope(store: CircuitDB) -> None:
+    with store.begin() as tx:
+        insert(tx, "Contact", {"LastName": "outer"})
+        with pytest.raises(DmlError), tx.savepoint():
+            insert(tx, "Contact", {"LastName": "inner"})
+            with tx.savepoint():
+                insert(tx, "Contact", {"LastName": "nested"})
+            tx.dml(DmlOp.INSERT, "Contact", [{"FirstName": "no last name"}])
+        with tx.savepoint():
+            insert(tx, "Contact", {"LastName": "kept"})
+            with pytest.raises(ValueError), tx.savepoint():
+                insert(tx, "Contact", {"LastName": "dropped"})
+                raise ValueError("any exception")
+        assert [r["LastName"] for r in rows(tx, "SELECT LastName FROM Contact")] == ["outer", "kept"]
+        tx.commit()
+    with store.begin() as tx:
+        assert [r["LastName"] for r in rows(tx, "SELECT LastName FROM Contact")] == ["outer", "kept"]
+
+
+def test_a_failed_statement_inside_a_savepoint_keeps_the_transaction_usable(store: CircuitDB) -> None:
+    with store.begin() as tx:
+        (a,) = insert(tx, "Contact", {"LastName": "A"})
+        with pytest.raises(DmlError):
+            tx.dml(DmlOp.UPDATE, "Contact", [{"Id": a, "Email": "bad"}])
+        tx.dml(DmlOp.UPDATE, "Contact", [{"Id": a, "Email": "good@x.com"}])
+        tx.commit()
+    with store.begin() as tx:
+        assert rows(tx, "SELECT Email FROM Contact")[0]["Email"] == "good@x.com"
+
+
+def test_sqlite_second_writer_waits_then_fails_clearly(tmp_path: Path) -> None:
+    with CircuitDB(f"sqlite:///{tmp_path / 'r.db'}", busy_timeout=0.1) as store:
+        with store.begin() as first, store.begin() as second:
+            insert(first, "Contact", {"LastName": "A"})
+            with pytest.raises(CircuitError, match="records store busy"):
+                insert(second, "Contact", {"LastName": "B"})
+            first.commit()
+            insert(second, "Contact", {"LastName": "B"})
+            second.commit()
+        with store.begin() as tx:
+            assert tx.query("SELECT COUNT() FROM Contact", {}, 0).total_size == 2
+
+
+def test_concurrent_transactions_on_two_threads(open_db: Callable[..., CircuitDB]) -> None:
+    store = open_db()
+    store.add_field("Contact", FieldDef("Tag__c", FieldType.TEXT))
+    store.add_field("Contact", FieldDef("Done__c", FieldType.BOOLEAN))
+    per_thread = 15
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def work(tag: str) -> None:
+        try:
+            start.wait()
+            for n in range(per_thread):
+                with store.begin() as tx:
+                    tx.seed("Contact", [{"LastName": f"{tag}{n}", "Tag__c": tag}])
+                    mine = tx.query("SELECT Id FROM Contact WHERE Tag__c = :t", {"t": tag}, 1000).records
+                    assert len(mine) == n + 1  # its own writes, never the other thread's uncommitted ones
+                    tx.dml(DmlOp.UPDATE, "Contact", [{"Id": mine[-1]["Id"], "Done__c": True}])
+                    if n % 2:
+                        tx.commit()
+                    else:
+                        insert(tx, "Contact", {"LastName": "discarded"})
+                        tx.rollback()
+                        with store.begin() as again:
+                            again.seed("Contact", [{"LastName": f"{tag}{n}", "Tag__c": tag, "Done__c": True}])
+                            again.commit()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(tag,)) for tag in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with store.begin() as tx:
+        assert tx.query("SELECT COUNT() FROM Contact WHERE Done__c = TRUE", {}, 0).total_size == 2 * per_thread
+        assert tx.query("SELECT COUNT() FROM Contact", {}, 0).total_size == 2 * per_thread
+
+
+def test_concurrent_unique_inserts_one_wins(open_db: Callable[..., CircuitDB]) -> None:
+    store = open_db()
+    store.add_field("Contact", FieldDef("Key__c", FieldType.TEXT, external_id=True))
+    outcomes: list[str] = []
+    start = threading.Barrier(4)
+
+    def work(n: int) -> None:
+        start.wait()
+        try:
+            with store.begin() as tx:
+                tx.dml(DmlOp.UPSERT, "Contact", [{"Key__c": "same", "LastName": f"n{n}"}], "Key__c")
+                tx.commit()
+            outcomes.append("ok")
+        except (DmlError, CircuitError) as e:
+            outcomes.append(str(e))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert "ok" in outcomes
+    for outcome in outcomes:
+        assert outcome == "ok" or "duplicate value" in outcome
+    with store.begin() as tx:
+        assert tx.query("SELECT COUNT() FROM Contact", {}, 0).total_size == 1
