@@ -29,8 +29,8 @@ from tests.examples.test_virtual_lpr import census, configure_census, contacts  
 from benchmarks import native_vlpr  # noqa: E402
 from circuit_host.build import build_circuit  # noqa: E402
 from circuit_host.capabilities.http import HostPattern  # noqa: E402
+from circuit_host.circuitdb import open_store  # noqa: E402
 from circuit_host.connectors.http_client import HttpConnector  # noqa: E402
-from circuit_host.connectors.sqlite_records import SqliteRecords  # noqa: E402
 from circuit_host.executions import ExecutionOptions, Executor  # noqa: E402
 from circuit_host.runtime import CircuitModule, Runtime  # noqa: E402
 from circuit_host.settings import configure_logging  # noqa: E402
@@ -56,7 +56,7 @@ def measure(
 ) -> tuple[float, float, float]:
     """Median ms of the sandboxed and the native execution on ``size`` contacts, and median fuel."""
     batch = contacts(size, seed=size)
-    guest_store, native_store = SqliteRecords(work / f"g{size}.db"), SqliteRecords(work / f"n{size}.db")
+    guest_store, native_store = open_store(work / f"g{size}.db"), open_store(work / f"n{size}.db")
     http = HttpConnector()
     if args.census:
         for store in (guest_store, native_store):

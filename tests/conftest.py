@@ -6,14 +6,15 @@ import functools
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from circuit_host.circuitdb import CircuitDB, open_store
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.connectors.sqlite_records import SqliteRecords
 from circuit_host.executions import Executor
 from circuit_host.runtime import Runtime
 
@@ -63,14 +64,24 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def records(tmp_path: Path) -> Iterator[SqliteRecords]:
-    store = SqliteRecords(tmp_path / "records.db")
+def records(tmp_path: Path) -> Iterator[CircuitDB]:
+    """A CircuitDB on a SQLite file of the test's own."""
+    store = open_store(tmp_path / "records.db")
     yield store
     store.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CircuitDB]:
+    """A CircuitDB on each backend, in a tenant of the test's own that is dropped afterwards."""
+    target = str(tmp_path / "records.db") if request.param == "sqlite" else require_postgres()
+    store = open_store(target, tenant=f"test-{uuid.uuid4().hex[:12]}")
+    yield store
+    store.drop_tenant()
+
+
 @pytest.fixture
-def executor(runtime: Runtime, records: SqliteRecords) -> Iterator[Executor]:
+def executor(runtime: Runtime, records: CircuitDB) -> Iterator[Executor]:
     http = HttpConnector()
     yield Executor(runtime, records, http)
     http.close()

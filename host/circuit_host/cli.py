@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from .capabilities.http import HostPattern
+from .circuitdb import CircuitDB, open_store
+from .circuitdb.manifest import parse_schema, read_schema
 from .connectors.http_client import HttpConnector
 from .connectors.soql import parse
-from .connectors.sqlite_records import SqliteRecords
 from .errors import CircuitError, QueryError, Rejected
 from .executions import ExecutionOptions, ExecutionRecord, Executor
 from .limits import LimitsProfile
@@ -77,6 +78,24 @@ def _trigger_registry(runtime: Runtime, specs: list[str], memory_cap: int) -> Tr
     return registry
 
 
+def _open_records(target: str | None, tenant: str) -> CircuitDB:
+    """The records store: a SQLite path or URL, a PostgreSQL URL, or a temporary SQLite file."""
+    try:
+        return open_store(target, tenant)
+    except CircuitError:
+        raise
+    except Exception as exc:  # a bad URL, an unreachable server: say which, don't trace back
+        raise Rejected(f"cannot open the records store {target!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _manifest_beside(module: Path) -> Path | None:
+    """``circuit.toml`` next to the module or in its parent (``circuit build`` writes ``DIR/zig-out``)."""
+    for folder in (module.parent, module.parent.parent):
+        if (folder / "circuit.toml").is_file():
+            return folder / "circuit.toml"
+    return None
+
+
 def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
     try:
         limits = LimitsProfile.from_json_file(args.limits) if args.limits else LimitsProfile()
@@ -85,9 +104,12 @@ def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
         with Runtime(cache_dir=settings.cache_dir) as runtime:
             module = runtime.load_file(args.module, limits.memory_bytes)
             registry = _trigger_registry(runtime, args.trigger, limits.memory_bytes)
-            records = SqliteRecords(settings.db_path)
+            records = _open_records(args.db, args.tenant)
             http = HttpConnector()
             try:
+                manifest = args.manifest or _manifest_beside(args.module)
+                if manifest is not None:
+                    records.apply_schema(read_schema(manifest))
                 executor = Executor(runtime, records, http, triggers=registry)
                 options = ExecutionOptions(limits=limits, allowed_hosts=allowed)
                 if isinstance(event, dict) and event.get("kind") == "trigger":
@@ -111,10 +133,7 @@ def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
 
 
 def cmd_query(args: argparse.Namespace, settings: HostSettings) -> int:
-    if settings.db_path is None or not settings.db_path.exists():
-        print(f"error: no database at {settings.db_path}", file=sys.stderr)
-        return 2
-    records = SqliteRecords(settings.db_path)
+    records = _open_records(args.db, args.tenant)
     try:
         transaction = records.begin()
         try:
@@ -146,6 +165,54 @@ def cmd_query(args: argparse.Namespace, settings: HostSettings) -> int:
     return 0
 
 
+def cmd_schema_apply(args: argparse.Namespace, settings: HostSettings) -> int:
+    records = _open_records(args.db, args.tenant)
+    try:
+        records.apply_schema(read_schema(args.manifest))
+    finally:
+        records.close()
+    print(f"applied the schema of {args.manifest}")
+    return 0
+
+
+def cmd_schema_add_field(args: argparse.Namespace, settings: HostSettings) -> int:
+    entry: dict[str, Any] = {"object": args.object, "name": args.field, "type": args.type}
+    for flag in ("required", "unique", "external_id"):
+        if getattr(args, flag):
+            entry[flag] = True
+    for option in ("length", "precision", "scale"):
+        if getattr(args, option) is not None:
+            entry[option] = getattr(args, option)
+    if args.values:
+        entry["values"] = [v.strip() for v in args.values.split(",")]
+    if args.reference_to:
+        entry["reference_to"] = args.reference_to
+    records = _open_records(args.db, args.tenant)
+    try:
+        records.apply_schema(parse_schema({"schema": {"fields": [entry]}}, "command line"))
+    finally:
+        records.close()
+    print(f"added {args.object}.{args.field} ({args.type})")
+    return 0
+
+
+def cmd_schema_show(args: argparse.Namespace, settings: HostSettings) -> int:
+    records = _open_records(args.db, args.tenant)
+    try:
+        definition = records.schema.object(args.object)
+    finally:
+        records.close()
+    if definition is None:
+        print(f"error: no object {args.object!r}", file=sys.stderr)
+        return 1
+    print(f"{definition.name} (id prefix {definition.prefix})")
+    for field in definition.fields:
+        flags = [f for f in ("required", "unique", "external_id", "system") if getattr(field, f)]
+        extra = f" -> {', '.join(field.reference_to)}" if field.reference_to else ""
+        print(f"  {field.name:<28} {field.type.value:<10}{extra} {' '.join(flags)}".rstrip())
+    return 0
+
+
 def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
     from .build import build_circuit
 
@@ -157,6 +224,7 @@ def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="circuit", description="Circuit Script: sandboxed CRM circuits.")
     p.add_argument("--cache-dir", type=Path, default=None, help="compiled-module cache (default ~/.cache/...)")
+    p.add_argument("--tenant", default="default", help="the tenant whose records and schema to use")
     p.add_argument("-v", "--verbose", action="store_true", help="host logs at debug level on stderr")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -168,7 +236,12 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one execution of a module")
     run.add_argument("module", type=Path, help=".wasm (or .wat) module")
     run.add_argument("--event", type=Path, required=True, help="event JSON file")
-    run.add_argument("--db", type=Path, default=None, help="SQLite records file (default: a temp file)")
+    run.add_argument(
+        "--db", default=None, help="records store: SQLite path or URL, or postgresql:// URL (default: temp)"
+    )
+    run.add_argument(
+        "--manifest", type=Path, default=None, help="circuit.toml whose schema to apply (default: found beside MODULE)"
+    )
     run.add_argument("--limits", type=Path, default=None, help="JSON file with limit overrides")
     run.add_argument(
         "--allow-host", action="append", default=[], metavar="PATTERN", help="scheme://host[:port] callouts may reach"
@@ -185,22 +258,44 @@ def parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser("query", help="run a SOQL query against a records file (read-only)")
     query.add_argument("soql")
-    query.add_argument("--db", type=Path, required=True)
+    query.add_argument("--db", required=True, help="SQLite path or URL, or postgresql:// URL")
     query.add_argument(
         "--json", action="store_true", help='print a JSON array of row objects ({"count": n} for COUNT())'
     )
     query.add_argument("--max-rows", type=int, default=50_000)
     query.set_defaults(func=cmd_query)
+
+    schema = sub.add_parser("schema", help="inspect or extend a store's schema")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True)
+    apply = schema_sub.add_parser("apply", help="apply the [schema] of a circuit.toml")
+    apply.add_argument("manifest", type=Path)
+    apply.add_argument("--db", required=True)
+    apply.set_defaults(func=cmd_schema_apply)
+    add = schema_sub.add_parser("add-field", help="add a custom field (its name must end in __c)")
+    add.add_argument("object")
+    add.add_argument("field")
+    add.add_argument("type", help="text, number, boolean, date, datetime, email, phone, picklist, reference, json")
+    add.add_argument("--db", required=True)
+    add.add_argument("--required", action="store_true")
+    add.add_argument("--unique", action="store_true")
+    add.add_argument("--external-id", action="store_true")
+    add.add_argument("--length", type=int)
+    add.add_argument("--precision", type=int)
+    add.add_argument("--scale", type=int)
+    add.add_argument("--values", help="picklist values, comma separated")
+    add.add_argument("--reference-to", help="the object a reference points to")
+    add.set_defaults(func=cmd_schema_add_field)
+    show = schema_sub.add_parser("show", help="list an object's fields")
+    show.add_argument("object")
+    show.add_argument("--db", required=True)
+    show.set_defaults(func=cmd_schema_show)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging("debug" if args.verbose else "warning")
-    settings = HostSettings(
-        cache_dir=args.cache_dir or default_cache_dir(),
-        db_path=getattr(args, "db", None),
-    )
+    settings = HostSettings(cache_dir=args.cache_dir or default_cache_dir())
     try:
         code: int = args.func(args, settings)
     except CircuitError as exc:

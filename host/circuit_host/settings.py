@@ -18,7 +18,6 @@ class HostSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cache_dir: Path | None = None
-    db_path: Path | None = None
     log_level: str = "warning"
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from circuit_host.capabilities import records
 from circuit_host.capabilities.http import CalloutSession
+from circuit_host.circuitdb import CircuitDB, FieldDef, FieldType
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.connectors.sqlite_records import SqliteRecords
 from circuit_host.context import ExecutionContext
 from circuit_host.errors import DmlError, GuestFault, LimitExceeded, QueryError
 from circuit_host.execution_log import ExecutionLog
@@ -22,8 +22,9 @@ INSERT, UPDATE, UPSERT, DELETE = 0, 1, 2, 3
 
 
 @pytest.fixture
-def context(records: SqliteRecords) -> Iterator[ExecutionContext]:
-    tx = records.begin()
+def context(any_records: CircuitDB) -> Iterator[ExecutionContext]:
+    any_records.add_field("Contact", FieldDef("Legacy_Key__c", FieldType.TEXT, external_id=True))
+    tx = any_records.begin()
     http = HttpConnector()
     yield ExecutionContext(
         governor=Governor(LimitsProfile(dml_rows=5)),
@@ -55,16 +56,22 @@ def test_insert_then_query_with_binds(context: ExecutionContext) -> None:
 
 
 def test_upsert_by_external_id_field(context: ExecutionContext) -> None:
-    dml(context, INSERT, [{"LastName": "Ng", "Email": "ng@acme.com"}])
+    [existing] = dml(context, INSERT, [{"LastName": "Ng", "Legacy_Key__c": "K-1"}])["ids"]
     result = dml(
         context,
         UPSERT,
         {
-            "rows": [{"LastName": "Ng2", "Email": "ng@acme.com"}, {"LastName": "New", "Email": "n@x.io"}],
-            "external_id": "Email",
+            "rows": [{"LastName": "Ng2", "Legacy_Key__c": "K-1"}, {"LastName": "New", "Legacy_Key__c": "K-2"}],
+            "external_id": "Legacy_Key__c",
         },
     )
     assert result["created"] == [False, True]
+    assert result["ids"][0] == existing
+
+
+def test_upsert_on_a_field_that_is_not_an_external_id_is_a_dml_error(context: ExecutionContext) -> None:
+    with pytest.raises(DmlError, match="Email is not an external id field"):
+        dml(context, UPSERT, {"rows": [{"LastName": "X", "Email": "x@y.io"}], "external_id": "Email"})
 
 
 @pytest.mark.parametrize(

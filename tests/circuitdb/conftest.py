@@ -6,7 +6,6 @@ unreachable the PostgreSQL tests skip, unless CIRCUIT_REQUIRE_POSTGRES=1 (CI), w
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,34 +18,13 @@ from circuit_host.circuitdb import CircuitDB, CircuitTransaction
 from circuit_host.circuitdb.store import drop_tenant
 from circuit_host.connectors.records import DmlOp, RecordsTransaction
 from circuit_host.errors import DmlError, QueryError
-
-POSTGRES_URL = os.environ.get("CIRCUIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-_postgres_problem: list[str | None] = []
-
-
-def _postgres_reachable() -> str | None:
-    """None when the server answers, else why not (checked once per session)."""
-    if not _postgres_problem:
-        try:
-            engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            engine.dispose()
-            _postgres_problem.append(None)
-        except Exception as e:
-            _postgres_problem.append(f"PostgreSQL at {POSTGRES_URL} is not reachable: {type(e).__name__}: {e}")
-    return _postgres_problem[0]
+from tests.conftest import require_postgres
 
 
 def database_url(backend: str, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'circuitdb.sqlite3'}"
-    problem = _postgres_reachable()
-    if problem is not None:
-        if os.environ.get("CIRCUIT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    return POSTGRES_URL
+    return require_postgres()
 
 
 def new_tenant() -> str:

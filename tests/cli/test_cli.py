@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
-from tests.conftest import guest_wat
+from circuit_host.circuitdb.store import drop_tenant
+from tests.conftest import guest_wat, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,7 +126,10 @@ def test_trigger_run_saves_records_and_query_reads_what_was_committed(tmp_path: 
     assert built.returncode == 0, built.stderr
     module = built.stdout.strip().splitlines()[-1]
     event = ROOT / "examples" / "virtual_lpr" / "event.json"
-    ran = circuit("run", module, "--event", event, "--db", db, "--json", cache=cache)
+    manifest = ROOT / "examples" / "virtual_lpr" / "circuit.toml"
+    without = circuit("run", module, "--event", event, "--db", db, "--json", cache=cache)
+    assert "Company_Size__c: no such field on Contact" in json.loads(without.stdout)["error"]["message"]
+    ran = circuit("run", module, "--event", event, "--db", db, "--manifest", manifest, "--json", cache=cache)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     queried = circuit("query", "SELECT LastName, VLPR_Grade__c FROM Contact", "--db", db, "--json", cache=cache)
     assert queried.returncode == 0, queried.stderr
@@ -166,3 +172,67 @@ def test_allow_host_patterns_are_validated(tmp_path: Path, cache: Path) -> None:
     )
     assert ran.returncode == 2
     assert "allowed host" in json.loads(ran.stdout)["error"]["message"]
+
+
+def test_manifest_beside_the_built_module_is_applied(tmp_path: Path, cache: Path) -> None:
+    # `circuit build` writes DIR/zig-out/NAME.wasm: DIR/circuit.toml is found without --manifest.
+    source = tmp_path / "vlpr"
+    source.mkdir()
+    for name in ("circuit.zig", "circuit.toml"):
+        (source / name).write_text((ROOT / "examples" / "virtual_lpr" / name).read_text())
+    built = circuit("build", source, cache=cache)
+    module = built.stdout.strip().splitlines()[-1]
+    assert Path(module).parent == source / "zig-out"
+    event = ROOT / "examples" / "virtual_lpr" / "event.json"
+    ran = circuit("run", module, "--event", event, "--db", tmp_path / "r.db", "--json", cache=cache)
+    assert json.loads(ran.stdout)["status"] == "ok", ran.stdout
+
+
+def test_schema_commands_add_and_show_custom_fields(tmp_path: Path, cache: Path) -> None:
+    db = tmp_path / "records.db"
+    added = circuit(
+        "schema", "add-field", "Contact", "Tier__c", "picklist", "--values", "Gold,Silver", "--db", db, cache=cache
+    )
+    assert added.returncode == 0, added.stderr
+    shown = circuit("schema", "show", "Contact", "--db", db, cache=cache)
+    assert "Tier__c" in shown.stdout and "picklist" in shown.stdout
+    assert "LastName" in shown.stdout and "required" in shown.stdout
+    bad = circuit("schema", "add-field", "Contact", "Tier", "text", "--db", db, cache=cache)
+    assert bad.returncode == 2
+    assert "__c" in bad.stderr
+    applied = circuit("schema", "apply", ROOT / "examples" / "virtual_lpr" / "circuit.toml", "--db", db, cache=cache)
+    assert applied.returncode == 0, applied.stderr
+    assert "Circuit_Setting__c" in circuit("schema", "show", "Circuit_Setting__c", "--db", db, cache=cache).stdout
+
+
+def test_db_accepts_a_postgresql_url_and_tenants_stay_apart(tmp_path: Path, cache: Path) -> None:
+    url = require_postgres()
+    tenant = f"cli-{uuid.uuid4().hex[:10]}"
+    event = write_json(
+        tmp_path,
+        "e.json",
+        {"kind": "trigger", "object": "Contact", "operation": "after_insert", "new": [{"LastName": "Pg"}]},
+    )
+    module = write_wat(tmp_path, "echo")
+    soql = "SELECT LastName FROM Contact"
+    try:
+        ran = circuit("--tenant", tenant, "run", module, "--event", event, "--db", url, "--json", cache=cache)
+        assert json.loads(ran.stdout)["status"] == "ok", ran.stdout + ran.stderr
+        saved_id = json.loads(ran.stdout)["output"]["new"][0]["Id"]
+        queried = circuit("--tenant", tenant, "query", soql, "--db", url, "--json", cache=cache)
+        assert json.loads(queried.stdout) == [{"Id": saved_id, "LastName": "Pg"}]
+        other = circuit("--tenant", f"{tenant}-b", "query", soql, "--db", url, "--json", cache=cache)
+        assert json.loads(other.stdout) == []  # another tenant never sees these records
+    finally:
+        engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+        for name in (tenant, f"{tenant}-b"):
+            drop_tenant(engine, name)
+        engine.dispose()
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path, cache: Path) -> None:
+    event = write_json(tmp_path, "e.json", 1)
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    ran = circuit("run", write_wat(tmp_path, "echo"), "--event", event, "--db", url, "--json", cache=cache)
+    assert ran.returncode == 2
+    assert "cannot open the records store" in json.loads(ran.stdout)["error"]["message"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,13 @@ from benchmarks import native_vlpr
 
 from circuit_host.build import build_circuit
 from circuit_host.capabilities.http import HostPattern
+from circuit_host.circuitdb import CircuitDB, open_store
+from circuit_host.circuitdb.manifest import read_schema
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.connectors.sqlite_records import SqliteRecords
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
 from circuit_host.runtime import CircuitModule, Runtime
 from circuit_host.trigger_runs import run_trigger_event
-from tests.conftest import LoopbackServer
+from tests.conftest import LoopbackServer, require_postgres
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "virtual_lpr"
 INCOMES = {"94105": 130_000, "10001": 75_000, "60601": 52_000}
@@ -36,6 +39,23 @@ DOMAINS = ["acme.com", "gmail.com", "Yahoo.com", "globex.io", None]
 def vlpr(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> CircuitModule:
     wasm = build_circuit(EXAMPLE, tmp_path_factory.mktemp("vlpr-build"))
     return runtime.load(wasm.read_bytes())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def vlpr_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], CircuitDB]]:
+    """Opens stores (each a tenant of its own) with the example's schema, on each backend."""
+    opened: list[CircuitDB] = []
+
+    def open_one() -> CircuitDB:
+        target = str(tmp_path / "records.db") if request.param == "sqlite" else require_postgres()
+        store = open_store(target, tenant=f"vlpr-{uuid.uuid4().hex[:12]}")
+        store.apply_schema(read_schema(EXAMPLE / "circuit.toml"))
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.drop_tenant()
 
 
 def contacts(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -71,7 +91,7 @@ def census(server: LoopbackServer) -> None:
     server.routes["/census"] = handler
 
 
-def configure_census(store: SqliteRecords, url: str) -> None:
+def configure_census(store: CircuitDB, url: str) -> None:
     tx = store.begin()
     tx.seed("Circuit_Setting__c", [{"Name": "census_url", "Value__c": url}])
     tx.commit()
@@ -79,7 +99,7 @@ def configure_census(store: SqliteRecords, url: str) -> None:
 
 
 def run_guest(
-    runtime: Runtime, module: CircuitModule, store: SqliteRecords, batch: list[dict[str, Any]], allow: list[str]
+    runtime: Runtime, module: CircuitModule, store: CircuitDB, batch: list[dict[str, Any]], allow: list[str]
 ) -> ExecutionRecord:
     http = HttpConnector()
     try:
@@ -91,7 +111,7 @@ def run_guest(
         http.close()
 
 
-def run_native(store: SqliteRecords, batch: list[dict[str, Any]]) -> dict[str, int]:
+def run_native(store: CircuitDB, batch: list[dict[str, Any]]) -> dict[str, int]:
     http = HttpConnector()
     tx = store.begin()
     try:
@@ -104,7 +124,7 @@ def run_native(store: SqliteRecords, batch: list[dict[str, Any]]) -> dict[str, i
         http.close()
 
 
-def committed(store: SqliteRecords) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def committed(store: CircuitDB) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     tx = store.begin()
     try:
         people = tx.query(
@@ -131,9 +151,11 @@ def committed(store: SqliteRecords) -> tuple[list[dict[str, Any]], list[dict[str
     return people, tasks
 
 
-def test_example_event_scores_the_high_intent_lead_as_a(runtime: Runtime, vlpr: CircuitModule, tmp_path: Path) -> None:
+def test_example_event_scores_the_high_intent_lead_as_a(
+    runtime: Runtime, vlpr: CircuitModule, vlpr_store: Callable[[], CircuitDB]
+) -> None:
     event = json.loads((EXAMPLE / "event.json").read_text())
-    store = SqliteRecords(tmp_path / "r.db")
+    store = vlpr_store()
     record = run_guest(runtime, vlpr, store, event["new"], [])
     assert record.status == "ok", record.error
     people, tasks = committed(store)
@@ -142,15 +164,14 @@ def test_example_event_scores_the_high_intent_lead_as_a(runtime: Runtime, vlpr: 
     assert max(expected.values()) >= 70
     assert len(tasks) == sum(1 for s in expected.values() if s >= 70) >= 1
     assert all(t["Priority"] == "High" and t["Subject"].startswith("CRITICAL: call ") for t in tasks)
-    store.close()
 
 
 def test_guest_commits_exactly_what_native_python_commits(
-    runtime: Runtime, vlpr: CircuitModule, tmp_path: Path, loopback: LoopbackServer
+    runtime: Runtime, vlpr: CircuitModule, vlpr_store: Callable[[], CircuitDB], loopback: LoopbackServer
 ) -> None:
     census(loopback)
     batch = contacts(60)
-    guest_store, native_store = SqliteRecords(tmp_path / "g.db"), SqliteRecords(tmp_path / "n.db")
+    guest_store, native_store = vlpr_store(), vlpr_store()
     for store in (guest_store, native_store):
         configure_census(store, f"{loopback.base}/census")
     record = run_guest(runtime, vlpr, guest_store, batch, [loopback.base])
@@ -160,15 +181,13 @@ def test_guest_commits_exactly_what_native_python_commits(
     guest_rows, native_rows = committed(guest_store), committed(native_store)
     assert guest_rows == native_rows
     assert {p["VLPR_Grade__c"] for p in guest_rows[0]} == {"A", "B", "C", "D"}  # the batch covers every grade
-    guest_store.close()
-    native_store.close()
 
 
 def test_bulk_200_is_one_query_one_callout_two_dml(
-    runtime: Runtime, vlpr: CircuitModule, tmp_path: Path, loopback: LoopbackServer
+    runtime: Runtime, vlpr: CircuitModule, vlpr_store: Callable[[], CircuitDB], loopback: LoopbackServer
 ) -> None:
     census(loopback)
-    store = SqliteRecords(tmp_path / "r.db")
+    store = vlpr_store()
     configure_census(store, f"{loopback.base}/census")
     record = run_guest(runtime, vlpr, store, contacts(200, seed=11), [loopback.base])
     assert record.status == "ok", record.error
@@ -180,13 +199,12 @@ def test_bulk_200_is_one_query_one_callout_two_dml(
     sent_zips = msgpack.unpackb(next(body for _, path, body in loopback.requests if path == "/census"))["zips"]
     assert sorted(sent_zips) == sorted({*INCOMES, "99999"})  # distinct, non-empty
     assert record.usage["dml_rows"].used == 200 + record.output["grade_a"]
-    store.close()
 
 
 def test_enrichment_failure_is_logged_and_scoring_goes_on(
-    runtime: Runtime, vlpr: CircuitModule, tmp_path: Path, loopback: LoopbackServer
+    runtime: Runtime, vlpr: CircuitModule, vlpr_store: Callable[[], CircuitDB], loopback: LoopbackServer
 ) -> None:
-    store = SqliteRecords(tmp_path / "r.db")
+    store = vlpr_store()
     configure_census(store, f"{loopback.base}/census")  # no route: the server answers 404
     batch = contacts(10)
     record = run_guest(runtime, vlpr, store, batch, [loopback.base])
@@ -194,17 +212,15 @@ def test_enrichment_failure_is_logged_and_scoring_goes_on(
     assert any(e.level == "warn" for e in record.logs if e.source == "guest")
     people, _ = committed(store)
     assert sorted(p["VLPR_Score__c"] for p in people) == sorted(native_vlpr.score(c, {}) for c in batch)
-    store.close()
 
 
 def test_census_host_outside_the_allowlist_is_refused_but_scoring_goes_on(
-    runtime: Runtime, vlpr: CircuitModule, tmp_path: Path, loopback: LoopbackServer
+    runtime: Runtime, vlpr: CircuitModule, vlpr_store: Callable[[], CircuitDB], loopback: LoopbackServer
 ) -> None:
     census(loopback)
-    store = SqliteRecords(tmp_path / "r.db")
+    store = vlpr_store()
     configure_census(store, f"{loopback.base}/census")
     record = run_guest(runtime, vlpr, store, contacts(5), [])
     assert record.status == "ok"
     assert record.usage["callouts"].used == 1
     assert loopback.requests == []
-    store.close()

@@ -14,7 +14,7 @@ import msgpack
 import pytest
 
 from circuit_host.capabilities.http import HostPattern
-from circuit_host.connectors.sqlite_records import SqliteRecords
+from circuit_host.circuitdb import CircuitDB
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
 from circuit_host.runtime import Runtime
 from circuit_host.trigger_runs import run_trigger_event
@@ -42,14 +42,14 @@ def run(executor: Executor, runtime: Runtime, wasm: Path, allow: str | None = No
     return run_trigger_event(executor, runtime.load_file(wasm), event(wasm.stem), options)
 
 
-def configure_census(records: SqliteRecords, url: str) -> None:
+def configure_census(records: CircuitDB, url: str) -> None:
     transaction = records.begin()
     transaction.seed("Circuit_Setting__c", [{"Name": "census_url", "Value__c": url}])
     transaction.commit()
     transaction.close()
 
 
-def contacts(records: SqliteRecords) -> dict[str, dict[str, Any]]:
+def contacts(records: CircuitDB) -> dict[str, dict[str, Any]]:
     transaction = records.begin()
     try:
         rows = transaction.query("SELECT Id, VLPR_Score__c, VLPR_Grade__c, Next_Action__c FROM Contact", {}, 100)
@@ -58,7 +58,7 @@ def contacts(records: SqliteRecords) -> dict[str, dict[str, Any]]:
     return {row["Id"][-5:]: row for row in rows.records}
 
 
-def tasks(records: SqliteRecords) -> list[dict[str, Any]]:
+def tasks(records: CircuitDB) -> list[dict[str, Any]]:
     transaction = records.begin()
     try:
         rows = transaction.query("SELECT Subject, Priority, Status, WhoId, Description FROM Task", {}, 100)
@@ -82,7 +82,7 @@ def test_hello_greets_each_new_record(executor: Executor, runtime: Runtime, exam
     ]
 
 
-def assert_scored(records: SqliteRecords, with_census: bool) -> None:
+def assert_scored(records: CircuitDB, with_census: bool) -> None:
     rows = contacts(records)
     for suffix, scores in EXPECTED.items():
         score = scores[0] if with_census else scores[1]
@@ -106,7 +106,7 @@ def assert_scored(records: SqliteRecords, with_census: bool) -> None:
 def test_virtual_lpr_with_census_enrichment(
     executor: Executor,
     runtime: Runtime,
-    records: SqliteRecords,
+    records: CircuitDB,
     loopback: LoopbackServer,
     example_wasm: dict[str, Path],
 ) -> None:
@@ -127,7 +127,7 @@ def test_virtual_lpr_with_census_enrichment(
 
 
 def test_virtual_lpr_without_setting_scores_without_census(
-    executor: Executor, runtime: Runtime, records: SqliteRecords, example_wasm: dict[str, Path]
+    executor: Executor, runtime: Runtime, records: CircuitDB, example_wasm: dict[str, Path]
 ) -> None:
     record = run(executor, runtime, example_wasm["virtual_lpr"])
     assert record.status == "ok", record.error
@@ -143,7 +143,7 @@ def test_virtual_lpr_without_setting_scores_without_census(
 def test_virtual_lpr_census_failure_only_warns(
     executor: Executor,
     runtime: Runtime,
-    records: SqliteRecords,
+    records: CircuitDB,
     loopback: LoopbackServer,
     example_wasm: dict[str, Path],
     allowed: bool,

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from circuit_host.circuitdb import open_store
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.connectors.records import DmlOp, DmlResult, QueryResult, RecordsTransaction
-from circuit_host.connectors.sqlite_records import SqliteRecords
 from circuit_host.executions import ExecutionOptions, Executor
 from circuit_host.limits import LimitsProfile
 from circuit_host.runtime import Runtime
@@ -18,7 +18,7 @@ class CountingRecords:
     """A real SQLite store that counts the queries that reach it."""
 
     def __init__(self, path: Path) -> None:
-        self.store = SqliteRecords(path)
+        self.store = open_store(path)
         self.queries_seen = 0
 
     def begin(self) -> RecordsTransaction:
@@ -75,7 +75,7 @@ def test_the_101st_query_traps_and_the_connector_saw_exactly_100(
 def test_query_rows_limit_counts_returned_rows(
     runtime: Runtime, load_guest: Callable[[str], Any], tmp_path: Path
 ) -> None:
-    records = SqliteRecords(tmp_path / "r.db")
+    records = open_store(tmp_path / "r.db")
     tx = records.begin()
     tx.seed("Contact", [{"LastName": f"L{i}"} for i in range(30)])
     tx.commit()

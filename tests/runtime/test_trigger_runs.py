@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from circuit_host.connectors.sqlite_records import SqliteRecords
+from circuit_host.circuitdb import CircuitDB
 from circuit_host.errors import Rejected
 from circuit_host.executions import Executor
 from circuit_host.trigger_runs import run_trigger_event
@@ -15,7 +15,7 @@ from circuit_host.trigger_runs import run_trigger_event
 Load = Callable[[str], Any]
 
 
-def contacts_in(records: SqliteRecords) -> list[dict[str, Any]]:
+def contacts_in(records: CircuitDB) -> list[dict[str, Any]]:
     tx = records.begin()
     try:
         return tx.query("SELECT LastName, Title FROM Contact ORDER BY LastName", {}, max_rows=100).records
@@ -35,7 +35,7 @@ def test_after_insert_sees_saved_records_with_ids(executor: Executor, load_guest
     assert saved["LastName"] == "A"
 
 
-def test_before_insert_output_is_what_gets_saved(executor: Executor, records: SqliteRecords, load_guest: Load) -> None:
+def test_before_insert_output_is_what_gets_saved(executor: Executor, records: CircuitDB, load_guest: Load) -> None:
     record = run_trigger_event(
         executor, load_guest("before_trigger"), event("before_insert", [{"LastName": "B", "Title": "Old"}])
     )
@@ -44,7 +44,7 @@ def test_before_insert_output_is_what_gets_saved(executor: Executor, records: Sq
 
 
 def test_before_trigger_returning_the_wrong_count_saves_nothing(
-    executor: Executor, records: SqliteRecords, load_guest: Load
+    executor: Executor, records: CircuitDB, load_guest: Load
 ) -> None:
     two = [{"LastName": "C"}, {"LastName": "D"}]
     record = run_trigger_event(executor, load_guest("before_trigger"), event("before_insert", two))
@@ -53,7 +53,7 @@ def test_before_trigger_returning_the_wrong_count_saves_nothing(
     assert contacts_in(records) == []
 
 
-def test_after_update_saves_the_new_values_first(executor: Executor, records: SqliteRecords, load_guest: Load) -> None:
+def test_after_update_saves_the_new_values_first(executor: Executor, records: CircuitDB, load_guest: Load) -> None:
     tx = records.begin()
     [contact_id] = tx.seed("Contact", [{"LastName": "E", "Title": "Before"}])
     tx.commit()
@@ -67,7 +67,7 @@ def test_after_update_saves_the_new_values_first(executor: Executor, records: Sq
 
 
 def test_failed_after_trigger_undoes_the_triggering_insert(
-    executor: Executor, records: SqliteRecords, load_guest: Load
+    executor: Executor, records: CircuitDB, load_guest: Load
 ) -> None:
     record = run_trigger_event(executor, load_guest("fail"), event("after_insert", [{"LastName": "F"}]))
     assert record.status == "error"

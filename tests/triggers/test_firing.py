@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from circuit_host.build import build_circuit
+from circuit_host.circuitdb import CircuitDB
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.connectors.records import RecordsConnector
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
@@ -35,7 +36,13 @@ def registry() -> TriggerRegistry:
 
 
 @pytest.fixture
-def firing_executor(runtime: Runtime, records: RecordsConnector, registry: TriggerRegistry) -> Iterator[Executor]:
+def records(any_records: CircuitDB) -> CircuitDB:
+    """Trigger cascades run on both backends."""
+    return any_records
+
+
+@pytest.fixture
+def firing_executor(runtime: Runtime, records: CircuitDB, registry: TriggerRegistry) -> Iterator[Executor]:
     http = HttpConnector()
     yield Executor(runtime, records, http, triggers=registry)
     http.close()

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from circuit_host.circuitdb.schema import record_id_prefix
 from circuit_host.connectors import soql
-from circuit_host.connectors.sqlite_records import record_id_prefix
 
 Reply = tuple[int, dict[str, str], Any]
 
