@@ -30,6 +30,7 @@ from benchmarks import native_vlpr  # noqa: E402
 from circuit_host.build import build_circuit  # noqa: E402
 from circuit_host.capabilities.http import HostPattern  # noqa: E402
 from circuit_host.circuitdb import open_store  # noqa: E402
+from circuit_host.circuitdb.manifest import read_schema  # noqa: E402
 from circuit_host.connectors.http_client import HttpConnector  # noqa: E402
 from circuit_host.executions import ExecutionOptions, Executor  # noqa: E402
 from circuit_host.runtime import CircuitModule, Runtime  # noqa: E402
@@ -57,6 +58,8 @@ def measure(
     """Median ms of the sandboxed and the native execution on ``size`` contacts, and median fuel."""
     batch = contacts(size, seed=size)
     guest_store, native_store = open_store(work / f"g{size}.db"), open_store(work / f"n{size}.db")
+    for store in (guest_store, native_store):
+        store.apply_schema(read_schema(ROOT / "examples" / "virtual_lpr" / "circuit.toml"))
     http = HttpConnector()
     if args.census:
         for store in (guest_store, native_store):
