@@ -1,9 +1,17 @@
-"""The debug log of one execution: structured entries first, rendered text second."""
+"""The debug log of one execution: structured entries first, the Apex-style text a rendering of them.
+
+Every host call leaves an entry (``QUERY``, ``DML``, ``CALLOUT`` with rows and time), the
+guest's ``log.write`` lines are ``USER_DEBUG``, and the executor brackets it all with
+``EXECUTION_START``, ``LIMIT_USAGE`` and ``EXECUTION_END``, as Salesforce debug logs do.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -13,13 +21,35 @@ LEVELS = ("debug", "info", "warn", "error")
 
 @dataclass(frozen=True)
 class LogEntry:
-    at_ms: float
+    at_ms: float  # since the execution started
     level: str
     message: str
-    source: str  # "guest" for log.write, "host" for the runtime's own events
+    source: str  # "guest" for log.write, "host" for everything the host records
+    event: str = "USER_DEBUG"
+    rows: int | None = None
+    duration_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at_ms": self.at_ms, "level": self.level, "message": self.message, "source": self.source}
+        entry: dict[str, Any] = {
+            "at_ms": self.at_ms,
+            "event": self.event,
+            "level": self.level,
+            "message": self.message,
+            "source": self.source,
+        }
+        if self.rows is not None:
+            entry["rows"] = self.rows
+        if self.duration_ms is not None:
+            entry["duration_ms"] = self.duration_ms
+        return entry
+
+
+@dataclass
+class Span:
+    """A timed host call being recorded; the capability fills in ``rows`` once it knows them."""
+
+    rows: int | None = None
+    outcome: str = ""
 
 
 @dataclass
@@ -29,19 +59,56 @@ class ExecutionLog:
     execution_id: str
     entries: list[LogEntry] = field(default_factory=list)
     _started: float = field(default_factory=time.monotonic)
+    _started_wall: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
         self._logger = structlog.get_logger("circuit.execution").bind(execution_id=self.execution_id)
 
+    def _now_ms(self) -> float:
+        return round((time.monotonic() - self._started) * 1000, 3)
+
     def write(self, level: str, message: str, source: str = "guest") -> None:
-        entry = LogEntry(round((time.monotonic() - self._started) * 1000, 3), level, message, source)
-        self.entries.append(entry)
+        """A log line: the guest's (``USER_DEBUG``) or the host's own (``SYSTEM``)."""
+        event = "USER_DEBUG" if source == "guest" else "SYSTEM"
+        self.entries.append(LogEntry(self._now_ms(), level, message, source, event))
         if source == "guest":
             # Guest lines belong to the execution's own log; operators see them at debug level.
             self._logger.debug(message, source=source, level=level)
         else:
             getattr(self._logger, "warning" if level == "warn" else level)(message, source=source)
 
+    def event(self, event: str, message: str, rows: int | None = None, duration_ms: float | None = None) -> None:
+        """A host event (``EXECUTION_START``, ``CODE_UNIT_STARTED``, ``LIMIT_USAGE``…)."""
+        self.entries.append(LogEntry(self._now_ms(), "debug", message, "host", event, rows, duration_ms))
+
+    @contextmanager
+    def timed(self, event: str, message: str) -> Iterator[Span]:
+        """Record one host call with its duration, its rows and, if it failed, why."""
+        span = Span()
+        started = time.monotonic()
+        try:
+            yield span
+        except Exception as exc:
+            span.outcome = f" -> {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            elapsed = round((time.monotonic() - started) * 1000, 3)
+            self.entries.append(
+                LogEntry(self._now_ms(), "debug", message + span.outcome, "host", event, span.rows, elapsed)
+            )
+
     def render(self) -> str:
-        """Apex-style debug log text: one line per entry."""
-        return "\n".join(f"{e.at_ms:10.3f}ms|{e.source.upper()}|{e.level.upper()}|{e.message}" for e in self.entries)
+        """The Apex-style debug log: ``HH:MM:SS.mmm (nanoseconds)|EVENT|details``."""
+        lines = []
+        for e in self.entries:
+            wall = datetime.fromtimestamp(self._started_wall + e.at_ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+            parts = [f"{wall} ({int(e.at_ms * 1_000_000)})", e.event]
+            if e.event == "USER_DEBUG":
+                parts.append(e.level.upper())
+            if e.rows is not None:
+                parts.append(f"Rows:{e.rows}")
+            if e.duration_ms is not None:
+                parts.append(f"{e.duration_ms:.3f}ms")
+            parts.append(e.message)
+            lines.append("|".join(parts))
+        return "\n".join(lines)

@@ -116,6 +116,7 @@ class Executor:
             http=CalloutSession(self.http, options.allowed_hosts),
             firing=self.firing,
         )
+        log.event("EXECUTION_START", f"execution {execution_id} of {module.sha256[:12]}")
         committed = False
         try:
             outcome = self._invoke(module, event, context, before_handle, after_handle)
@@ -135,6 +136,9 @@ class Executor:
         governor.record("timeout_ms", int(duration_ms))
         if outcome.status != "ok":
             log.write("error", f"{outcome.status}: {outcome.error_message}", source="host")
+        usage = governor.usage()
+        log.event("LIMIT_USAGE", "; ".join(f"{name} {u.used} of {u.limit}" for name, u in usage.items() if u.used))
+        log.event("EXECUTION_END", f"status {outcome.status}, {'committed' if committed else 'rolled back'}")
         error = None
         if outcome.status != "ok":
             error = {"kind": outcome.error_kind or outcome.status, "message": outcome.error_message or ""}
@@ -145,7 +149,7 @@ class Executor:
             status=outcome.status,
             output=outcome.output if outcome.status == "ok" else None,
             error=error,
-            usage=governor.usage(),
+            usage=usage,
             logs=list(log.entries),
             duration_ms=duration_ms,
             committed=committed,

@@ -61,7 +61,7 @@ def rows(records: RecordsConnector, soql: str) -> list[dict[str, Any]]:
 
 
 def trigger_lines(record: ExecutionRecord) -> list[str]:
-    return [e.message for e in record.logs if e.source == "host" and e.message.startswith("trigger ")]
+    return [e.message for e in record.logs if e.event == "CODE_UNIT_STARTED"]
 
 
 def contact_event(*contacts: dict[str, Any]) -> dict[str, Any]:

@@ -108,6 +108,7 @@ def callout(context: ExecutionContext, request_payload: bytes) -> bytes:
     except httpx.InvalidURL as exc:
         raise CalloutError(f"invalid url {request.url!r}: {exc}") from None
     if not session.allows(url):
+        context.log.event("CALLOUT", f"{request.method} {url.scheme}://{url.host}{url.path} -> refused: not allowed")
         raise CalloutError(f"callout to {url.scheme}://{url.host} is not allowed for this circuit")
     budget_ms = governor.remaining("callout_time_ms")
     deadline_ms = governor.time_left_ms()
@@ -118,7 +119,9 @@ def callout(context: ExecutionContext, request_payload: bytes) -> bytes:
     timeout_ms = min(requested_ms, budget_ms, deadline_ms)
     started = time.monotonic()
     try:
-        response = session.connector.send(request, timeout_ms / 1000, session.max_response_bytes)
+        with context.log.timed("CALLOUT", f"{request.method} {url.scheme}://{url.host}{url.path}") as span:
+            response = session.connector.send(request, timeout_ms / 1000, session.max_response_bytes)
+            span.outcome = f" -> {response.status}"
     except CalloutTimeout:
         if timeout_ms == requested_ms:
             raise

@@ -40,8 +40,10 @@ def query(context: ExecutionContext, soql: str, binds_payload: bytes) -> bytes:
         items = value if isinstance(value, list) else [value]
         if not all(_is_value(item) for item in items):
             raise QueryError(f"bind :{name} must be a scalar (nil, bool, int64, float, str) or a list of them")
-    result = context.records.query(soql, binds, max_rows=governor.remaining("query_rows"))
-    governor.charge("query_rows", max(len(result.records), result.total_size))
+    with context.log.timed("QUERY", soql) as span:
+        result = context.records.query(soql, binds, max_rows=governor.remaining("query_rows"))
+        span.rows = max(len(result.records), result.total_size)
+    governor.charge("query_rows", span.rows)
     return encode({"records": result.records, "total_size": result.total_size})
 
 
@@ -73,10 +75,12 @@ def dml(context: ExecutionContext, op: int, object_name: str, rows_payload: byte
     governor.charge("dml_statements")  # a statement that fails validation still counts, as in Apex
     rows, external_id = _rows_of(payload)
     governor.charge("dml_rows", len(rows))
-    if context.firing is not None:
-        result = context.firing.dml(context, DmlOp(op), object_name, rows, external_id)
-    else:
-        result = context.records.dml(DmlOp(op), object_name, rows, external_id=external_id)
+    with context.log.timed("DML", f"{DmlOp(op).name} {object_name}") as span:
+        span.rows = len(rows)
+        if context.firing is not None:
+            result = context.firing.dml(context, DmlOp(op), object_name, rows, external_id)
+        else:
+            result = context.records.dml(DmlOp(op), object_name, rows, external_id=external_id)
     return encode({"ids": result.ids, "created": result.created})
 
 

@@ -163,13 +163,16 @@ class TriggerFiring:
             "new": new,
             "old": old,
         }
-        context.log.write("debug", f"{where} (depth {context.depth + 1}, {len(new) or len(old or [])} records)", "host")
+        context.log.event(
+            "CODE_UNIT_STARTED", f"{where} (depth {context.depth + 1}, {len(new) or len(old or [])} records)"
+        )
         context.settle_fuel()
         child = context.child()
         try:
             outcome = self.runtime.invoke(binding.module, encode(event), child)
         finally:
             context.cap_fuel()
+        context.log.event("CODE_UNIT_FINISHED", f"{where}: {outcome.status}")
         if outcome.status == "ok":
             return outcome.output
         message = f"{where}: {outcome.error_message}"
