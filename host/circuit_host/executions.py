@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,9 @@ import structlog
 from .capabilities.codec import encode
 from .capabilities.http import CalloutSession, HostPattern
 from .connectors.http_client import HttpConnector
-from .connectors.records import RecordsConnector, RecordsTransaction
+from .connectors.records import DmlOp, RecordsConnector, RecordsTransaction
 from .context import ExecutionContext
-from .errors import CircuitError
+from .errors import CircuitError, ExecutionTimeout, GuestFault, LimitExceeded
 from .execution_log import ExecutionLog, LogEntry
 from .governor import Governor, Usage
 from .limits import LimitsProfile
@@ -65,6 +65,17 @@ class ExecutionRecord:
         }
 
 
+def outcome_of(exc: CircuitError) -> Invocation:
+    """The status an error raised outside any guest gives its execution."""
+    if isinstance(exc, LimitExceeded):
+        return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
+    if isinstance(exc, ExecutionTimeout):
+        return Invocation("timeout", error_kind=exc.kind, error_message=str(exc))
+    if isinstance(exc, GuestFault):
+        return Invocation("trap", error_kind=exc.kind, error_message=str(exc))
+    return Invocation("error", error_kind=exc.kind, error_message=str(exc))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"$bin": value.hex()}
@@ -103,6 +114,41 @@ class Executor:
         """Run one execution. ``before_handle`` may replace the event (e.g. after saving the
         triggering records); ``after_handle`` sees an ``ok`` output before commit. Both run
         inside the execution's transaction, so their writes share its fate."""
+        return self._execute(
+            f"of {module.sha256[:12]}",
+            options,
+            lambda context: self._invoke(module, event, context, before_handle, after_handle),
+        )
+
+    def apply_change(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        options: ExecutionOptions | None = None,
+        external_id: str = "Id",
+    ) -> ExecutionRecord:
+        """Apply a record change from outside (a webhook, the REST API) as one execution.
+
+        The write itself is the host's and is not charged; the triggers it fires run as in
+        any execution, sharing its budget and transaction, and the change commits only if
+        all of them succeed.
+        """
+
+        def change(context: ExecutionContext) -> Invocation:
+            with context.log.timed("DML", f"{op.name} {object_name}") as span:
+                span.rows = len(rows)
+                if context.firing is not None:
+                    result = context.firing.dml(context, op, object_name, rows, external_id)
+                else:
+                    result = context.records.dml(op, object_name, rows, external_id)
+            return Invocation("ok", output={"ids": result.ids, "created": result.created})
+
+        return self._execute(f"{op.name.lower()} {len(rows)} {object_name}", options, change)
+
+    def _execute(
+        self, label: str, options: ExecutionOptions | None, body: Callable[[ExecutionContext], Invocation]
+    ) -> ExecutionRecord:
         options = options or ExecutionOptions()
         execution_id = uuid.uuid4().hex
         started = time.monotonic()
@@ -116,15 +162,15 @@ class Executor:
             http=CalloutSession(self.http, options.allowed_hosts),
             firing=self.firing,
         )
-        log.event("EXECUTION_START", f"execution {execution_id} of {module.sha256[:12]}")
+        log.event("EXECUTION_START", f"execution {execution_id} {label}")
         committed = False
         try:
-            outcome = self._invoke(module, event, context, before_handle, after_handle)
+            outcome = body(context)
             if outcome.status == "ok":
                 transaction.commit()
                 committed = True
         except CircuitError as exc:
-            outcome = Invocation("error", error_kind=exc.kind, error_message=str(exc))
+            outcome = outcome_of(exc)
         except Exception as exc:  # a connector bug must fail this execution, not the host
             structlog.get_logger("circuit.executions").exception("host error", execution_id=execution_id)
             outcome = Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")

@@ -11,7 +11,7 @@ import pytest
 from circuit_host.build import build_circuit
 from circuit_host.circuitdb import CircuitDB
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.connectors.records import RecordsConnector
+from circuit_host.connectors.records import DmlOp, RecordsConnector
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
 from circuit_host.limits import LimitsProfile
 from circuit_host.runtime import CircuitModule, Runtime
@@ -181,3 +181,29 @@ def test_dml_on_objects_without_triggers_takes_the_plain_path(
     record = firing_executor.run(load_guest("dml_then_trap"), 1)
     assert record.status == "ok"
     assert trigger_lines(record) == []
+
+
+def test_an_outside_change_fires_triggers_as_one_execution(
+    firing_executor: Executor, records: RecordsConnector, registry: TriggerRegistry, circuits: Any
+) -> None:
+    register(registry, circuits, "stamp", "Contact", "before_insert")
+    register(registry, circuits, "task_per_contact", "Contact", "after_insert")
+    record = firing_executor.apply_change(DmlOp.INSERT, "Contact", [{"LastName": "Hooked"}])
+    assert record.status == "ok", record.error
+    assert [(r["LastName"], r["Title"]) for r in rows(records, "SELECT LastName, Title FROM Contact")] == [
+        ("Hooked", "Stamped")
+    ]
+    assert [t["Subject"] for t in rows(records, "SELECT Subject FROM Task")] == ["Follow up Hooked"]
+    assert record.usage["dml_statements"].used == 1  # the host's own write is not charged; the trigger's is
+    assert "EXECUTION_START" in record.debug_log and "CODE_UNIT_STARTED" in record.debug_log
+
+
+def test_an_outside_change_is_not_saved_when_a_trigger_fails(
+    firing_executor: Executor, records: RecordsConnector, registry: TriggerRegistry, circuits: Any
+) -> None:
+    register(registry, circuits, "task_per_contact", "Contact", "after_insert")
+    register(registry, circuits, "reject_tasks", "Task", "before_insert")
+    record = firing_executor.apply_change(DmlOp.INSERT, "Contact", [{"LastName": "Refused"}])
+    assert record.status == "error"
+    assert "tasks are frozen" in record.error["message"]
+    assert rows(records, "SELECT Id FROM Contact") == []
