@@ -1,0 +1,225 @@
+"""``circuit.toml``: what a circuit is, what it handles, and what it may use.
+
+The model is strict (no coercion, no unknown keys) and every error is a ``Rejected`` naming
+the key, e.g. ``circuit.toml: limits.fuell: unknown limit``. See ``README.md`` here for the
+reference. ``[schema]`` is validated by the CircuitDB manifest loader; ``[tests]`` is kept
+as an opaque table for the test framework.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from circuit_host.capabilities.http import HostPattern
+from circuit_host.circuitdb.manifest import parse_schema
+from circuit_host.circuitdb.store import SchemaChanges
+from circuit_host.errors import Rejected
+from circuit_host.events import Operation
+from circuit_host.limits import RESOURCES, LimitsProfile
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+# Semantic versioning 2.0: MAJOR.MINOR.PATCH with optional pre-release and build metadata.
+VERSION_PATTERN = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+OBJECT_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
+CREDENTIAL_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
+TABLES = ("circuit", "triggers", "limits", "callouts", "credentials", "schema", "tests")
+
+_STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class CircuitInfo(BaseModel):
+    """``[circuit]``: identity of the circuit; (name, version) names one immutable bundle."""
+
+    model_config = _STRICT
+
+    name: str = Field(pattern=NAME_PATTERN)
+    version: str = Field(pattern=VERSION_PATTERN)
+    description: str = Field("", max_length=2000)
+
+
+class TriggerSpec(BaseModel):
+    """``[[triggers]]``: the record changes the circuit handles. Lower ``order`` runs first."""
+
+    model_config = _STRICT
+
+    object: str = Field(pattern=OBJECT_PATTERN)
+    operations: tuple[Operation, ...] = Field(min_length=1)
+    order: int = 0
+
+    @field_validator("operations")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("operations must not repeat")
+        return value
+
+
+class Callouts(BaseModel):
+    """``[callouts]``: the hosts the circuit may call, as ``https://host[:port]`` patterns."""
+
+    model_config = _STRICT
+
+    allowed_hosts: tuple[str, ...] = ()
+
+
+class Credentials(BaseModel):
+    """``[credentials]``: named credentials the circuit uses; their values live in host config."""
+
+    model_config = _STRICT
+
+    names: tuple[str, ...] = ()
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.match(CREDENTIAL_PATTERN, name):
+                raise ValueError(f"credential name {name!r} must match {CREDENTIAL_PATTERN}")
+        if len(set(value)) != len(value):
+            raise ValueError("names must not repeat")
+        return value
+
+
+class Manifest(BaseModel):
+    """A parsed, validated ``circuit.toml``. Build one with ``parse_manifest`` or ``read_manifest``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
+
+    circuit: CircuitInfo
+    triggers: tuple[TriggerSpec, ...] = ()
+    limits: dict[str, int] = Field(default_factory=dict)
+    callouts: Callouts = Callouts()
+    credentials: Credentials = Credentials()
+    schema_table: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    tests: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.circuit.name
+
+    @property
+    def version(self) -> str:
+        return self.circuit.version
+
+    def allowed_hosts(self) -> tuple[HostPattern, ...]:
+        return tuple(HostPattern.parse(text) for text in self.callouts.allowed_hosts)
+
+    def schema_changes(self) -> SchemaChanges:
+        """The custom objects and fields the circuit needs (``[schema]``)."""
+        return parse_schema({"schema": self.schema_table})
+
+    def limits_profile(self, ceiling: LimitsProfile) -> LimitsProfile:
+        """The execution budget: defaults capped by ``ceiling``, then the manifest's overrides.
+
+        An override above the tenant's ceiling is rejected naming the limit; it is never clamped,
+        so a circuit does not silently run with less than it asked for.
+        """
+        defaults = LimitsProfile()
+        base = {name: min(getattr(defaults, name), getattr(ceiling, name)) for name in RESOURCES}
+        for name, value in self.limits.items():
+            maximum = getattr(ceiling, name)
+            if value > maximum:
+                raise Rejected(f"circuit.toml: limits.{name}: {value} is above the tenant's maximum of {maximum}")
+            base[name] = value
+        try:
+            return LimitsProfile().with_overrides(base)
+        except Rejected as exc:
+            raise Rejected(f"circuit.toml: limits.{str(exc).removeprefix('invalid limits: ')}") from None
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and validate the ``circuit.toml`` at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Rejected(f"{path}: cannot read manifest: {exc}") from None
+    return parse_manifest(text, path.name)
+
+
+def parse_manifest(text: str, source: str = "circuit.toml") -> Manifest:
+    """Parse TOML text into a validated ``Manifest``."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise Rejected(f"{source}: invalid TOML: {exc}") from None
+    return manifest_from_document(document, source)
+
+
+def manifest_from_document(document: Mapping[str, Any], source: str = "circuit.toml") -> Manifest:
+    """Validate an already parsed manifest table."""
+    for key in document:
+        if key not in TABLES:
+            raise Rejected(f"{source}: unknown table [{key}] (expected one of {', '.join(TABLES)})")
+    if "circuit" not in document:
+        raise Rejected(f"{source}: [circuit] is required (name and version)")
+    for key in ("circuit", "limits", "callouts", "credentials", "schema", "tests"):
+        if key in document and not isinstance(document[key], Mapping):
+            raise Rejected(f"{source}: {key} must be a table ([{key}])")
+    if "triggers" in document and not (
+        isinstance(document["triggers"], list) and all(isinstance(t, Mapping) for t in document["triggers"])
+    ):
+        raise Rejected(f"{source}: triggers must be an array of tables ([[triggers]])")
+    for name, value in document.get("limits", {}).items():
+        if name not in RESOURCES:
+            raise Rejected(f"{source}: limits.{name}: unknown limit (expected one of {', '.join(RESOURCES)})")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Rejected(f"{source}: limits.{name}: must be an integer, not {type(value).__name__}")
+    try:
+        opaque = {key: dict(document[key]) for key in ("schema", "tests") if key in document}
+        manifest = Manifest.model_validate({**_tuples(document), **opaque})
+    except ValidationError as exc:
+        raise Rejected(_describe(exc, source)) from None
+    try:
+        LimitsProfile().with_overrides(manifest.limits)
+    except Rejected as exc:
+        raise Rejected(f"{source}: limits.{str(exc).removeprefix('invalid limits: ')}") from None
+    for i, text in enumerate(manifest.callouts.allowed_hosts):
+        try:
+            HostPattern.parse(text)
+        except Rejected as exc:
+            raise Rejected(f"{source}: callouts.allowed_hosts[{i}]: {exc}") from None
+    parse_schema(document, source)
+    return manifest
+
+
+def _tuples(value: Any) -> Any:
+    """TOML arrays become tuples, so strict validation accepts them for tuple fields."""
+    if isinstance(value, Mapping):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "is required",
+}
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    where = ""
+    for part in err["loc"]:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        else:
+            where += f".{part}" if where else str(part)
+    message = _MESSAGES.get(err["type"], err["msg"])
+    if err["type"] == "string_pattern_mismatch" and where == "circuit.version":
+        message = "must be a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)"
+    elif err["type"] == "string_pattern_mismatch" and where == "circuit.name":
+        message = "must be lower case letters, digits, '_' or '-', starting with a letter (at most 63)"
+    elif err["type"] == "value_error":
+        message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{source}: {where}: {message}" if where else f"{source}: {message}"

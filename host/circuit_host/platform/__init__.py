@@ -1,0 +1,44 @@
+"""The control plane: tenants, API keys, webhook tokens, bundles, deployments, executions.
+
+See ``README.md`` in this folder. ``Platform(url)`` is the one entry point; it returns
+plain dataclasses and raises ``Rejected`` (bad input), ``Conflict`` (a ``Rejected`` that
+contradicts stored state) and ``NotFound``.
+"""
+
+from circuit_host.platform.models import (
+    ENVIRONMENTS,
+    SCOPES,
+    ActiveCircuit,
+    ApiKey,
+    AuditEntry,
+    BundleInfo,
+    Conflict,
+    Environment,
+    ExecutionEntry,
+    NotFound,
+    Scope,
+    Tenant,
+)
+from circuit_host.platform.settings import TenantSettings, load_ed25519_public_key, load_rsa_public_key
+from circuit_host.platform.store import KEY_PREFIX, Platform, records_tenant
+
+__all__ = [
+    "ENVIRONMENTS",
+    "KEY_PREFIX",
+    "SCOPES",
+    "ActiveCircuit",
+    "ApiKey",
+    "AuditEntry",
+    "BundleInfo",
+    "Conflict",
+    "Environment",
+    "ExecutionEntry",
+    "NotFound",
+    "Platform",
+    "Scope",
+    "Tenant",
+    "TenantSettings",
+    "load_ed25519_public_key",
+    "load_rsa_public_key",
+    "records_tenant",
+]

@@ -1,0 +1,113 @@
+"""Per-tenant settings: rate limit, limit ceilings, webhook keys and secrets, retention.
+
+Keys are validated when set, so a tenant can never be configured with a key the webhook
+verifier would fail to load. ``ghl_public_key`` is GoHighLevel's Ed25519 key, as PEM or
+as base64 (the raw 32 bytes or the DER SubjectPublicKeyInfo).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from circuit_host.errors import Rejected
+from circuit_host.limits import MIB, LimitsProfile
+
+
+class TenantSettings(BaseModel):
+    """What an operator can configure per tenant; defaults are safe for a new tenant."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_limit_per_minute: int = Field(1000, ge=1, le=10_000_000)
+    max_limits: LimitsProfile = Field(default_factory=LimitsProfile, description="Ceiling for manifest overrides.")
+    coverage_threshold: int = Field(75, ge=0, le=100, description="Minimum test coverage (%) to deploy.")
+    allow_unsigned_ghl: bool = Field(False, description="Accept unsigned GoHighLevel webhooks (unsafe).")
+    ghl_public_key: str | None = Field(None, description="GoHighLevel Ed25519 public key (PEM or base64).")
+    ghl_legacy_rsa_public_key: str | None = Field(None, description="GoHighLevel legacy RSA public key (PEM).")
+    generic_hmac_secret: SecretStr | None = Field(None, description="HMAC-SHA256 secret for generic webhooks.")
+    coalesce_window_ms: int = Field(0, ge=0, le=60_000, description="Window to batch webhooks per object.")
+    execution_retention_days: int = Field(30, ge=1, le=3650)
+    max_request_bytes: int = Field(1 * MIB, ge=1024, le=64 * MIB)
+
+    @field_validator("ghl_public_key")
+    @classmethod
+    def _ed25519(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_ed25519_public_key(value)
+        return value
+
+    @field_validator("ghl_legacy_rsa_public_key")
+    @classmethod
+    def _rsa(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_rsa_public_key(value)
+        return value
+
+    @field_validator("generic_hmac_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("generic_hmac_secret must be at least 16 characters")
+        return value
+
+    def ghl_ed25519_key(self) -> Ed25519PublicKey | None:
+        return None if self.ghl_public_key is None else load_ed25519_public_key(self.ghl_public_key)
+
+    def ghl_rsa_key(self) -> RSAPublicKey | None:
+        return None if self.ghl_legacy_rsa_public_key is None else load_rsa_public_key(self.ghl_legacy_rsa_public_key)
+
+    def to_storage(self) -> dict[str, Any]:
+        """JSON for the database, the secret included (``model_dump`` would mask it)."""
+        data = self.model_dump(mode="json")
+        secret = self.generic_hmac_secret
+        data["generic_hmac_secret"] = None if secret is None else secret.get_secret_value()
+        return data
+
+    @classmethod
+    def validated(cls, data: dict[str, Any]) -> TenantSettings:
+        """Validate settings from an operator, as ``Rejected`` naming the setting."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+            raise Rejected(f"settings.{where}: {message.removeprefix('Value error, ')}") from None
+
+
+def load_ed25519_public_key(text: str) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM, or base64 of the raw 32 bytes or of the DER encoding."""
+    stripped = text.strip()
+    try:
+        if stripped.startswith("-----BEGIN"):
+            key: object = load_pem_public_key(stripped.encode())
+        else:
+            raw = base64.b64decode(stripped, validate=True)
+            key = Ed25519PublicKey.from_public_bytes(raw) if len(raw) == 32 else load_der_public_key(raw)
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise ValueError(f"not an Ed25519 public key (PEM or base64): {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"expected an Ed25519 public key, got {type(key).__name__}")
+    return key
+
+
+def load_rsa_public_key(text: str) -> RSAPublicKey:
+    """An RSA public key from PEM (or base64 DER)."""
+    stripped = text.strip()
+    try:
+        if stripped.startswith("-----BEGIN"):
+            key: object = load_pem_public_key(stripped.encode())
+        else:
+            key = load_der_public_key(base64.b64decode(stripped, validate=True))
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise ValueError(f"not an RSA public key (PEM): {exc}") from None
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError(f"expected an RSA public key, got {type(key).__name__}")
+    return key

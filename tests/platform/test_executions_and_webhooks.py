@@ -1,0 +1,159 @@
+"""Stored executions (filters, paging, retention), webhook replay detection and last-seen records."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from circuit_host.platform import Conflict, ExecutionEntry, NotFound, Platform, Tenant
+
+T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def execution(tenant: Tenant, minute: int, **kw: object) -> ExecutionEntry:
+    values: dict[str, object] = {
+        "id": f"ex-{minute:03d}-{uuid.uuid4().hex[:6]}",
+        "tenant_id": tenant.id,
+        "env": "production",
+        "circuit": "scorer",
+        "version": "1.0.0",
+        "trigger": "Contact.after_insert",
+        "status": "ok",
+        "started_at": T0 + timedelta(minutes=minute),
+        "duration_ms": 1.5,
+        "usage": {"fuel": {"used": 10, "limit": 100}},
+        "debug_log": "EXECUTION_START\nEXECUTION_END",
+    }
+    values.update(kw)
+    return ExecutionEntry(**values)  # type: ignore[arg-type]
+
+
+def test_executions_round_trip(platform: Platform, tenant: Tenant) -> None:
+    entry = execution(tenant, 0, status="error", error="boom")
+    platform.save_execution(entry)
+    assert platform.get_execution(tenant.id, entry.id) == entry
+    assert platform.get_execution(tenant.id, "nope") is None
+    listed = platform.list_executions(tenant.id)
+    assert [e.id for e in listed] == [entry.id]
+    assert listed[0].debug_log == ""  # lists leave the log out unless asked
+    assert platform.list_executions(tenant.id, include_log=True)[0] == entry
+    with pytest.raises(Conflict):
+        platform.save_execution(entry)
+
+
+def test_execution_filters_and_paging(platform: Platform, tenant: Tenant) -> None:
+    entries = [
+        execution(tenant, 0),
+        execution(tenant, 1, status="error"),
+        execution(tenant, 2, circuit="other"),
+        execution(tenant, 3, env="staging"),
+        execution(tenant, 4, status="limit_exceeded"),
+        execution(tenant, 5),
+    ]
+    for entry in entries:
+        platform.save_execution(entry)
+
+    def ids(**kw: object) -> list[str]:
+        return [e.id for e in platform.list_executions(tenant.id, **kw)]  # type: ignore[arg-type]
+
+    newest_first = [e.id for e in reversed(entries)]
+    assert ids() == newest_first
+    assert ids(env="staging") == [entries[3].id]
+    assert ids(circuit="other") == [entries[2].id]
+    assert ids(status="error") == [entries[1].id]
+    assert ids(since=T0 + timedelta(minutes=4)) == newest_first[:2]
+    assert ids(until=T0 + timedelta(minutes=1)) == [entries[0].id]
+    assert ids(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3), circuit="scorer") == [entries[1].id]
+
+    page = ids(limit=2)
+    assert page == newest_first[:2]
+    assert ids(limit=2, before_id=page[-1]) == newest_first[2:4]
+    assert ids(limit=10, before_id=newest_first[-1]) == []
+    with pytest.raises(NotFound):
+        ids(before_id="nope")
+
+
+def test_paging_is_stable_for_equal_start_times(platform: Platform, tenant: Tenant) -> None:
+    same = [execution(tenant, 0, id=f"ex-same-{i}") for i in range(5)]
+    for entry in same:
+        platform.save_execution(entry)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = platform.list_executions(tenant.id, limit=2, before_id=cursor)
+        if not page:
+            break
+        seen += [e.id for e in page]
+        cursor = page[-1].id
+    assert seen == sorted((e.id for e in same), reverse=True)
+
+
+def test_purge_by_age_and_by_retention(open_platform: Callable[..., Platform]) -> None:
+    platform = open_platform(clock=lambda: T0 + timedelta(days=40))
+    tenant = platform.create_tenant("Retention")
+    for minute in (0, 1):
+        platform.save_execution(execution(tenant, minute))
+    platform.save_execution(execution(tenant, 60 * 24 * 20))  # day 20: within 30 days of day 40
+    assert platform.purge_executions(tenant.id, T0 + timedelta(minutes=1)) == 1
+    assert platform.purge_expired_executions() >= 1
+    assert [e.started_at for e in platform.list_executions(tenant.id)] == [T0 + timedelta(days=20)]
+
+
+def test_replayed_webhook_ids_are_refused(platform: Platform, tenant: Tenant) -> None:
+    assert platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 300)
+    assert not platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 300)
+    assert platform.remember_webhook_id(tenant.id, "generic", "wh-1", 300)  # ids are per source
+    long_id = "x" * 500
+    assert platform.remember_webhook_id(tenant.id, "ghl", long_id, 300)
+    assert not platform.remember_webhook_id(tenant.id, "ghl", long_id, 300)
+
+
+def test_an_expired_webhook_id_may_come_again(open_platform: Callable[..., Platform]) -> None:
+    now = [T0]
+    platform = open_platform(clock=lambda: now[0])
+    tenant = platform.create_tenant("Expiry")
+    assert platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
+    now[0] = T0 + timedelta(seconds=59)
+    assert not platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
+    now[0] = T0 + timedelta(seconds=61)
+    assert platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
+
+
+def test_replay_detection_holds_under_concurrency(open_platform: Callable[..., Platform]) -> None:
+    one, two = open_platform(), open_platform()
+    tenant = one.create_tenant("Concurrent")
+    results: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def deliver(platform: Platform) -> None:
+        for i in range(20):
+            if i == 0:
+                barrier.wait()
+            results.append(platform.remember_webhook_id(tenant.id, "ghl", f"wh-{i}", 300))
+
+    threads = [threading.Thread(target=deliver, args=(p,)) for p in (one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 20 and results.count(False) == 20
+
+
+def test_last_seen_records(platform: Platform, tenant: Tenant) -> None:
+    assert platform.last_seen(tenant.id, "production", "Contact", ["a", "b"]) == {}
+    platform.remember_records(tenant.id, "production", "Contact", [{"Id": "a", "Email": "a@x"}, {"Id": "b"}])
+    platform.remember_records(tenant.id, "production", "Contact", [{"Id": "a", "Email": "a2@x"}])
+    assert platform.last_seen(tenant.id, "production", "contact", ["a", "b", "c"]) == {
+        "a": {"Id": "a", "Email": "a2@x"},
+        "b": {"Id": "b"},
+    }
+    assert platform.last_seen(tenant.id, "staging", "Contact", ["a"]) == {}  # environments are separate
+    platform.forget_records(tenant.id, "production", "Contact", ["a"])
+    assert list(platform.last_seen(tenant.id, "production", "Contact", ["a", "b"])) == ["b"]
+    many = [{"Id": f"r{i}"} for i in range(1200)]
+    platform.remember_records(tenant.id, "dev", "Lead", many)
+    assert len(platform.last_seen(tenant.id, "dev", "Lead", [r["Id"] for r in many])) == 1200
