@@ -147,8 +147,7 @@ class GoHighLevelConnector:
         for name, target in self.settings.custom_fields.items():
             if target.lower() in (str(definition.get("fieldKey", "")).lower(), str(definition.get("id", "")).lower()):
                 return name
-        key = str(definition.get("fieldKey") or definition.get("id"))
-        return key.removeprefix("contact.") + "__c"
+        return custom_field_circuit_name(str(definition.get("fieldKey") or definition.get("id")))
 
     def custom_fields(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -302,6 +301,21 @@ class GoHighLevelConnector:
         else:
             raise DeliveryFailed(f"GoHighLevel cannot {operation} a Task")
         return {}
+
+
+def record_from_ghl(object_name: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """The mapped properties ``item`` (a GHL contact or task) carries, under their circuit names.
+
+    Needs no connector, and keeps only the properties present, so a partial payload (a webhook)
+    does not null the fields it omits. ``id`` becomes ``Id``; custom fields are left to the caller.
+    """
+    _, fields = _object(object_name, QueryError)
+    return {name: _from_ghl(name, item[prop]) for name, prop in fields.items() if prop in item}
+
+
+def custom_field_circuit_name(key: str) -> str:
+    """The default circuit name of a GHL custom field key: ``contact.company_size`` -> ``company_size__c``."""
+    return key.removeprefix("contact.") + "__c"
 
 
 def _new_id(answer: Any, kind: str) -> str:
