@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -215,10 +216,107 @@ def cmd_schema_show(args: argparse.Namespace, settings: HostSettings) -> int:
 
 def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
     from .build import build_circuit
+    from .bundles import pack_bundle
 
     output = build_circuit(args.dir, args.out)
+    manifest = args.dir / "circuit.toml"
+    if manifest.is_file():
+        print(f"bundle: {pack_bundle(manifest, output, output.parent)}")
     print(output)
     return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
+    import uvicorn
+
+    from .server import ServerSettings, create_app
+    from .server.bootstrap import bootstrap
+    from .server.state import ServerState
+
+    public = f"http://{args.host}:{args.port}"
+    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db, public_url=public)
+    state = ServerState(server_settings)
+    try:
+        boot = bootstrap(state)
+        print(f"Circuit Script host listening on {public}")
+        print(f"  tenant:      {boot.tenant_id}")
+        print(f"  admin key:   {boot.admin_key}   (also in {args.data_dir / 'admin-credentials.json'})")
+        print("  production webhooks:")
+        for source in ("ghl", "salesforce-cdc", "generic"):
+            print(f"    {source:<15} {public}/v1/hooks/{source}/{boot.webhook_token}")
+        print(f"  API docs:    {public}/docs", flush=True)
+        uvicorn.run(create_app(server_settings, state), host=args.host, port=args.port, log_level="warning")
+    finally:
+        state.close()
+    return 0
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from .client import Client
+
+    key = args.key or os.environ.get("CIRCUIT_API_KEY")
+    if not key:
+        raise Rejected("an API key is needed: --key KEY or CIRCUIT_API_KEY")
+    return Client(args.server, key)
+
+
+def cmd_deploy(args: argparse.Namespace, settings: HostSettings) -> int:
+    client = _client(args)
+    try:
+        bundle = client.upload_bundle(args.bundle)
+        active = client.deploy(args.env, bundle["name"], bundle["version"])
+    finally:
+        client.close()
+    print(f"deployed {bundle['name']} {bundle['version']} to {args.env}")
+    for circuit in active:
+        print(f"  {circuit['name']} {circuit['version']}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace, settings: HostSettings) -> int:
+    client = _client(args)
+    try:
+        active = client.promote(args.from_env, args.to_env, args.circuit)
+    finally:
+        client.close()
+    print(f"promoted {args.from_env} -> {args.to_env}: " + ", ".join(f"{c['name']} {c['version']}" for c in active))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: HostSettings) -> int:
+    client = _client(args)
+    try:
+        active = client.rollback(args.env, args.circuit, args.to)
+    finally:
+        client.close()
+    print(f"{args.env} now runs: " + ", ".join(f"{c['name']} {c['version']}" for c in active))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, settings: HostSettings) -> int:
+    import time
+
+    client = _client(args)
+    seen: set[str] = set()
+    try:
+        while True:
+            page = client.executions(env=args.env, circuit=args.circuit, status=args.status, limit=args.limit)
+            for entry in reversed(page["executions"]):
+                if entry["id"] in seen:
+                    continue
+                seen.add(entry["id"])
+                print(
+                    f"{entry['started_at']} {entry['env']:<10} {entry['status']:<15} {entry['trigger']} {entry['id']}"
+                )
+                if args.verbose_log:
+                    print(client.execution(entry["id"])["debug_log"])
+            if not args.tail:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.close()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -289,6 +387,43 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("object")
     show.add_argument("--db", required=True)
     show.set_defaults(func=cmd_schema_show)
+
+    serve = sub.add_parser("serve", help="run the host server (FastAPI on uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", type=Path, default=Path(".circuit"))
+    serve.add_argument("--db", default=None, help="postgresql:// URL to share with other servers (default: SQLite)")
+    serve.set_defaults(func=cmd_serve)
+
+    def remote(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("--server", default=os.environ.get("CIRCUIT_SERVER", "http://127.0.0.1:8080"))
+        command.add_argument("--key", default=None, help="API key (default: $CIRCUIT_API_KEY)")
+        return command
+
+    deploy = remote("deploy", "upload a bundle and make it active in an environment")
+    deploy.add_argument("bundle", type=Path, help="a .circuit bundle from `circuit build`")
+    deploy.add_argument("--env", required=True, choices=("dev", "staging", "production"))
+    deploy.set_defaults(func=cmd_deploy)
+    promote = remote("promote", "copy the active versions of one environment to another")
+    promote.add_argument("--from", dest="from_env", required=True, choices=("dev", "staging", "production"))
+    promote.add_argument("--to", dest="to_env", required=True, choices=("dev", "staging", "production"))
+    promote.add_argument("--circuit", default=None)
+    promote.set_defaults(func=cmd_promote)
+    rollback = remote("rollback", "make an earlier version active again")
+    rollback.add_argument("--env", required=True, choices=("dev", "staging", "production"))
+    rollback.add_argument("--circuit", required=True)
+    rollback.add_argument("--to", default=None, help="the version to return to (default: the previous one)")
+    rollback.set_defaults(func=cmd_rollback)
+    logs = remote("logs", "list executions; --tail follows new ones")
+    logs.add_argument("--tail", action="store_true")
+    logs.add_argument("--env", default=None)
+    logs.add_argument("--circuit", default=None)
+    logs.add_argument("--status", default=None)
+    logs.add_argument("--limit", type=int, default=20)
+    logs.add_argument("--interval", type=float, default=1.0)
+    logs.add_argument("--debug-log", dest="verbose_log", action="store_true", help="print each debug log too")
+    logs.set_defaults(func=cmd_logs)
     return p
 
 

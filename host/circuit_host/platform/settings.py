@@ -31,6 +31,13 @@ class TenantSettings(BaseModel):
     allow_unsigned_ghl: bool = Field(False, description="Accept unsigned GoHighLevel webhooks (unsafe).")
     ghl_public_key: str | None = Field(None, description="GoHighLevel Ed25519 public key (PEM or base64).")
     ghl_legacy_rsa_public_key: str | None = Field(None, description="GoHighLevel legacy RSA public key (PEM).")
+    ghl_custom_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="GoHighLevel custom-field id -> its key or a circuit field name ending in __c.",
+    )
+    ghl_location_ids: list[str] = Field(
+        default_factory=list, description="GoHighLevel locations this tenant accepts (GHL signs all with one key)."
+    )
     generic_hmac_secret: SecretStr | None = Field(None, description="HMAC-SHA256 secret for generic webhooks.")
     coalesce_window_ms: int = Field(0, ge=0, le=60_000, description="Window to batch webhooks per object.")
     execution_retention_days: int = Field(30, ge=1, le=3650)

@@ -787,6 +787,18 @@ class Platform:
                 return False
         return True
 
+    def seen_webhook_id(self, tenant_id: str, source: str, webhook_id: str) -> bool:
+        """True if ``webhook_id`` was remembered and has not expired (the server checks before working)."""
+        key = webhook_id if len(webhook_id) <= _MAX_WEBHOOK_ID else "sha256:" + _sha256(webhook_id)
+        w = self.tables.webhook_ids
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(w.c.webhook_id).where(
+                    (w.c.tenant_id == tenant_id) & (w.c.webhook_id == key) & (w.c.expires_at > self._now())
+                )
+            ).first()
+        return row is not None
+
     def last_seen(self, tenant_id: str, env: str, object_name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The last version of each record the host saw, by id (GoHighLevel sends no prior values)."""
         _check_env(env)

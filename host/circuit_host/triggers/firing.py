@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..capabilities.codec import encode
+from ..capabilities.http import CalloutSession
 from ..connectors.records import DmlOp, DmlResult
 from ..errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, Rejected
 from ..events import Record, before_trigger_changes
@@ -168,6 +169,8 @@ class TriggerFiring:
         )
         context.settle_fuel()
         child = context.child()
+        if binding.allowed_hosts is not None:  # each deployed circuit calls out only where its bundle says
+            child.http = CalloutSession(context.http.connector, binding.allowed_hosts, context.http.max_response_bytes)
         try:
             outcome = self.runtime.invoke(binding.module, encode(event), child)
         finally:

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import get_args
 
+from ..capabilities.http import HostPattern
 from ..errors import Rejected
 from ..events import Operation
 from ..runtime import CircuitModule
@@ -22,6 +23,7 @@ class TriggerBinding:
     operation: str
     module: CircuitModule
     order: int = 0
+    allowed_hosts: tuple[HostPattern, ...] | None = None  # None: the execution's allowlist applies
 
     def __post_init__(self) -> None:
         if self.operation not in OPERATIONS:

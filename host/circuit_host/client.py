@@ -1,0 +1,79 @@
+"""A small client of the server's API, used by ``circuit deploy/promote/rollback/logs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .errors import CircuitError
+
+
+class ApiError(CircuitError):
+    """The server answered with a problem document."""
+
+    kind = "api_error"
+
+
+class Client:
+    def __init__(self, base_url: str, api_key: str, transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"authorization": f"Bearer {api_key}"},
+            timeout=60,
+            transport=transport,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach the server: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+                message = f"{problem.get('title', 'error')}: {problem.get('detail', '')}".rstrip(": ")
+            except ValueError:
+                message = response.text[:500]
+            raise ApiError(f"HTTP {response.status_code}: {message}")
+        return response.json() if response.content else None
+
+    def upload_bundle(self, path: Path) -> dict[str, Any]:
+        data = path.read_bytes()
+        result: dict[str, Any] = self._call(
+            "POST", "/v1/bundles", content=data, headers={"content-type": "application/zip"}
+        )
+        return result
+
+    def deploy(self, env: str, circuit: str, version: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            "POST", f"/v1/environments/{env}/deployments", json={"circuit": circuit, "version": version}
+        )
+        return result
+
+    def promote(self, from_env: str, to_env: str, circuit: str | None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"from": from_env, "to": to_env}
+        if circuit:
+            body["circuit"] = circuit
+        result: list[dict[str, Any]] = self._call("POST", "/v1/promotions", json=body)
+        return result
+
+    def rollback(self, env: str, circuit: str, to_version: str | None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            "POST", f"/v1/environments/{env}/rollback", json={"circuit": circuit, "to_version": to_version}
+        )
+        return result
+
+    def executions(self, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        result: dict[str, Any] = self._call("GET", "/v1/executions", params=params)
+        return result
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/executions/{execution_id}")
+        return result

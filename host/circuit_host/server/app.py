@@ -1,0 +1,45 @@
+"""The FastAPI application: one router per resource, every route tenant-scoped through ``auth``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import problems
+from .limits_middleware import MaxBodySize
+from .ratelimit import RateLimiter
+from .routers import bundles, environments, executions, hooks, keys, records
+from .settings import ServerSettings
+from .state import ServerState
+
+
+def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:
+    """The server app; pass ``state`` to share one (tests, ``circuit serve`` after bootstrapping)."""
+    server_state = state or ServerState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if state is None:
+            server_state.close()
+
+    app = FastAPI(
+        title="Circuit Script host",
+        version="1.0.0",
+        description="CRM webhooks in, sandboxed circuits run, deploys managed, executions stored.",
+        lifespan=lifespan,
+    )
+    app.state.circuit = server_state
+    app.state.limiter = RateLimiter()
+    problems.install(app)
+    for router in (hooks.router, records.router, bundles.router, environments.router, executions.router, keys.router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(MaxBodySize, max_bytes=settings.max_request_bytes)
+    return app

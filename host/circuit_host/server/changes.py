@@ -1,0 +1,80 @@
+"""From a normalised webhook ``Change`` to the DML that applies it to an environment's records.
+
+Records that come from a CRM carry the CRM's ids, not ours, so each source keys its records
+on an external-id field (``GHL_Id__c``, ``Salesforce_Id__c``) that the server adds to the
+object on first use: creates and updates become upserts on that key (firing insert or update
+triggers as appropriate), deletes and undeletes look our ids up by it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..circuitdb import CircuitDB, FieldDef, FieldType
+from ..connectors.records import DmlOp
+from ..webhooks.model import Change
+
+SOURCE_KEYS = {"ghl": "GHL_Id__c", "salesforce-cdc": "Salesforce_Id__c"}
+
+
+def ensure_key_field(store: CircuitDB, object_name: str, key: str) -> None:
+    definition = store.schema.object(object_name)
+    if definition is not None and definition.field(key) is not None:
+        return
+    store.add_field(object_name, FieldDef(key, FieldType.TEXT, external_id=True, length=80, label=f"{key} (CRM id)"))
+
+
+def as_dml(store: CircuitDB, change: Change) -> tuple[DmlOp, list[dict[str, Any]], str]:
+    """The operation, rows and external-id field that apply ``change``."""
+    key = SOURCE_KEYS.get(change.source)
+    if key is None:
+        return DmlOp[change.action.upper()], [dict(r) for r in change.records], "Id"
+    ensure_key_field(store, change.object, key)
+    definition = store.schema.object(change.object)
+    rows = []
+    for record in change.records:
+        row = dict(record)
+        if change.source == "salesforce-cdc" and "Id" in row:
+            row[key] = row.pop("Id")
+        # A CRM sends fields this tenant's schema may not declare: keep what the schema knows.
+        known = {f.name for f in definition.fields if not f.system} if definition is not None else set(row)
+        rows.append({name: value for name, value in row.items() if name in known})
+    if change.action in ("insert", "update"):
+        _resolve_references(store, key, rows, change.meta.get("references") or {})
+        return DmlOp.UPSERT, rows, key
+    keys = [row[key] for row in rows if row.get(key)]
+    deleted = "true" if change.action == "undelete" else "false"
+    transaction = store.begin()
+    try:
+        found = transaction.query(
+            f"SELECT Id FROM {change.object} WHERE {key} IN :keys AND IsDeleted = {deleted}",
+            {"keys": keys},
+            max_rows=len(keys) + 1,
+        ).records
+    finally:
+        transaction.close()
+    return DmlOp[change.action.upper()], [{"Id": r["Id"]} for r in found], "Id"
+
+
+def _resolve_references(store: CircuitDB, key: str, rows: list[dict[str, Any]], references: dict[str, str]) -> None:
+    """Replace CRM ids in reference fields (a Task's WhoId) by ours; drop the ones we do not know."""
+    for field_name, target in references.items():
+        wanted = [row[field_name] for row in rows if row.get(field_name)]
+        definition = store.schema.object(target)
+        ours: dict[str, str] = {}
+        if wanted and definition is not None and definition.field(key) is not None:
+            transaction = store.begin()
+            try:
+                found = transaction.query(
+                    f"SELECT Id, {key} FROM {definition.name} WHERE {key} IN :keys", {"keys": wanted}, len(wanted) + 1
+                ).records
+            finally:
+                transaction.close()
+            ours = {r[key]: r["Id"] for r in found}
+        for row in rows:
+            if field_name in row:
+                resolved = ours.get(row[field_name])
+                if resolved is None:
+                    del row[field_name]
+                else:
+                    row[field_name] = resolved

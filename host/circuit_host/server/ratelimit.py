@@ -1,0 +1,37 @@
+"""Per-tenant request rate limits: a token bucket per tenant, refilled continuously.
+
+Per process: with several server processes each enforces the limit on its own share of
+traffic (documented; a shared limiter is a follow-up).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+
+class RateLimiter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, updated_at)
+        self._lock = threading.Lock()
+
+    def acquire(self, tenant: str, per_minute: int) -> float:
+        """Take one request's token; returns 0 when allowed, else the seconds to wait."""
+        capacity = float(max(per_minute, 1))
+        rate = capacity / 60.0
+        with self._lock:
+            now = self._clock()
+            tokens, updated = self._buckets.get(tenant, (capacity, now))
+            tokens = min(capacity, tokens + (now - updated) * rate)
+            if tokens >= 1.0:
+                self._buckets[tenant] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[tenant] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+
+def retry_after_header(wait_s: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(wait_s)))}

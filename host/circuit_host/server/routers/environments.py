@@ -1,0 +1,105 @@
+"""Deploys, promotions and rollbacks per environment, the audit trail, and webhook URLs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from ..auth import Caller, require, state_of
+from ..state import ServerState
+from .models import (
+    ActiveCircuitModel,
+    AuditModel,
+    DeployRequest,
+    Environment,
+    PromoteRequest,
+    RollbackRequest,
+    WebhookUrls,
+)
+
+router = APIRouter(prefix="/v1", tags=["deploys"])
+SOURCES = ("ghl", "salesforce-cdc", "generic")
+
+
+def _active(state: ServerState, tenant_id: str, env: str) -> list[ActiveCircuitModel]:
+    return [
+        ActiveCircuitModel(name=c.name, version=c.version, sha256=c.sha256)
+        for c in state.platform.active_circuits(tenant_id, env)
+    ]
+
+
+@router.get("/environments/{env}/circuits", response_model=list[ActiveCircuitModel], summary="Active circuits")
+def active_circuits(
+    env: Environment, caller: Caller = Depends(require("read")), state: ServerState = Depends(state_of)
+) -> list[ActiveCircuitModel]:
+    return _active(state, caller.tenant_id, env)
+
+
+@router.post("/environments/{env}/deployments", response_model=list[ActiveCircuitModel], summary="Deploy a version")
+def deploy(
+    env: Environment,
+    body: DeployRequest,
+    caller: Caller = Depends(require("deploy")),
+    state: ServerState = Depends(state_of),
+) -> list[ActiveCircuitModel]:
+    state.deploy(caller.tenant_id, env, body.circuit, body.version, caller.actor)
+    return _active(state, caller.tenant_id, env)
+
+
+@router.post("/environments/{env}/rollback", response_model=list[ActiveCircuitModel], summary="Roll back a circuit")
+def rollback(
+    env: Environment,
+    body: RollbackRequest,
+    caller: Caller = Depends(require("deploy")),
+    state: ServerState = Depends(state_of),
+) -> list[ActiveCircuitModel]:
+    state.platform.rollback(caller.tenant_id, env, body.circuit, caller.actor, to_version=body.to_version)
+    return _active(state, caller.tenant_id, env)
+
+
+@router.post("/promotions", response_model=list[ActiveCircuitModel], summary="Promote between environments")
+def promote(
+    body: PromoteRequest, caller: Caller = Depends(require("deploy")), state: ServerState = Depends(state_of)
+) -> list[ActiveCircuitModel]:
+    state.promote(caller.tenant_id, body.from_env, body.to_env, caller.actor, body.circuit)
+    return _active(state, caller.tenant_id, body.to_env)
+
+
+@router.get("/audit", response_model=list[AuditModel], summary="Deploys, promotions and rollbacks, newest first")
+def audit(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    caller: Caller = Depends(require("read")),
+    state: ServerState = Depends(state_of),
+) -> list[AuditModel]:
+    return [
+        AuditModel(
+            at=a.at,
+            actor=a.actor,
+            action=a.action,
+            env=a.env,
+            circuit=a.circuit,
+            from_version=a.from_version,
+            to_version=a.to_version,
+        )
+        for a in state.platform.audit_log(caller.tenant_id, limit)
+    ]
+
+
+def _urls(state: ServerState, tenant_id: str, env: str, token: str) -> WebhookUrls:
+    base = state.settings.public_url.rstrip("/")
+    return WebhookUrls(env=env, urls={s: f"{base}/v1/hooks/{s}/{token}" for s in SOURCES})
+
+
+@router.get("/environments/{env}/webhooks", response_model=WebhookUrls, summary="This environment's webhook URLs")
+def webhook_urls(
+    env: Environment, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
+) -> WebhookUrls:
+    return _urls(state, caller.tenant_id, env, state.platform.webhook_token(caller.tenant_id, env))
+
+
+@router.post("/environments/{env}/webhooks/rotate", response_model=WebhookUrls, summary="Rotate the webhook token")
+def rotate_webhook_token(
+    env: Environment, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
+) -> WebhookUrls:
+    return _urls(state, caller.tenant_id, env, state.platform.rotate_webhook_token(caller.tenant_id, env))

@@ -1,0 +1,122 @@
+"""Request and response schemas of the API: pydantic models, so the OpenAPI document is complete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Environment = Literal["dev", "staging", "production"]
+Scope = Literal["admin", "deploy", "webhook", "read"]
+
+
+class ExecutionSummary(BaseModel):
+    id: str
+    status: str
+    error: dict[str, str] | None = None
+    duration_ms: float
+
+
+class ExecutionDetail(BaseModel):
+    id: str
+    env: str
+    circuit: str
+    version: str
+    trigger: str
+    status: str
+    error: str | None = None
+    usage: dict[str, Any]
+    duration_ms: float
+    started_at: datetime
+    debug_log: str | None = None
+
+
+class ExecutionPage(BaseModel):
+    executions: list[ExecutionDetail]
+    next_before: str | None = Field(None, description="pass as `before` to get the next (older) page")
+
+
+class HookResult(BaseModel):
+    executions: list[ExecutionSummary]
+    replayed: bool = False
+
+
+class RecordWrite(BaseModel):
+    op: Literal["insert", "update", "upsert", "delete", "undelete"] = "insert"
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+    external_id: str = "Id"
+
+
+class WriteResult(BaseModel):
+    execution: ExecutionSummary
+    ids: list[str] = []
+    created: list[bool] = []
+
+
+class QueryResultModel(BaseModel):
+    records: list[dict[str, Any]]
+    total_size: int
+
+
+class BundleModel(BaseModel):
+    sha256: str
+    name: str
+    version: str
+    uploaded_at: datetime
+
+
+class DeployRequest(BaseModel):
+    circuit: str = Field(min_length=1, max_length=63)
+    version: str = Field(min_length=1, max_length=64)
+
+
+class RollbackRequest(BaseModel):
+    circuit: str = Field(min_length=1, max_length=63)
+    to_version: str | None = None
+
+
+class PromoteRequest(BaseModel):
+    from_env: Environment = Field(alias="from")
+    to_env: Environment = Field(alias="to")
+    circuit: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+class ActiveCircuitModel(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class AuditModel(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    env: str | None
+    circuit: str
+    from_version: str | None
+    to_version: str | None
+
+
+class WebhookUrls(BaseModel):
+    env: Environment
+    urls: dict[str, str]
+
+
+class KeyRequest(BaseModel):
+    scopes: list[Scope] = Field(min_length=1)
+    label: str = Field("", max_length=200)
+
+
+class KeyModel(BaseModel):
+    id: str
+    scopes: list[str]
+    label: str
+    created_at: datetime
+    revoked: bool
+
+
+class NewKey(KeyModel):
+    key: str = Field(description="the API key itself; shown only in this response")

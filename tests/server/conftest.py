@@ -1,0 +1,112 @@
+"""A real server for the tests: uvicorn on loopback in a thread, httpx as the client."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from circuit_host.build import build_circuit
+from circuit_host.bundles import pack_bundle
+from circuit_host.server import ServerSettings, create_app
+from circuit_host.server.state import ServerState
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "virtual_lpr"
+GENERIC_SECRET = "generic-secret-0123456789"
+GHL_LOCATION = "loc-acme-001"
+
+
+@pytest.fixture(scope="session")
+def vlpr_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Virtual LPR packed as 1.0.0 and 1.1.0 (same module, different version)."""
+    out = tmp_path_factory.mktemp("bundles")
+    wasm = build_circuit(EXAMPLE, out / "build")
+    bundles = {}
+    for version in ("1.0.0", "1.1.0"):
+        folder = out / version
+        folder.mkdir()
+        manifest = folder / "circuit.toml"
+        manifest.write_text(
+            (EXAMPLE / "circuit.toml").read_text().replace('version = "1.0.0"', f'version = "{version}"')
+        )
+        bundles[version] = pack_bundle(manifest, wasm, folder)
+    return bundles
+
+
+@dataclass
+class Tenant:
+    id: str
+    admin_key: str
+    ghl_key: Ed25519PrivateKey
+
+    def client(self, server: LiveServer, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=server.url,
+            headers={"authorization": f"Bearer {key or self.admin_key}"},
+            timeout=30,
+            trust_env=False,
+        )
+
+
+@dataclass
+class LiveServer:
+    url: str
+    state: ServerState
+
+    def tenant(self, name: str) -> Tenant:
+        platform = self.state.platform
+        tenant = platform.create_tenant(name)
+        _, key = platform.create_api_key(tenant.id, ["admin"], "test admin")
+        ghl_key = Ed25519PrivateKey.generate()
+        raw = ghl_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        platform.update_settings(
+            tenant.id,
+            {
+                "ghl_public_key": base64.b64encode(raw).decode(),
+                "ghl_location_ids": [GHL_LOCATION],
+                "generic_hmac_secret": GENERIC_SECRET,
+            },
+        )
+        return Tenant(tenant.id, key, ghl_key)
+
+
+def serve(state: ServerState, settings: ServerSettings) -> Iterator[LiveServer]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, state), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", state)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveServer]:
+    settings = ServerSettings(data_dir=tmp_path / "data", max_request_bytes=256 * 1024)
+    state = ServerState(settings)
+    try:
+        yield from serve(state, settings)
+    finally:
+        state.close()

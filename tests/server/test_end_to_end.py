@@ -1,0 +1,284 @@
+"""The server end to end, over real HTTP on loopback: deploy, webhooks, records, rollback, isolation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.server.conftest import GENERIC_SECRET, GHL_LOCATION, LiveServer, Tenant
+
+HOT_LEAD_FIELDS = {
+    "cf-size": "Company_Size__c",
+    "cf-visits": "Website_Visits__c",
+    "cf-opens": "Emails_Opened__c",
+    "cf-called": "Called_Business__c",
+}
+
+
+def deploy(client: httpx.Client, bundle: Path, env: str = "production") -> list[dict[str, Any]]:
+    uploaded = client.post("/v1/bundles", content=bundle.read_bytes(), headers={"content-type": "application/zip"})
+    assert uploaded.status_code in (200, 201), uploaded.text
+    info = uploaded.json()
+    deployed = client.post(
+        f"/v1/environments/{env}/deployments", json={"circuit": info["name"], "version": info["version"]}
+    )
+    assert deployed.status_code == 200, deployed.text
+    result: list[dict[str, Any]] = deployed.json()
+    return result
+
+
+def ghl_contact(event_type: str = "ContactCreate", **fields: Any) -> dict[str, Any]:
+    body = {
+        "type": event_type,
+        "locationId": GHL_LOCATION,
+        "id": "ghl-contact-1",
+        "webhookId": str(uuid.uuid4()),
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "firstName": "Priya",
+        "lastName": "Raman",
+        "email": "priya@acme-robotics.com",
+        "source": "Referral",
+        "postalCode": "94105",
+        "customFields": [
+            {"id": "cf-size", "value": 450},
+            {"id": "cf-visits", "value": 14},
+            {"id": "cf-opens", "value": 6},
+            {"id": "cf-called", "value": True},
+        ],
+    }
+    body.update(fields)
+    return body
+
+
+def post_ghl(
+    client: httpx.Client, tenant: Tenant, payload: dict[str, Any], url: str = "/v1/hooks/ghl"
+) -> httpx.Response:
+    raw = json.dumps(payload).encode()
+    signature = base64.b64encode(tenant.ghl_key.sign(raw)).decode()
+    headers = {"content-type": "application/json", "x-ghl-signature": signature}
+    return client.post(url, content=raw, headers=headers)
+
+
+def configure(live: LiveServer, tenant: Tenant, **settings: Any) -> None:
+    live.state.platform.update_settings(tenant.id, {"ghl_custom_fields": HOT_LEAD_FIELDS, **settings})
+
+
+def test_ghl_contact_create_is_scored_and_a_hot_lead_gets_a_task(
+    live: LiveServer, vlpr_bundles: dict[str, Path]
+) -> None:
+    tenant = live.tenant("acme")
+    configure(live, tenant)
+    with tenant.client(live) as client:
+        assert [c["version"] for c in deploy(client, vlpr_bundles["1.0.0"])] == ["1.0.0"]
+        answer = post_ghl(client, tenant, ghl_contact())
+        assert answer.status_code == 200, answer.text
+        [execution] = answer.json()["executions"]
+        assert execution["status"] == "ok", execution
+        rows = client.get(
+            "/v1/query", params={"soql": "SELECT LastName, VLPR_Score__c, VLPR_Grade__c, GHL_Id__c FROM Contact"}
+        )
+        [contact] = rows.json()["records"]
+        assert (contact["LastName"], contact["VLPR_Grade__c"], contact["GHL_Id__c"]) == ("Raman", "A", "ghl-contact-1")
+        assert contact["VLPR_Score__c"] >= 70
+        tasks = client.get("/v1/query", params={"soql": "SELECT Subject, WhoId FROM Task"}).json()["records"]
+        assert [t["WhoId"] for t in tasks] == [contact["Id"]]
+        assert tasks[0]["Subject"].startswith("CRITICAL: call Priya Raman")
+        stored = client.get(f"/v1/executions/{execution['id']}").json()
+        assert stored["status"] == "ok" and stored["version"] == "virtual_lpr@1.0.0"
+        for event in (
+            "EXECUTION_START",
+            "DML|Rows:1",
+            "CODE_UNIT_STARTED",
+            "QUERY|Rows:0",
+            "LIMIT_USAGE",
+            "EXECUTION_END",
+        ):
+            assert event in stored["debug_log"], event
+
+
+def test_webhook_url_with_token_works_without_a_key_and_rotation_retires_it(
+    live: LiveServer, vlpr_bundles: dict[str, Path]
+) -> None:
+    tenant = live.tenant("acme")
+    configure(live, tenant)
+    with tenant.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"])
+        url = client.get("/v1/environments/production/webhooks").json()["urls"]["ghl"]
+        path = httpx.URL(url).path
+        with httpx.Client(base_url=live.url, trust_env=False) as anonymous:
+            assert post_ghl(anonymous, tenant, ghl_contact(), path).status_code == 200
+            rotated = client.post("/v1/environments/production/webhooks/rotate").json()["urls"]["ghl"]
+            assert rotated != url
+            gone = post_ghl(anonymous, tenant, ghl_contact(), path)
+            assert gone.status_code == 404
+            assert gone.headers["content-type"] == "application/problem+json"
+
+
+def test_bad_signature_stale_timestamp_and_replay_are_refused(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    tenant = live.tenant("acme")
+    configure(live, tenant)
+    with tenant.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"])
+        payload = ghl_contact()
+        raw = json.dumps(payload).encode()
+        forged = base64.b64encode(tenant.ghl_key.sign(raw + b" ")).decode()
+        bad = client.post(
+            "/v1/hooks/ghl", content=raw, headers={"content-type": "application/json", "x-ghl-signature": forged}
+        )
+        assert bad.status_code == 401
+        unsigned = client.post("/v1/hooks/ghl", content=raw, headers={"content-type": "application/json"})
+        assert unsigned.status_code == 401
+        stale = post_ghl(client, tenant, ghl_contact(timestamp="2020-01-01T00:00:00Z"))
+        assert stale.status_code == 401 and "Stale" in stale.json()["title"]
+        assert post_ghl(client, tenant, payload).status_code == 200
+        replay = post_ghl(client, tenant, payload)
+        assert replay.status_code == 409
+        other_location = post_ghl(client, tenant, ghl_contact(locationId="loc-someone-else"))
+        assert other_location.status_code == 403
+        count = client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"]
+        assert count == 1
+
+
+def test_generic_webhook_with_hmac_and_update_supplies_old_values(
+    live: LiveServer, vlpr_bundles: dict[str, Path]
+) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"])
+        body = {
+            "id": "evt-1",
+            "object": "Contact",
+            "operation": "insert",
+            "records": [{"LastName": "Generic", "Email": "g@globex.io", "Company_Size__c": 250}],
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+        raw = json.dumps(body).encode()
+        t = str(int(time.time()))
+        mac = hmac.new(GENERIC_SECRET.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
+        headers = {"content-type": "application/json", "x-circuit-signature": f"t={t},v1={mac}"}
+        answer = client.post("/v1/hooks/generic", content=raw, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["executions"][0]["status"] == "ok"
+        wrong = client.post(
+            "/v1/hooks/generic", content=raw, headers={**headers, "x-circuit-signature": f"t={t},v1={'0' * 64}"}
+        )
+        assert wrong.status_code == 401
+        [contact] = client.get("/v1/query", params={"soql": "SELECT VLPR_Grade__c FROM Contact"}).json()["records"]
+        assert contact["VLPR_Grade__c"] in {"A", "B", "C", "D"}
+
+
+def test_deploy_update_rollback_and_promote(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    tenant = live.tenant("acme")
+    configure(live, tenant)
+    with tenant.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"])
+        assert [c["version"] for c in deploy(client, vlpr_bundles["1.1.0"])] == ["1.1.0"]
+        assert post_ghl(client, tenant, ghl_contact()).json()["executions"][0]["status"] == "ok"
+        started = time.monotonic()
+        rolled = client.post("/v1/environments/production/rollback", json={"circuit": "virtual_lpr"})
+        assert rolled.status_code == 200
+        assert [c["version"] for c in rolled.json()] == ["1.0.0"]
+        answer = post_ghl(client, tenant, ghl_contact(id="ghl-contact-2"))
+        assert time.monotonic() - started < 1.0 + answer.elapsed.total_seconds()
+        latest = client.get("/v1/executions", params={"limit": 1}).json()["executions"][0]
+        assert latest["version"] == "virtual_lpr@1.0.0"
+        assert client.get("/v1/environments/staging/circuits").json() == []
+        deploy(client, vlpr_bundles["1.1.0"], env="staging")
+        promoted = client.post("/v1/promotions", json={"from": "staging", "to": "production"})
+        assert [c["version"] for c in promoted.json()] == ["1.1.0"]
+        actions = [(a["action"], a["env"], a["to_version"]) for a in client.get("/v1/audit").json()]
+        assert ("rollback", "production", "1.0.0") in actions
+        assert ("promote", "production", "1.1.0") in actions
+        assert all(a["actor"].startswith("key:") for a in client.get("/v1/audit").json() if a["action"] != "upload")
+
+
+def test_bad_bundles_are_rejected_precisely(live: LiveServer, tmp_path: Path) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        junk = client.post("/v1/bundles", content=b"not a zip", headers={"content-type": "application/zip"})
+        assert junk.status_code == 422
+        assert junk.headers["content-type"] == "application/problem+json"
+        assert "zip" in junk.json()["detail"]
+        missing = client.post("/v1/environments/production/deployments", json={"circuit": "nope", "version": "9.9.9"})
+        assert missing.status_code == 404
+
+
+def test_one_tenant_can_never_see_or_touch_another(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    acme, globex = live.tenant("acme"), live.tenant("globex")
+    configure(live, acme)
+    with acme.client(live) as a, globex.client(live) as g:
+        deploy(a, vlpr_bundles["1.0.0"])
+        execution_id = post_ghl(a, acme, ghl_contact()).json()["executions"][0]["id"]
+        assert g.get(f"/v1/executions/{execution_id}").status_code == 404
+        assert g.get("/v1/executions").json()["executions"] == []
+        assert g.get("/v1/query", params={"soql": "SELECT Id FROM Contact"}).json()["records"] == []
+        assert g.get("/v1/environments/production/circuits").json() == []
+        assert g.post("/v1/environments/production/rollback", json={"circuit": "virtual_lpr"}).status_code == 404
+        assert [c["version"] for c in a.get("/v1/environments/production/circuits").json()] == ["1.0.0"]
+        # globex signing with its own key, but posting to acme's URL: refused.
+        acme_url = httpx.URL(a.get("/v1/environments/production/webhooks").json()["urls"]["ghl"]).path
+        assert post_ghl(g, globex, ghl_contact(id="x"), acme_url).status_code == 401
+
+
+def test_keys_scopes_and_problem_details(live: LiveServer) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as admin, httpx.Client(base_url=live.url, trust_env=False) as anonymous:
+        missing = anonymous.get("/v1/executions")
+        assert missing.status_code == 401
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert anonymous.get("/v1/executions", headers={"authorization": "Bearer cs_nope_nope"}).status_code == 401
+        created = admin.post("/v1/keys", json={"scopes": ["read"], "label": "dashboards"})
+        assert created.status_code == 201
+        read_key = created.json()["key"]
+        with tenant.client(live, read_key) as reader:
+            assert reader.get("/v1/executions").status_code == 200
+            forbidden = reader.post(
+                "/v1/environments/production/deployments", json={"circuit": "x", "version": "1.0.0"}
+            )
+            assert forbidden.status_code == 403
+            assert admin.delete(f"/v1/keys/{created.json()['id']}").status_code == 204
+            assert reader.get("/v1/executions").status_code == 401
+        assert admin.get("/healthz").json() == {"status": "ok"}
+
+
+def test_rate_limit_answers_429_with_retry_after(live: LiveServer) -> None:
+    tenant = live.tenant("acme")
+    live.state.platform.update_settings(tenant.id, {"rate_limit_per_minute": 5})
+    with tenant.client(live) as client:
+        statuses = [client.get("/v1/executions").status_code for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+        limited = client.get("/v1/executions")
+        assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_oversized_requests_are_refused_before_they_are_read(live: LiveServer) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        big = client.post("/v1/bundles", content=b"x" * (300 * 1024), headers={"content-type": "application/zip"})
+        assert big.status_code == 413
+        assert big.json()["title"] == "Request too large"
+
+
+def test_records_api_fires_triggers_and_reports_dml_errors(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"])
+        written = client.post("/v1/records/Contact", json={"records": [{"LastName": "Api", "Company_Size__c": 300}]})
+        assert written.status_code == 200, written.text
+        assert written.json()["execution"]["status"] == "ok"
+        [contact] = client.get("/v1/query", params={"soql": "SELECT VLPR_Grade__c FROM Contact"}).json()["records"]
+        assert contact["VLPR_Grade__c"] is not None  # the trigger ran
+        bad = client.post("/v1/records/Contact", json={"records": [{"FirstName": "No last name"}]})
+        assert bad.json()["execution"]["status"] == "error"
+        assert "LastName" in bad.json()["execution"]["error"]["message"]
+        soql = client.get("/v1/query", params={"soql": "SELECT Nope FROM Contact"})
+        assert soql.status_code == 400 and "Nope" in soql.json()["detail"]
