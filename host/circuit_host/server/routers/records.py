@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from ...connectors.records import DmlOp
 from ..auth import Caller, require, state_of
@@ -12,11 +12,12 @@ from ..state import ServerState
 from .models import Environment, ExecutionSummary, QueryResultModel, RecordWrite, WriteResult
 
 router = APIRouter(prefix="/v1", tags=["records"])
+OBJECT_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
 
 
 @router.post("/records/{object_name}", response_model=WriteResult, summary="Write records, firing their triggers")
 def write_records(
-    object_name: str,
+    object_name: Annotated[str, Path(pattern=OBJECT_NAME)],
     body: RecordWrite,
     env: Environment = "production",
     caller: Caller = Depends(require("deploy")),
