@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
 from ...platform import TenantSettings
 from ...webhooks import SOURCES, GhlMapping, WebhookKeys, WebhookRejected, normalize, verify
@@ -20,11 +22,16 @@ async def _intake(request: Request, state: ServerState, tenant_id: str, env: str
     if source not in SOURCES:
         raise Problem(404, "Unknown webhook source", f"sources are {', '.join(SOURCES)}")
     body = await request.body()
+    # Verification, storage and the sandboxed executions are blocking work: keep them off the event loop.
+    return await run_in_threadpool(_process, state, tenant_id, env, source, body, request.headers)
+
+
+def _process(state: ServerState, tenant_id: str, env: str, source: str, body: bytes, headers: Headers) -> HookResult:
     settings = state.platform.get_settings(tenant_id)
     try:
-        verify(source, body, request.headers, webhook_keys(settings))
+        verify(source, body, headers, webhook_keys(settings))
         mapping = GhlMapping(custom_fields=settings.ghl_custom_fields)
-        changes = normalize(source, body, request.headers.get("content-type"), ghl_mapping=mapping)
+        changes = normalize(source, body, headers.get("content-type"), ghl_mapping=mapping)
     except WebhookRejected as exc:
         raise Problem(exc.status, exc.reason.replace("_", " ").capitalize(), exc.message) from None
     if any(c.webhook_id and state.platform.seen_webhook_id(tenant_id, source, c.webhook_id) for c in changes):
