@@ -21,6 +21,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server_state.start_housekeeping()
         yield
         if state is None:
             server_state.close()

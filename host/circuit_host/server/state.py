@@ -46,8 +46,31 @@ class ServerState:
         self._stores: dict[str, CircuitDB] = {}
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
+        self._stop_housekeeping = threading.Event()
+        self._housekeeping: threading.Thread | None = None
+
+    def start_housekeeping(self, interval_s: float = 3600.0) -> None:
+        """Purge executions past each tenant's retention now and then every ``interval_s``."""
+        if self._housekeeping is not None:
+            return
+
+        def run() -> None:
+            while True:
+                try:
+                    purged = self.platform.purge_expired_executions()
+                    log.info("executions purged", count=purged)
+                except Exception:
+                    log.exception("purging executions failed")
+                if self._stop_housekeeping.wait(interval_s):
+                    return
+
+        self._housekeeping = threading.Thread(target=run, name="circuit-housekeeping", daemon=True)
+        self._housekeeping.start()
 
     def close(self) -> None:
+        self._stop_housekeeping.set()
+        if self._housekeeping is not None:
+            self._housekeeping.join(timeout=10)
         for store in self._stores.values():
             store.close()
         self.http.close()

@@ -1,0 +1,42 @@
+"""Executions older than the tenant's retention are purged by the server itself."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from circuit_host.platform import ExecutionEntry
+from circuit_host.server import ServerSettings
+from circuit_host.server.state import ServerState
+
+
+def entry(tenant_id: str, execution_id: str, age: timedelta) -> ExecutionEntry:
+    return ExecutionEntry(
+        id=execution_id,
+        tenant_id=tenant_id,
+        env="production",
+        circuit="c",
+        version="c@1.0.0",
+        trigger="api:Contact.insert",
+        status="ok",
+        started_at=datetime.now(UTC) - age,
+        duration_ms=1.0,
+    )
+
+
+def test_housekeeping_purges_only_what_is_past_retention(tmp_path: Path) -> None:
+    state = ServerState(ServerSettings(data_dir=tmp_path))
+    try:
+        tenant = state.platform.create_tenant("acme")
+        state.platform.update_settings(tenant.id, {"execution_retention_days": 7})
+        state.platform.save_execution(entry(tenant.id, "old", timedelta(days=8)))
+        state.platform.save_execution(entry(tenant.id, "recent", timedelta(days=6)))
+        state.start_housekeeping(interval_s=3600)
+        deadline = time.monotonic() + 10
+        while state.platform.get_execution(tenant.id, "old") is not None:
+            assert time.monotonic() < deadline, "the old execution was never purged"
+            time.sleep(0.05)
+        assert state.platform.get_execution(tenant.id, "recent") is not None
+    finally:
+        state.close()
