@@ -282,3 +282,38 @@ def test_records_api_fires_triggers_and_reports_dml_errors(live: LiveServer, vlp
         assert "LastName" in bad.json()["execution"]["error"]["message"]
         soql = client.get("/v1/query", params={"soql": "SELECT Nope FROM Contact"})
         assert soql.status_code == 400 and "Nope" in soql.json()["detail"]
+
+
+def signed_generic(records: list[dict[str, Any]], event_id: str) -> tuple[bytes, dict[str, str]]:
+    body = {
+        "id": event_id,
+        "object": "Contact",
+        "operation": "insert",
+        "records": records,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    raw = json.dumps(body).encode()
+    t = str(int(time.time()))
+    mac = hmac.new(GENERIC_SECRET.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
+    return raw, {"content-type": "application/json", "x-circuit-signature": f"t={t},v1={mac}"}
+
+
+def test_a_burst_is_coalesced_into_one_trigger_execution(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    tenant = live.tenant("acme")
+    live.state.platform.update_settings(tenant.id, {"coalesce_window_ms": 400})
+    with tenant.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"])
+        for n in range(3):
+            raw, headers = signed_generic([{"LastName": f"Burst{n}"}], f"burst-{n}")
+            queued = client.post("/v1/hooks/generic", content=raw, headers=headers)
+            assert queued.status_code == 202, queued.text
+            assert queued.json() == {"executions": [], "queued": 1}
+        deadline = time.monotonic() + 10
+        while not (executions := client.get("/v1/executions").json()["executions"]):
+            assert time.monotonic() < deadline, "the batch was never flushed"
+            time.sleep(0.05)
+        assert len(executions) == 1 and executions[0]["status"] == "ok"
+        count = client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"]
+        assert count == 3
+        raw, headers = signed_generic([{"LastName": "Burst0"}], "burst-0")
+        assert client.post("/v1/hooks/generic", content=raw, headers=headers).status_code == 409

@@ -9,7 +9,7 @@ next request, while executions already running finish on the version they starte
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,10 +21,13 @@ from ..connectors.records import DmlOp
 from ..executions import ExecutionOptions, ExecutionRecord, Executor
 from ..platform import ExecutionEntry, NotFound, Platform
 from ..runtime import Runtime
-from ..triggers import TriggerBinding, TriggerRegistry
+from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
+from ..webhooks import Change, CoalesceKey, Coalescer
+from .changes import as_dml
 from .settings import ServerSettings
 
 log = structlog.get_logger("circuit.server")
+REPLAY_TTL_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ServerState:
         self._stores: dict[str, CircuitDB] = {}
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
+        self._coalescers: dict[str, tuple[int, Coalescer]] = {}
         self._stop_housekeeping = threading.Event()
         self._housekeeping: threading.Thread | None = None
 
@@ -67,7 +71,45 @@ class ServerState:
         self._housekeeping = threading.Thread(target=run, name="circuit-housekeeping", daemon=True)
         self._housekeeping.start()
 
+    def coalescer(self, tenant_id: str, window_ms: int) -> Coalescer:
+        """The tenant's webhook batcher: bursts per (env, object, action) become one execution of <= 200 records."""
+        with self._lock:
+            current = self._coalescers.get(tenant_id)
+            if current is not None and current[0] == window_ms:
+                return current[1]
+            coalescer = Coalescer(window_ms, max_records=TRIGGER_CHUNK_SIZE, flush=self._flush_batch)
+            self._coalescers[tenant_id] = (window_ms, coalescer)
+        if current is not None:
+            current[1].close()  # the window changed: deliver what the old batcher held
+        return coalescer
+
+    def _flush_batch(self, key: CoalesceKey, changes: list[Change]) -> None:
+        by_source: dict[str, list[Change]] = {}
+        for change in changes:
+            by_source.setdefault(change.source, []).append(change)
+        for source, batch in by_source.items():
+            merged = replace(batch[0], records=[r for c in batch for r in c.records], webhook_id=None)
+            self.apply_webhook_changes(key.tenant, key.env, source, [merged], [c.webhook_id for c in batch])
+
+    def apply_webhook_changes(
+        self, tenant_id: str, env: str, source: str, changes: list[Change], webhook_ids: list[str | None]
+    ) -> list[ExecutionRecord]:
+        """Apply changes through the triggers; remember the webhook ids only if every execution succeeded."""
+        records = []
+        for change in changes:
+            op, rows, external_id = as_dml(self.store(tenant_id, env), change)
+            if rows:
+                trigger = f"{source}:{change.object}.{change.action}"
+                records.append(self.apply_change(tenant_id, env, op, change.object, rows, trigger, external_id))
+        if all(r.status == "ok" for r in records):  # otherwise the sender's retry will be processed
+            for webhook_id in webhook_ids:
+                if webhook_id:
+                    self.platform.remember_webhook_id(tenant_id, source, webhook_id, REPLAY_TTL_S)
+        return records
+
     def close(self) -> None:
+        for _, coalescer in self._coalescers.values():
+            coalescer.close()
         self._stop_housekeeping.set()
         if self._housekeeping is not None:
             self._housekeeping.join(timeout=10)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from ...platform import TenantSettings
 from ...webhooks import SOURCES, GhlMapping, WebhookKeys, WebhookRejected, normalize, verify
 from ..auth import Caller, enforce_rate_limit, limiter_of, require, state_of
-from ..changes import as_dml
 from ..problems import Problem
 from ..state import ServerState
 from .models import Environment, ExecutionSummary, HookResult
 
 router = APIRouter(prefix="/v1/hooks", tags=["webhooks"])
-REPLAY_TTL_S = 7 * 24 * 3600
 
 
 async def _intake(request: Request, state: ServerState, tenant_id: str, env: str, source: str) -> HookResult:
@@ -36,20 +34,17 @@ def _process(state: ServerState, tenant_id: str, env: str, source: str, body: by
         raise Problem(exc.status, exc.reason.replace("_", " ").capitalize(), exc.message) from None
     if any(c.webhook_id and state.platform.seen_webhook_id(tenant_id, source, c.webhook_id) for c in changes):
         raise Problem(409, "Replay", "this webhook was already received")
-    summaries = []
-    for change in changes:
-        op, rows, external_id = as_dml(state.store(tenant_id, env), change)
-        if rows:
-            trigger = f"{source}:{change.object}.{change.action}"
-            record = state.apply_change(tenant_id, env, op, change.object, rows, trigger, external_id)
-            summaries.append(
-                ExecutionSummary(id=record.id, status=record.status, error=record.error, duration_ms=record.duration_ms)
-            )
-            if record.status != "ok":
-                continue  # not remembered: the sender's retry will be processed
-        if change.webhook_id:
-            state.platform.remember_webhook_id(tenant_id, source, change.webhook_id, REPLAY_TTL_S)
-    return HookResult(executions=summaries)
+    if settings.coalesce_window_ms > 0:
+        coalescer = state.coalescer(tenant_id, settings.coalesce_window_ms)
+        for change in changes:
+            coalescer.add(tenant_id, env, change)
+        return HookResult(executions=[], queued=sum(len(c.records) for c in changes))
+    records = state.apply_webhook_changes(tenant_id, env, source, changes, [c.webhook_id for c in changes])
+    return HookResult(
+        executions=[
+            ExecutionSummary(id=r.id, status=r.status, error=r.error, duration_ms=r.duration_ms) for r in records
+        ]
+    )
 
 
 def webhook_keys(settings: TenantSettings) -> WebhookKeys:
@@ -67,22 +62,30 @@ def webhook_keys(settings: TenantSettings) -> WebhookKeys:
 
 @router.post("/{source}/{token}", response_model=HookResult, summary="Receive a webhook on an environment's URL")
 async def hook_by_token(
-    source: str, token: str, request: Request, state: ServerState = Depends(state_of)
+    source: str, token: str, request: Request, response: Response, state: ServerState = Depends(state_of)
 ) -> HookResult:
     resolved = state.platform.resolve_webhook_token(token)
     if resolved is None:
         raise Problem(404, "Unknown webhook URL", "the token is unknown or was rotated")
     tenant_id, env = resolved
     enforce_rate_limit(state, limiter_of(request), tenant_id)
-    return await _intake(request, state, tenant_id, env, source)
+    return _accepted(await _intake(request, state, tenant_id, env, source), response)
 
 
 @router.post("/{source}", response_model=HookResult, summary="Receive a webhook with an API key (webhook scope)")
 async def hook_by_key(
     source: str,
     request: Request,
+    response: Response,
     env: Environment = "production",
     caller: Caller = Depends(require("webhook")),
     state: ServerState = Depends(state_of),
 ) -> HookResult:
-    return await _intake(request, state, caller.tenant_id, env, source)
+    return _accepted(await _intake(request, state, caller.tenant_id, env, source), response)
+
+
+def _accepted(result: HookResult, response: Response) -> HookResult:
+    """202 when the changes wait in a coalescing window instead of having run."""
+    if result.queued:
+        response.status_code = 202
+    return result

@@ -39,7 +39,7 @@ class ExecutionPage(BaseModel):
 
 class HookResult(BaseModel):
     executions: list[ExecutionSummary]
-    replayed: bool = False
+    queued: int = Field(0, description="records held for a coalesced batch (the tenant's coalesce window)")
 
 
 class RecordWrite(BaseModel):
