@@ -43,6 +43,12 @@ class LimitsProfile(BaseModel):
         except ValidationError as exc:
             raise Rejected(f"invalid limits: {_describe(exc)}") from None
 
+    def capped_by(self, ceiling: LimitsProfile) -> LimitsProfile:
+        """Each limit lowered to ``ceiling`` where the ceiling is lower."""
+        return LimitsProfile.model_validate(
+            {name: min(getattr(self, name), getattr(ceiling, name)) for name in type(self).model_fields}
+        )
+
     @classmethod
     def from_json_file(cls, path: Path) -> LimitsProfile:
         """Load a JSON object holding any subset of the limit names."""

@@ -317,3 +317,31 @@ def test_a_burst_is_coalesced_into_one_trigger_execution(live: LiveServer, vlpr_
         assert count == 3
         raw, headers = signed_generic([{"LastName": "Burst0"}], "burst-0")
         assert client.post("/v1/hooks/generic", content=raw, headers=headers).status_code == 409
+
+
+def test_the_bundles_limits_govern_its_executions(
+    live: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    import zipfile
+
+    tenant = live.tenant("acme")
+    strict = tmp_path / "strict.circuit"
+    with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(strict, "w") as out:
+        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "2.0.0"')
+        out.writestr("circuit.toml", manifest + "\n[limits]\nqueries = 0\n")
+        out.writestr("module.wasm", original.read("module.wasm"))
+    with tenant.client(live) as client:
+        deploy(client, strict)
+        written = client.post("/v1/records/Contact", json={"records": [{"LastName": "Limited"}]}).json()
+        assert written["execution"]["status"] == "limit_exceeded"
+        assert written["execution"]["error"]["resource"] == "queries"
+        assert client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"] == 0
+        live.state.platform.update_settings(tenant.id, {"max_limits": {"queries": 5}})
+        greedy = tmp_path / "greedy.circuit"
+        with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(greedy, "w") as out:
+            manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "3.0.0"')
+            out.writestr("circuit.toml", manifest + "\n[limits]\nqueries = 50\n")
+            out.writestr("module.wasm", original.read("module.wasm"))
+        refused = client.post("/v1/bundles", content=greedy.read_bytes(), headers={"content-type": "application/zip"})
+        assert refused.status_code == 422  # the upload itself is checked against the tenant's maximum
+        assert "above the tenant's maximum of 5" in refused.json()["detail"]

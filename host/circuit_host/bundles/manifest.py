@@ -124,8 +124,7 @@ class Manifest(BaseModel):
         An override above the tenant's ceiling is rejected naming the limit; it is never clamped,
         so a circuit does not silently run with less than it asked for.
         """
-        defaults = LimitsProfile()
-        base = {name: min(getattr(defaults, name), getattr(ceiling, name)) for name in RESOURCES}
+        base = LimitsProfile().capped_by(ceiling).model_dump()
         for name, value in self.limits.items():
             maximum = getattr(ceiling, name)
             if value > maximum:

@@ -19,6 +19,7 @@ from ..circuitdb import CircuitDB, open_store
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
 from ..executions import ExecutionOptions, ExecutionRecord, Executor
+from ..limits import RESOURCES, LimitsProfile
 from ..platform import ExecutionEntry, NotFound, Platform
 from ..runtime import Runtime
 from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
@@ -37,6 +38,7 @@ class Deployed:
     generation: int
     registry: TriggerRegistry
     versions: dict[str, str]  # circuit name -> version
+    limits: LimitsProfile  # the execution budget: what the deployed circuits ask for, within the ceiling
 
 
 class ServerState:
@@ -139,8 +141,11 @@ class ServerState:
             return current
         registry = TriggerRegistry()
         versions: dict[str, str] = {}
+        ceiling = self.platform.get_settings(tenant_id).max_limits
+        budgets: list[LimitsProfile] = []
         for circuit in self.platform.active_circuits(tenant_id, env):
             manifest = circuit.manifest
+            budgets.append(manifest.limits_profile(ceiling))
             module = self.runtime.load(self.platform.bundle_wasm(tenant_id, circuit.sha256))
             allowed = manifest.allowed_hosts()
             versions[circuit.name] = circuit.version
@@ -157,7 +162,7 @@ class ServerState:
                             allowed,
                         ),
                     )
-        deployed = Deployed(generation, registry, versions)
+        deployed = Deployed(generation, registry, versions, execution_limits(budgets, ceiling))
         with self._lock:
             self._deployed[key] = deployed
         return deployed
@@ -192,7 +197,7 @@ class ServerState:
     ) -> ExecutionRecord:
         """Save a change through the environment's triggers as one execution, and store the record."""
         deployed = self.deployed(tenant_id, env)
-        limits = self.platform.get_settings(tenant_id).max_limits
+        limits = deployed.limits
         executor = Executor(
             self.runtime,
             self.store(tenant_id, env),
@@ -219,3 +224,11 @@ class ServerState:
         )
         log.info("execution", tenant=tenant_id, env=env, trigger=trigger, status=record.status, id=record.id)
         return record
+
+
+def execution_limits(budgets: list[LimitsProfile], ceiling: LimitsProfile) -> LimitsProfile:
+    """One transaction runs every triggered circuit, so it gets, per resource, the most any of them
+    declared (each already within the tenant's ceiling); with nothing deployed, the defaults capped."""
+    if not budgets:
+        return LimitsProfile().capped_by(ceiling)
+    return LimitsProfile().with_overrides({name: max(getattr(b, name) for b in budgets) for name in RESOURCES})
