@@ -251,6 +251,20 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     return 0
 
 
+def cmd_tenant_create(args: argparse.Namespace, settings: HostSettings) -> int:
+    from .platform import Platform
+    from .server import ServerSettings
+
+    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    with Platform(server_settings.platform_url) as platform:
+        tenant = platform.create_tenant(args.name)
+        _, key = platform.create_api_key(tenant.id, ["admin"], "created by circuit tenant create")
+    print(f"tenant:    {tenant.id}")
+    print(f"admin key: {key}   (shown once; it is stored hashed)")
+    return 0
+
+
 def _client(args: argparse.Namespace) -> Any:
     from .client import Client
 
@@ -394,6 +408,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, default=Path(".circuit"))
     serve.add_argument("--db", default=None, help="postgresql:// URL to share with other servers (default: SQLite)")
     serve.set_defaults(func=cmd_serve)
+
+    tenant = sub.add_parser("tenant", help="operator commands on the server's data (run where the data is)")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    create = tenant_sub.add_parser("create", help="create a tenant and print its first admin API key")
+    create.add_argument("name")
+    create.add_argument("--data-dir", type=Path, default=Path(".circuit"))
+    create.add_argument("--db", default=None, help="the server's postgresql:// URL, if it uses one")
+    create.set_defaults(func=cmd_tenant_create)
 
     def remote(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)

@@ -146,3 +146,17 @@ def test_a_restart_keeps_the_tenant_and_does_not_redeploy(tmp_path: Path) -> Non
             assert len(uploads) == 1
     finally:
         second.stop()
+
+
+def test_operator_creates_a_tenant_whose_key_works_on_the_running_server(served: Served, tmp_path: Path) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "circuit_host.cli", "tenant", "create", "Globex", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert created.returncode == 0, created.stderr
+    key = re.search(r"admin key: (\S+)", created.stdout).group(1)  # type: ignore[union-attr]
+    with httpx.Client(base_url=served.url, headers={"authorization": f"Bearer {key}"}, trust_env=False) as client:
+        assert client.get("/v1/environments/production/circuits").json() == []  # a tenant of its own
+        assert client.get("/v1/executions").status_code == 200
