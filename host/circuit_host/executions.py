@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from .capabilities.codec import encode
-from .capabilities.http import CalloutSession, HostPattern
+from .capabilities.http import CalloutSession, HostPattern, NamedCredential
 from .connectors.http_client import HttpConnector
 from .connectors.records import DmlOp, RecordsConnector, RecordsTransaction
 from .context import ExecutionContext
@@ -36,6 +36,7 @@ AfterHandle = Callable[[RecordsTransaction, Any], None]
 class ExecutionOptions:
     limits: LimitsProfile = field(default_factory=LimitsProfile)
     allowed_hosts: tuple[HostPattern, ...] = ()
+    credentials: Mapping[str, NamedCredential] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class Executor:
             governor=governor,
             log=log,
             records=transaction,
-            http=CalloutSession(self.http, options.allowed_hosts),
+            http=CalloutSession(self.http, options.allowed_hosts, credentials=options.credentials),
             firing=self.firing,
         )
         log.event("EXECUTION_START", f"execution {execution_id} {label}")

@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from circuit_host.capabilities.http import HostPattern
+from circuit_host.capabilities.http import HostPattern, NamedCredential
 from circuit_host.errors import Rejected
 from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
 from circuit_host.limits import LimitsProfile
@@ -171,3 +171,28 @@ def test_callout_over_the_limit_traps_before_any_request(executor: Executor, loa
     record = callout(executor, load_guest, {"method": "GET", "url": "http://nope.invalid/"}, [], callouts=0)
     assert record.status == "limit_exceeded"
     assert record.error["resource"] == "callouts"
+
+
+def test_named_credentials_add_the_secret_the_guest_never_sees(
+    executor: Executor, load_guest: Load, loopback: LoopbackServer
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    def census(request: BaseHTTPRequestHandler) -> None:
+        seen.append({"path": request.path, "authorization": request.headers.get("authorization", "")})
+        reply(200, b"ok")(request)
+
+    loopback.routes["/v2/zip"] = census
+    credential = NamedCredential(url=f"{loopback.base}/v2", headers={"authorization": "Bearer s3cret"})
+    options = ExecutionOptions(credentials={"census": credential})  # note: no allowlist entry at all
+    request = {"method": "GET", "url": "callout:census/zip?code=94105", "headers": {"Authorization": "Bearer mine"}}
+    record = executor.run(load_guest("callout_proxy"), msgpack.packb(request), options)
+    assert record.status == "ok", record.error
+    assert seen == [{"path": "/v2/zip?code=94105", "authorization": "Bearer s3cret"}]
+    assert "s3cret" not in record.debug_log
+
+    unknown = {"method": "GET", "url": "callout:payroll/export"}
+    refused = executor.run(load_guest("callout_proxy"), msgpack.packb(unknown), options)
+    assert refused.status == "error"
+    assert "no named credential 'payroll'" in refused.error["message"]
+    assert len(seen) == 1

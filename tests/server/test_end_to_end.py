@@ -345,3 +345,28 @@ def test_the_bundles_limits_govern_its_executions(
         refused = client.post("/v1/bundles", content=greedy.read_bytes(), headers={"content-type": "application/zip"})
         assert refused.status_code == 422  # the upload itself is checked against the tenant's maximum
         assert "above the tenant's maximum of 5" in refused.json()["detail"]
+
+
+def test_a_circuit_using_a_named_credential_deploys_only_where_it_is_configured(
+    live: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    import zipfile
+
+    tenant = live.tenant("acme")
+    bundle = tmp_path / "credentialed.circuit"
+    with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(bundle, "w") as out:
+        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "4.0.0"')
+        out.writestr("circuit.toml", manifest + '\n[credentials]\nnames = ["census"]\n')
+        out.writestr("module.wasm", original.read("module.wasm"))
+    with tenant.client(live) as client:
+        uploaded = client.post("/v1/bundles", content=bundle.read_bytes(), headers={"content-type": "application/zip"})
+        assert uploaded.status_code == 201
+        body = {"circuit": "virtual_lpr", "version": "4.0.0"}
+        refused = client.post("/v1/environments/production/deployments", json=body)
+        assert refused.status_code == 422
+        assert "named credential(s) census" in refused.json()["detail"]
+        census = {"url": "https://census.example.com/v1", "headers": {"authorization": "Bearer x"}}
+        live.state.platform.update_settings(tenant.id, {"named_credentials": {"census": census}})
+        assert client.post("/v1/environments/production/deployments", json=body).status_code == 200
+        stored = live.state.platform.get_settings(tenant.id).named_credentials["census"]
+        assert stored.secret_headers() == {"authorization": "Bearer x"}  # kept, not masked, for the host to use

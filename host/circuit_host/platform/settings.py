@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from circuit_host.capabilities.http import NamedCredential
 from circuit_host.errors import Rejected
 from circuit_host.limits import MIB, LimitsProfile
 
@@ -31,6 +32,10 @@ class TenantSettings(BaseModel):
     allow_unsigned_ghl: bool = Field(False, description="Accept unsigned GoHighLevel webhooks (unsafe).")
     ghl_public_key: str | None = Field(None, description="GoHighLevel Ed25519 public key (PEM or base64).")
     ghl_legacy_rsa_public_key: str | None = Field(None, description="GoHighLevel legacy RSA public key (PEM).")
+    named_credentials: dict[str, NamedCredential] = Field(
+        default_factory=dict,
+        description="Endpoints and secret headers reached as `callout:NAME/path` by circuits declaring NAME.",
+    )
     ghl_custom_fields: dict[str, str] = Field(
         default_factory=dict,
         description="GoHighLevel custom-field id -> its key or a circuit field name ending in __c.",
@@ -75,6 +80,9 @@ class TenantSettings(BaseModel):
         data = self.model_dump(mode="json")
         secret = self.generic_hmac_secret
         data["generic_hmac_secret"] = None if secret is None else secret.get_secret_value()
+        data["named_credentials"] = {
+            name: {"url": c.url, "headers": c.secret_headers()} for name, c in self.named_credentials.items()
+        }
         return data
 
     @classmethod

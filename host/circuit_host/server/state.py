@@ -15,9 +15,11 @@ from typing import Any
 
 import structlog
 
+from ..bundles import Manifest
 from ..circuitdb import CircuitDB, open_store
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
+from ..errors import Rejected
 from ..executions import ExecutionOptions, ExecutionRecord, Executor
 from ..limits import RESOURCES, LimitsProfile
 from ..platform import ExecutionEntry, NotFound, Platform
@@ -141,13 +143,17 @@ class ServerState:
             return current
         registry = TriggerRegistry()
         versions: dict[str, str] = {}
-        ceiling = self.platform.get_settings(tenant_id).max_limits
+        settings = self.platform.get_settings(tenant_id)
+        ceiling = settings.max_limits
         budgets: list[LimitsProfile] = []
         for circuit in self.platform.active_circuits(tenant_id, env):
             manifest = circuit.manifest
             budgets.append(manifest.limits_profile(ceiling))
             module = self.runtime.load(self.platform.bundle_wasm(tenant_id, circuit.sha256))
             allowed = manifest.allowed_hosts()
+            credentials = {
+                n: settings.named_credentials[n] for n in manifest.credentials.names if n in settings.named_credentials
+            }
             versions[circuit.name] = circuit.version
             for trigger in manifest.triggers:
                 for operation in trigger.operations:
@@ -160,6 +166,7 @@ class ServerState:
                             module,
                             trigger.order,
                             allowed,
+                            credentials,
                         ),
                     )
         deployed = Deployed(generation, registry, versions, execution_limits(budgets, ceiling))
@@ -173,6 +180,7 @@ class ServerState:
         bundle = self.platform.get_bundle(tenant_id, name, version)
         if bundle is None:
             raise NotFound(f"no bundle {name} {version}; upload it first")
+        self._check_credentials(tenant_id, bundle.manifest)
         self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
         self.platform.deploy(tenant_id, env, name, version, actor)
 
@@ -180,8 +188,19 @@ class ServerState:
         target = self.store(tenant_id, to_env)
         for circuit in self.platform.active_circuits(tenant_id, from_env):
             if name is None or circuit.name == name:
+                self._check_credentials(tenant_id, circuit.manifest)
                 target.apply_schema(circuit.manifest.schema_changes())
         self.platform.promote(tenant_id, from_env, to_env, actor, name=name)
+
+    def _check_credentials(self, tenant_id: str, manifest: Manifest) -> None:
+        """A circuit may only go live where every named credential it uses is configured."""
+        configured = self.platform.get_settings(tenant_id).named_credentials
+        missing = [name for name in manifest.credentials.names if name not in configured]
+        if missing:
+            raise Rejected(
+                f"{manifest.name} {manifest.version} uses named credential(s) {', '.join(missing)} "
+                "that this tenant has not configured"
+            )
 
     # -- the one path of a record change ---------------------------------------------------
 

@@ -170,7 +170,12 @@ class TriggerFiring:
         context.settle_fuel()
         child = context.child()
         if binding.allowed_hosts is not None:  # each deployed circuit calls out only where its bundle says
-            child.http = CalloutSession(context.http.connector, binding.allowed_hosts, context.http.max_response_bytes)
+            child.http = CalloutSession(
+                context.http.connector,
+                binding.allowed_hosts,
+                context.http.max_response_bytes,
+                binding.credentials if binding.credentials is not None else context.http.credentials,
+            )
         try:
             outcome = self.runtime.invoke(binding.module, encode(event), child)
         finally:

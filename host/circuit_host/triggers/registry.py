@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import get_args
 
-from ..capabilities.http import HostPattern
+from ..capabilities.http import HostPattern, NamedCredential
 from ..errors import Rejected
 from ..events import Operation
 from ..runtime import CircuitModule
@@ -24,6 +25,7 @@ class TriggerBinding:
     module: CircuitModule
     order: int = 0
     allowed_hosts: tuple[HostPattern, ...] | None = None  # None: the execution's allowlist applies
+    credentials: Mapping[str, NamedCredential] | None = None  # the named credentials its bundle declares
 
     def __post_init__(self) -> None:
         if self.operation not in OPERATIONS:
