@@ -19,7 +19,7 @@ from circuit_host.platform.models import (
     Scope,
     Tenant,
 )
-from circuit_host.platform.settings import TenantSettings, load_ed25519_public_key, load_rsa_public_key
+from circuit_host.platform.settings import TenantSettings
 from circuit_host.platform.store import KEY_PREFIX, Platform, records_tenant
 
 __all__ = [
@@ -38,7 +38,5 @@ __all__ = [
     "Scope",
     "Tenant",
     "TenantSettings",
-    "load_ed25519_public_key",
-    "load_rsa_public_key",
     "records_tenant",
 ]

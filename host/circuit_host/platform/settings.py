@@ -7,18 +7,17 @@ as base64 (the raw 32 bytes or the DER SubjectPublicKeyInfo).
 
 from __future__ import annotations
 
-import base64
-import binascii
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from circuit_host.capabilities.http import NamedCredential
 from circuit_host.errors import Rejected
 from circuit_host.limits import MIB, LimitsProfile
+from circuit_host.webhooks.signatures import parse_ed25519_public_key, parse_rsa_public_key
 
 
 class TenantSettings(BaseModel):
@@ -52,14 +51,14 @@ class TenantSettings(BaseModel):
     @classmethod
     def _ed25519(cls, value: str | None) -> str | None:
         if value is not None:
-            load_ed25519_public_key(value)
+            _as_value_error(parse_ed25519_public_key, value)
         return value
 
     @field_validator("ghl_legacy_rsa_public_key")
     @classmethod
     def _rsa(cls, value: str | None) -> str | None:
         if value is not None:
-            load_rsa_public_key(value)
+            _as_value_error(parse_rsa_public_key, value)
         return value
 
     @field_validator("generic_hmac_secret")
@@ -70,10 +69,11 @@ class TenantSettings(BaseModel):
         return value
 
     def ghl_ed25519_key(self) -> Ed25519PublicKey | None:
-        return None if self.ghl_public_key is None else load_ed25519_public_key(self.ghl_public_key)
+        return None if self.ghl_public_key is None else parse_ed25519_public_key(self.ghl_public_key)
 
     def ghl_rsa_key(self) -> RSAPublicKey | None:
-        return None if self.ghl_legacy_rsa_public_key is None else load_rsa_public_key(self.ghl_legacy_rsa_public_key)
+        key = self.ghl_legacy_rsa_public_key
+        return None if key is None else parse_rsa_public_key(key)
 
     def to_storage(self) -> dict[str, Any]:
         """JSON for the database, the secret included (``model_dump`` would mask it)."""
@@ -97,32 +97,9 @@ class TenantSettings(BaseModel):
             raise Rejected(f"settings.{where}: {message.removeprefix('Value error, ')}") from None
 
 
-def load_ed25519_public_key(text: str) -> Ed25519PublicKey:
-    """An Ed25519 public key from PEM, or base64 of the raw 32 bytes or of the DER encoding."""
-    stripped = text.strip()
+def _as_value_error(parse: Callable[[str], object], value: str) -> None:
+    """Run the webhooks' key parser inside a pydantic validator (which reports ValueError)."""
     try:
-        if stripped.startswith("-----BEGIN"):
-            key: object = load_pem_public_key(stripped.encode())
-        else:
-            raw = base64.b64decode(stripped, validate=True)
-            key = Ed25519PublicKey.from_public_bytes(raw) if len(raw) == 32 else load_der_public_key(raw)
-    except (ValueError, binascii.Error, TypeError) as exc:
-        raise ValueError(f"not an Ed25519 public key (PEM or base64): {exc}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"expected an Ed25519 public key, got {type(key).__name__}")
-    return key
-
-
-def load_rsa_public_key(text: str) -> RSAPublicKey:
-    """An RSA public key from PEM (or base64 DER)."""
-    stripped = text.strip()
-    try:
-        if stripped.startswith("-----BEGIN"):
-            key: object = load_pem_public_key(stripped.encode())
-        else:
-            key = load_der_public_key(base64.b64decode(stripped, validate=True))
-    except (ValueError, binascii.Error, TypeError) as exc:
-        raise ValueError(f"not an RSA public key (PEM): {exc}") from None
-    if not isinstance(key, RSAPublicKey):
-        raise ValueError(f"expected an RSA public key, got {type(key).__name__}")
-    return key
+        parse(value)
+    except Rejected as exc:
+        raise ValueError(str(exc).removeprefix("key: ")) from None
