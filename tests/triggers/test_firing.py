@@ -207,3 +207,13 @@ def test_an_outside_change_is_not_saved_when_a_trigger_fails(
     assert record.status == "error"
     assert "tasks are frozen" in record.error["message"]
     assert rows(records, "SELECT Id FROM Contact") == []
+
+
+def test_upsert_key_names_cannot_smuggle_soql(
+    firing_executor: Executor, registry: TriggerRegistry, circuits: Any
+) -> None:
+    register(registry, circuits, "stamp", "Contact", "before_insert")
+    hostile = "Email FROM Contact WHERE LastName != ''"
+    record = firing_executor.apply_change(DmlOp.UPSERT, "Contact", [{"LastName": "X"}], external_id=hostile)
+    assert record.status == "error"
+    assert "invalid name" in record.error["message"]

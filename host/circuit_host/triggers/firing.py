@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..capabilities.codec import encode
 from ..capabilities.http import CalloutSession
 from ..connectors.records import DmlOp, DmlResult
+from ..connectors.soql import IDENTIFIER
 from ..errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, Rejected
 from ..events import Record, before_trigger_changes
 from .registry import TriggerBinding, TriggerRegistry
@@ -71,6 +72,9 @@ class TriggerFiring:
         self, context: ExecutionContext, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str
     ) -> DmlResult:
         """Split an upsert into its update and insert parts, so each fires its own triggers."""
+        for name in (object_name, external_id):
+            if not IDENTIFIER.fullmatch(name):  # both become SOQL text below
+                raise DmlError(f"invalid name {name!r}")
         keys = [row.get(external_id) for row in rows]
         existing: dict[Any, str] = {}
         wanted = [k for k in keys if k is not None]

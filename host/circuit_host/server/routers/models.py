@@ -45,7 +45,7 @@ class HookResult(BaseModel):
 class RecordWrite(BaseModel):
     op: Literal["insert", "update", "upsert", "delete", "undelete"] = "insert"
     records: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
-    external_id: str = "Id"
+    external_id: str = Field("Id", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=80)
 
 
 class WriteResult(BaseModel):
