@@ -370,3 +370,48 @@ def test_a_circuit_using_a_named_credential_deploys_only_where_it_is_configured(
         assert client.post("/v1/environments/production/deployments", json=body).status_code == 200
         stored = live.state.platform.get_settings(tenant.id).named_credentials["census"]
         assert stored.secret_headers() == {"authorization": "Bearer x"}  # kept, not masked, for the host to use
+
+
+def post_signed(client: httpx.Client, path: str, payload: dict[str, Any]) -> httpx.Response:
+    raw = json.dumps(payload).encode()
+    t = str(int(time.time()))
+    mac = hmac.new(GENERIC_SECRET.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
+    return client.post(
+        path, content=raw, headers={"content-type": "application/json", "x-circuit-signature": f"t={t},v1={mac}"}
+    )
+
+
+def test_salesforce_cdc_create_update_delete(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    payloads = Path(__file__).resolve().parents[1] / "webhooks" / "payloads"
+    created = json.loads((payloads / "sfdc_contact_create.json").read_text())
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"])
+        answer = post_signed(client, "/v1/hooks/salesforce-cdc", created)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["executions"][0]["status"] == "ok"
+        soql = "SELECT LastName, Title, VLPR_Grade__c, Salesforce_Id__c, OwnerId FROM Contact"
+        [contact] = client.get("/v1/query", params={"soql": soql}).json()["records"]
+        assert contact["Salesforce_Id__c"] == "003Qy00000VLp01IAB"
+        assert contact["VLPR_Grade__c"] == "A"
+        assert contact["OwnerId"] is None  # a Salesforce user this store does not know is dropped, not failed
+
+        header = created["payload"]["ChangeEventHeader"]
+        update = {
+            "ChangeEventHeader": {
+                **header,
+                "changeType": "UPDATE",
+                "transactionKey": "tx-2",
+                "changedFields": ["Title"],
+            },
+            "Title": "CEO",
+        }
+        assert post_signed(client, "/v1/hooks/salesforce-cdc", update).json()["executions"][0]["status"] == "ok"
+        [contact] = client.get("/v1/query", params={"soql": soql}).json()["records"]
+        assert (contact["LastName"], contact["Title"]) == ("Raman", "CEO")  # an update changes only what it carries
+
+        delete = {"ChangeEventHeader": {**header, "changeType": "DELETE", "transactionKey": "tx-3"}}
+        assert post_signed(client, "/v1/hooks/salesforce-cdc", delete).json()["executions"][0]["status"] == "ok"
+        assert client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"] == 0
+        binned = client.get("/v1/query", params={"soql": "SELECT LastName FROM Contact WHERE IsDeleted = true"})
+        assert [r["LastName"] for r in binned.json()["records"]] == ["Raman"]

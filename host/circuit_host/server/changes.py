@@ -40,7 +40,8 @@ def as_dml(store: CircuitDB, change: Change) -> tuple[DmlOp, list[dict[str, Any]
         known = {f.name for f in definition.fields if not f.system} if definition is not None else set(row)
         rows.append({name: value for name, value in row.items() if name in known})
     if change.action in ("insert", "update"):
-        _resolve_references(store, key, rows, change.meta.get("references") or {})
+        if definition is not None:
+            _resolve_references(store, key, rows, {f.name: f.reference_to for f in definition.fields if f.reference_to})
         return DmlOp.UPSERT, rows, key
     keys = [row[key] for row in rows if row.get(key)]
     deleted = "true" if change.action == "undelete" else "false"
@@ -56,13 +57,18 @@ def as_dml(store: CircuitDB, change: Change) -> tuple[DmlOp, list[dict[str, Any]
     return DmlOp[change.action.upper()], [{"Id": r["Id"]} for r in found], "Id"
 
 
-def _resolve_references(store: CircuitDB, key: str, rows: list[dict[str, Any]], references: dict[str, str]) -> None:
-    """Replace CRM ids in reference fields (a Task's WhoId) by ours; drop the ones we do not know."""
-    for field_name, target in references.items():
+def _resolve_references(
+    store: CircuitDB, key: str, rows: list[dict[str, Any]], references: dict[str, tuple[str, ...]]
+) -> None:
+    """Replace CRM ids in reference fields (OwnerId, WhoId, AccountId) by ours, looked up through the
+    source's key field on the referenced objects; drop the ones this store does not know."""
+    for field_name, targets in references.items():
         wanted = [row[field_name] for row in rows if row.get(field_name)]
-        definition = store.schema.object(target)
         ours: dict[str, str] = {}
-        if wanted and definition is not None and definition.field(key) is not None:
+        for target in targets if wanted else ():
+            definition = store.schema.object(target)
+            if definition is None or definition.field(key) is None:
+                continue
             transaction = store.begin()
             try:
                 found = transaction.query(
@@ -70,7 +76,7 @@ def _resolve_references(store: CircuitDB, key: str, rows: list[dict[str, Any]], 
                 ).records
             finally:
                 transaction.close()
-            ours = {r[key]: r["Id"] for r in found}
+            ours.update({r[key]: r["Id"] for r in found if r[key] not in ours})
         for row in rows:
             if field_name in row:
                 resolved = ours.get(row[field_name])
