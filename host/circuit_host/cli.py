@@ -226,6 +226,22 @@ def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
+    from .testing import run_circuit_tests
+
+    report = run_circuit_tests(args.dir, args.out, settings.cache_dir, names=args.name or None)
+    if args.json:
+        print(json.dumps(report.to_json(), default=str))
+        return 0 if report.passed else 1
+    for result in report.results:
+        print(f"{result.status.upper():<5} {result.name} ({result.duration_ms:.1f} ms)")
+        if result.message:
+            print(f"      {result.message}")
+    counts = report.counts()
+    print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors")
+    return 0 if report.passed else 1
+
+
 def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     import uvicorn
 
@@ -344,6 +360,13 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("dir", type=Path)
     build.add_argument("--out", type=Path, default=None, help="output directory (default DIR/zig-out)")
     build.set_defaults(func=cmd_build)
+
+    test = sub.add_parser("test", help="build DIR/tests.zig with the circuit and run its tests in the sandbox")
+    test.add_argument("dir", type=Path)
+    test.add_argument("--out", type=Path, default=None, help="where the test module goes (default DIR/zig-out)")
+    test.add_argument("--name", action="append", default=[], help="run only this test (repeatable)")
+    test.add_argument("--json", action="store_true", help="print one JSON report")
+    test.set_defaults(func=cmd_test)
 
     run = sub.add_parser("run", help="run one execution of a module")
     run.add_argument("module", type=Path, help=".wasm (or .wat) module")

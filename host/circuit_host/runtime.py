@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,27 @@ class Invocation:
 
 
 class Runtime:
-    """One engine, one linker, one epoch ticker, shared by every execution in the process."""
+    """One engine, one linker, one epoch ticker, shared by every execution in the process.
 
-    def __init__(self, cache_dir: Path | None = None, max_module_bytes: int = MAX_MODULE_BYTES) -> None:
+    ``testing=True`` makes a test runtime (``circuit test``): its linker also has the
+    ``testing`` interface and it loads only test modules (world ``circuit-test``). A runtime
+    without it never links ``testing``, so production rejects modules that import it.
+    """
+
+    def __init__(
+        self, cache_dir: Path | None = None, max_module_bytes: int = MAX_MODULE_BYTES, testing: bool = False
+    ) -> None:
         self.engine = make_engine()
         self.linker = wasmtime.Linker(self.engine)
         link_all(self.linker)
+        self.testing = testing
+        # Called with (store, instance) after every store this runtime ran, triggers included, trap or
+        # not: how coverage reads an instrumented module's counters. Never set in production.
+        self.store_observer: Callable[[wasmtime.Store, wasmtime.Instance], None] | None = None
+        if testing:
+            from .capabilities.testing import link as link_testing
+
+            link_testing(self.linker)
         self.cache = ModuleCache(cache_dir)
         self.max_module_bytes = max_module_bytes
         self._loaded: dict[str, CircuitModule] = {}
@@ -110,13 +126,13 @@ class Runtime:
         with self._lock:
             cached = self._loaded.get(sha256)
         if cached is not None:
-            validate(cached.module, memory_cap)  # cheap; the cap may differ between callers
+            validate(cached.module, memory_cap, self.testing)  # cheap; the cap may differ between callers
             return cached
         module = self.cache.load(self.engine, sha256)
         from_disk = module is not None
         if module is None:
             module = compile_checked(self.engine, wasm, self.max_module_bytes)
-        validate(module, memory_cap)
+        validate(module, memory_cap, self.testing)
         if not from_disk:
             self.cache.store(sha256, module)
         loaded = CircuitModule(
@@ -135,6 +151,26 @@ class Runtime:
 
     def invoke(self, module: CircuitModule, event: bytes, context: ExecutionContext) -> Invocation:
         """Run ``handle(event)`` in a fresh store; never raises because of the guest."""
+        return self.run_in_store(
+            module,
+            context,
+            lambda exports, store: self._call_handle(event, context, store, exports),
+            input_bytes=len(event),
+        )
+
+    def run_in_store(
+        self,
+        module: CircuitModule,
+        context: ExecutionContext,
+        call: Callable[[Any, wasmtime.Store], Invocation],
+        input_bytes: int = 0,
+    ) -> Invocation:
+        """Instantiate ``module`` in a fresh, armed store and run ``call(exports, store)``.
+
+        ``context.guest`` is set and ``_initialize`` has run when ``call`` starts. Every way the
+        guest can fail becomes an ``Invocation``, as for ``invoke``. ``input_bytes`` is charged
+        before the module is instantiated, so an oversized input never runs any guest code.
+        """
         governor = context.governor
         limits = governor.limits
         store = wasmtime.Store(self.engine, data=context)
@@ -142,9 +178,16 @@ class Runtime:
         store.set_limits(
             memory_size=limits.memory_bytes, table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=2
         )
+        instance: wasmtime.Instance | None = None
         try:
             self._arm(store, context)
-            return self._call_handle(module, event, context, store)
+            governor.charge("input_bytes", input_bytes)
+            instance = module.instance_pre.instantiate(store)
+            exports = instance.exports(store)
+            context.guest = GuestMemory(store, exports[MEMORY_EXPORT], _func(exports, "cabi_realloc"))
+            if module.has_initialize:
+                _func(exports, "_initialize")(store)
+            return call(exports, store)
         except LimitExceeded as exc:
             return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
         except ExecutionTimeout as exc:
@@ -167,6 +210,8 @@ class Runtime:
             log.exception("host error during execution")
             return Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
         finally:
+            if self.store_observer is not None and instance is not None:
+                self.store_observer(store, instance)
             context.measure()
             # The store holds the context as its data; drop the back references so the store
             # (and its address-space reservation) is freed now, not at interpreter exit.
@@ -187,17 +232,10 @@ class Runtime:
         context.fuel_granted = fuel
         store.set_epoch_deadline(deadline_ticks(time_left))
 
-    def _call_handle(
-        self, module: CircuitModule, event: bytes, context: ExecutionContext, store: wasmtime.Store
-    ) -> Invocation:
+    def _call_handle(self, event: bytes, context: ExecutionContext, store: wasmtime.Store, exports: Any) -> Invocation:
         governor = context.governor
-        governor.charge("input_bytes", len(event))
-        instance = module.instance_pre.instantiate(store)
-        exports = instance.exports(store)
         handle, post = _func(exports, "handle"), _func(exports, "cabi_post_handle")
-        context.guest = GuestMemory(store, exports[MEMORY_EXPORT], _func(exports, "cabi_realloc"))
-        if module.has_initialize:
-            _func(exports, "_initialize")(store)
+        assert context.guest is not None
         ptr, length = context.guest.allocate(event, "event buffer")
         retptr = handle(store, ptr, length)
         ok, payload = context.guest.read_result(retptr, "handle result", max_len=governor.remaining("output_bytes"))

@@ -84,3 +84,34 @@ MEMORY_EXPORT = "memory"
 RESULT_AREA_SIZE = 12
 LIST_AREA_SIZE = 8
 AREA_ALIGN = 4
+
+# -- the additive test world (abi/circuit-test.wit): linked only for test modules ----------------
+
+TESTING_MOCK_CALLOUT = ImportSpec("testing", "mock-callout", (Param.BYTES,), Returns.RESULT_BYTES_OR_STRING)
+TESTING_MOCK_CALLS = ImportSpec("testing", "mock-calls", (Param.BYTES,), Returns.RESULT_BYTES_OR_STRING)
+TESTING_CREATE_RECORDS = ImportSpec(
+    "testing", "create-records", (Param.STRING, Param.BYTES), Returns.RESULT_BYTES_OR_STRING
+)
+TESTING_START_TEST = ImportSpec("testing", "start-test", (), Returns.NOTHING)
+TESTING_STOP_TEST = ImportSpec("testing", "stop-test", (), Returns.NOTHING)
+TESTING_FAIL = ImportSpec("testing", "fail", (Param.STRING,), Returns.NOTHING)
+
+TESTING_IMPORTS: tuple[ImportSpec, ...] = (
+    TESTING_MOCK_CALLOUT,
+    TESTING_MOCK_CALLS,
+    TESTING_CREATE_RECORDS,
+    TESTING_START_TEST,
+    TESTING_STOP_TEST,
+    TESTING_FAIL,
+)
+TEST_IMPORTS_BY_KEY: dict[tuple[str, str], ImportSpec] = {
+    **IMPORTS_BY_KEY,
+    **{(spec.module, spec.name): spec for spec in TESTING_IMPORTS},
+}
+TEST_EXPORT_FUNCS: tuple[ExportSpec, ...] = (
+    *EXPORT_FUNCS,
+    ExportSpec("list-tests", (), ("i32",), required=True),  # -> retptr of a list<u8> area
+    ExportSpec("cabi_post_list-tests", ("i32",), (), required=True),
+    ExportSpec("run-test", ("i32", "i32"), ("i32",), required=True),  # name -> retptr of result<_, string>
+    ExportSpec("cabi_post_run-test", ("i32",), (), required=True),
+)

@@ -8,12 +8,21 @@ the host never calls them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import wasmtime
 
 from ..errors import Rejected
-from .signatures import EXPORT_FUNCS, IMPORTS_BY_KEY, MEMORY_EXPORT
+from .signatures import (
+    EXPORT_FUNCS,
+    IMPORTS_BY_KEY,
+    MEMORY_EXPORT,
+    TEST_EXPORT_FUNCS,
+    TEST_IMPORTS_BY_KEY,
+    ExportSpec,
+    ImportSpec,
+)
 
 WASM_PAGE = 65536
 
@@ -26,12 +35,14 @@ def _describe(params: tuple[str, ...], results: tuple[str, ...]) -> str:
     return f"({' '.join(params)}) -> ({' '.join(results)})"
 
 
-def check_imports(module: wasmtime.Module) -> None:
+def check_imports(module: wasmtime.Module, allowed: Mapping[tuple[str, str], ImportSpec] = IMPORTS_BY_KEY) -> None:
     for imp in module.imports:
         where = f"import {imp.module!r} {imp.name!r}"
-        spec = IMPORTS_BY_KEY.get((imp.module, imp.name or ""))
+        spec = allowed.get((imp.module, imp.name or ""))
         if spec is None:
             hint = " (WASI is not available to circuits)" if imp.module.startswith("wasi") else ""
+            if (imp.module, imp.name or "") in TEST_IMPORTS_BY_KEY:
+                hint = " (testing is linked only into test modules, run by `circuit test`)"
             raise Rejected(f"{where} is not part of the circuit ABI v1{hint}")
         ty = imp.type
         if not isinstance(ty, wasmtime.FuncType):
@@ -41,7 +52,7 @@ def check_imports(module: wasmtime.Module) -> None:
             raise Rejected(f"{where} has signature {_describe(*got)}, expected {_describe(spec.core_params, ())}")
 
 
-def check_exports(module: wasmtime.Module, memory_cap: int) -> None:
+def check_exports(module: wasmtime.Module, memory_cap: int, required: tuple[ExportSpec, ...] = EXPORT_FUNCS) -> None:
     exports = {exp.name: exp.type for exp in module.exports}
     memory = exports.get(MEMORY_EXPORT)
     if not isinstance(memory, wasmtime.MemoryType):
@@ -51,7 +62,7 @@ def check_exports(module: wasmtime.Module, memory_cap: int) -> None:
     initial = memory.limits.min * WASM_PAGE
     if initial > memory_cap:
         raise Rejected(f"module declares {initial} bytes of initial memory, over the cap of {memory_cap}")
-    for spec in EXPORT_FUNCS:
+    for spec in required:
         ty = exports.get(spec.name)
         if ty is None:
             if spec.required:
@@ -81,6 +92,11 @@ def compile_checked(engine: wasmtime.Engine, wasm: bytes, max_bytes: int) -> was
         raise Rejected(f"invalid WebAssembly: {first}") from None
 
 
-def validate(module: wasmtime.Module, memory_cap: int) -> None:
-    check_imports(module)
-    check_exports(module, memory_cap)
+def validate(module: wasmtime.Module, memory_cap: int, testing: bool = False) -> None:
+    """Check ``module`` against the production world, or with ``testing`` against ``circuit-test``."""
+    if testing:
+        check_imports(module, TEST_IMPORTS_BY_KEY)
+        check_exports(module, memory_cap, TEST_EXPORT_FUNCS)
+    else:
+        check_imports(module)
+        check_exports(module, memory_cap)

@@ -1,0 +1,14 @@
+"""The circuit test framework: run a circuit's tests in the sandbox (``circuit test``).
+
+``TestRunner`` runs each test of a test module (world ``circuit-test``) in a fresh store and a
+fresh, rolled-back records transaction; ``CalloutMocks`` answers its callouts; the ``testing``
+capability (``capabilities/testing.py``) is what the guest calls.
+"""
+
+from __future__ import annotations
+
+from .mocks import CalloutMocks, UnmatchedCallout
+from .runner import TestReport, TestResult, TestRunner
+from .session import run_circuit_tests
+
+__all__ = ["CalloutMocks", "TestReport", "TestResult", "TestRunner", "UnmatchedCallout", "run_circuit_tests"]

@@ -1,0 +1,217 @@
+"""Run a circuit's tests: each in a fresh store and a fresh records transaction, rolled back after.
+
+The test module (``circuit-test`` world: the circuit, its tests and the SDK's testing module, see
+``build.build_tests``) is also registered as the circuit's own trigger for the manifest's
+``[[triggers]]``, so a test's DML fires the circuit exactly as production would, sharing the
+test's governor, log, mocks and transaction.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import wasmtime
+
+from ..abi.signatures import LIST_AREA_SIZE, RESULT_AREA_SIZE
+from ..bundles.manifest import Manifest
+from ..capabilities.codec import decode
+from ..circuitdb import CircuitDB
+from ..connectors.http_client import HttpConnector
+from ..errors import GuestFault, Rejected
+from ..execution_log import ExecutionLog, LogEntry
+from ..governor import Governor, Usage
+from ..limits import LimitsProfile
+from ..runtime import CircuitModule, Invocation, Runtime
+from ..triggers import TriggerBinding, TriggerRegistry
+from ..triggers.firing import TriggerFiring
+from .mocks import CalloutMocks
+from .state import TestCalloutSession, TestExecutionContext, TestState
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test's outcome: ``pass``, ``fail`` (an assertion, ``fail``, an unmatched callout) or
+    ``error`` (a trap, a limit, a timeout: the test could not finish)."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    status: str
+    message: str | None
+    usage: dict[str, Usage]
+    test_usage: dict[str, Usage] | None  # between start-test and stop-test, when the test used them
+    duration_ms: float
+    logs: list[LogEntry] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        def used(usage: dict[str, Usage] | None) -> dict[str, Any] | None:
+            if usage is None:
+                return None
+            return {name: {"used": u.used, "limit": u.limit} for name, u in usage.items()}
+
+        return {
+            "name": self.name,
+            "status": self.status,
+            "message": self.message,
+            "usage": used(self.usage),
+            "test_usage": used(self.test_usage),
+            "duration_ms": self.duration_ms,
+            "logs": [entry.as_dict() for entry in self.logs],
+        }
+
+
+@dataclass(frozen=True)
+class TestReport:
+    __test__ = False  # not a pytest test class
+
+    results: list[TestResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == "pass" for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(r.status == status for r in self.results) for status in ("pass", "fail", "error")}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "counts": self.counts(), "tests": [r.to_json() for r in self.results]}
+
+
+class TestRunner:
+    """Runs the tests of one loaded test module against one records store (schema applied)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        module: CircuitModule,
+        records: CircuitDB,
+        manifest: Manifest | None = None,
+        limits: LimitsProfile | None = None,
+        tenant: str = "default",
+    ) -> None:
+        if not runtime.testing:
+            raise Rejected("tests need a test runtime: Runtime(testing=True)")
+        self.runtime = runtime
+        self.module = module
+        self.records = records
+        self.limits = limits or LimitsProfile()
+        self.tenant = tenant
+        registry = TriggerRegistry()
+        if manifest is not None:
+            for spec in manifest.triggers:
+                for operation in spec.operations:
+                    binding = TriggerBinding(manifest.name, spec.object, operation, module, spec.order)
+                    registry.register(tenant, binding)
+        self.firing = TriggerFiring(runtime, registry, tenant)
+
+    def list_tests(self) -> list[str]:
+        outcome, _ = self._execute("list-tests", self._call_list)
+        if outcome.status != "ok":
+            raise Rejected(f"list-tests failed: {outcome.status}: {outcome.error_message}")
+        names = outcome.output
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise Rejected("list-tests must return a msgpack array of str")
+        return names
+
+    def run(self, name: str) -> TestResult:
+        started = time.monotonic()
+        outcome, context = self._execute(name, lambda exports, store, ctx: self._call_run(name, exports, store, ctx))
+        state = context.testing
+        assert state is not None
+        if state.mocks.unmatched:
+            status, message = "fail", state.mocks.unmatched[0]
+        elif state.failure is not None:
+            status, message = "fail", state.failure
+        elif outcome.status == "ok":
+            status, message = "pass", None
+        elif outcome.status == "error" and outcome.error_kind == "test_failed":
+            status, message = "fail", outcome.error_message
+        else:
+            status, message = "error", f"{outcome.status}: {outcome.error_message}"
+            panics = [e.message for e in context.log.entries if e.source == "guest" and e.message.startswith("panic:")]
+            if panics:
+                message += f" ({panics[-1]})"
+        if status != "pass":
+            context.log.write("error", f"{status}: {message}", source="host")
+        return TestResult(
+            name=name,
+            status=status,
+            message=message,
+            usage=context.governor.usage(),
+            test_usage=state.test_usage,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+            logs=list(context.log.entries),
+        )
+
+    def run_all(self, names: list[str] | None = None) -> TestReport:
+        return TestReport([self.run(name) for name in (names if names is not None else self.list_tests())])
+
+    # -- one store, one transaction ------------------------------------------------------------
+
+    def _execute(self, label: str, call: Any) -> tuple[Invocation, TestExecutionContext]:
+        mocks = CalloutMocks()
+        http = HttpConnector(transport=mocks.transport())
+        transaction = self.records.begin()
+        log = ExecutionLog(uuid.uuid4().hex)
+        context = TestExecutionContext(
+            governor=Governor(self.limits),
+            log=log,
+            records=transaction,
+            http=TestCalloutSession(http),
+            firing=self.firing,
+            testing=TestState(mocks, self.records.schema),
+        )
+        log.event("EXECUTION_START", f"test {label}")
+        try:
+            outcome = self.runtime.run_in_store(
+                self.module, context, lambda exports, store: call(exports, store, context)
+            )
+        finally:
+            transaction.rollback()  # tests never see each other's data
+            transaction.close()
+            http.close()
+        context.governor.record("timeout_ms", context.governor.elapsed_ms())
+        log.event("EXECUTION_END", f"status {outcome.status}, rolled back")
+        return outcome, context
+
+    @staticmethod
+    def _call_list(exports: Any, store: wasmtime.Store, context: TestExecutionContext) -> Invocation:
+        guest = context.guest
+        assert guest is not None
+        retptr = _func(exports, "list-tests")(store)
+        area = guest.check_area(retptr, LIST_AREA_SIZE, "list-tests result")
+        ptr, length = struct.unpack("<II", guest.read(area, LIST_AREA_SIZE, "list-tests result"))
+        names = decode(guest.read(ptr, length, "list-tests payload"), "list-tests payload")
+        guest.call_back(_func(exports, "cabi_post_list-tests"), retptr)
+        return Invocation("ok", output=names)
+
+    @staticmethod
+    def _call_run(name: str, exports: Any, store: wasmtime.Store, context: TestExecutionContext) -> Invocation:
+        guest = context.guest
+        assert guest is not None
+        ptr, length = guest.allocate(name.encode("utf-8"), "test name")
+        retptr = _func(exports, "run-test")(store, ptr, length)
+        area = guest.check_area(retptr, RESULT_AREA_SIZE, "run-test result")
+        tag, msg_ptr, msg_len = struct.unpack("<BxxxII", guest.read(area, RESULT_AREA_SIZE, "run-test result"))
+        if tag not in (0, 1):
+            raise GuestFault(f"run-test result: invalid discriminant {tag}")
+        message = guest.read_str(msg_ptr, min(msg_len, MAX_MESSAGE_BYTES), "run-test message") if tag else ""
+        guest.call_back(_func(exports, "cabi_post_run-test"), retptr)
+        if tag == 0:
+            return Invocation("ok")
+        return Invocation("error", error_kind="test_failed", error_message=message)
+
+
+def _func(exports: Any, name: str) -> wasmtime.Func:
+    item = exports[name]
+    if not isinstance(item, wasmtime.Func):
+        raise GuestFault(f"export {name!r} is not a function")
+    return item

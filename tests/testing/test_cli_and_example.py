@@ -1,0 +1,58 @@
+"""`circuit test DIR`, run as a real subprocess: Virtual LPR's own tests pass; a failing suite exits 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import EXAMPLES, LAB
+
+VLPR_TESTS = [
+    "high_intent_lead_scores_a",
+    "bulk_insert_of_200_uses_fewer_than_10_callouts",
+    "census_mock_is_called_exactly_once",
+    "census_failure_scores_without_enrichment",
+    "low_intent_lead_is_grade_d_without_task",
+    "messy_numbers_count_as_truncated_and_non_negative",
+    "score_of_an_empty_contact_is_zero",
+]
+
+
+def circuit_test(tmp_path: Path, directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "circuit_host.cli", "--cache-dir", str(tmp_path / "cache"), "test"]
+    return subprocess.run(
+        [*command, str(directory), "--out", str(tmp_path / "out"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_virtual_lpr_tests_pass(tmp_path: Path) -> None:
+    done = circuit_test(tmp_path, EXAMPLES / "virtual_lpr", "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, report
+    assert [t["name"] for t in report["tests"]] == VLPR_TESTS
+    assert report["counts"] == {"pass": 7, "fail": 0, "error": 0}
+    bulk = report["tests"][1]
+    assert bulk["test_usage"]["callouts"]["used"] == 1  # one census callout for 200 contacts
+    assert bulk["test_usage"]["dml_rows"]["used"] == 400  # the insert and the circuit's update
+    assert bulk["usage"]["callouts"]["used"] == 0  # stopTest restored the outer counters
+
+
+def test_a_failing_suite_exits_1_and_names_the_failures(tmp_path: Path) -> None:
+    done = circuit_test(tmp_path, LAB, "--name", "mock_sequence", "--name", "assert_message")
+    assert done.returncode == 1, done.stderr
+    assert "PASS  mock_sequence" in done.stdout
+    assert "FAIL  assert_message" in done.stdout
+    assert 'Grade: expected "A", got "B"' in done.stdout
+    assert done.stdout.strip().endswith("1 passed, 1 failed, 0 errors")
+    assert circuit_test(tmp_path, LAB, "--name", "mock_sequence").returncode == 0
+
+
+def test_a_directory_without_tests_is_an_error(tmp_path: Path) -> None:
+    done = circuit_test(tmp_path, EXAMPLES / "hello")
+    assert done.returncode == 2
+    assert "tests.zig does not exist" in done.stderr

@@ -1,0 +1,42 @@
+"""startTest/stopTest: a fresh set of governor counters in between, the outer ones restored after."""
+
+from __future__ import annotations
+
+import pytest
+
+from circuit_host.testing import TestRunner
+
+
+def test_start_test_resets_and_stop_test_restores(lab_runner: TestRunner) -> None:
+    result = lab_runner.run("start_stop_resets_limits")
+    assert result.status == "pass", result.message
+    assert result.test_usage is not None
+    assert result.test_usage["queries"].used == 60  # inside the block
+    assert result.usage["queries"].used == 60  # outside it: the block does not count
+    assert result.test_usage["fuel"].used > 0
+
+
+def test_without_start_test_the_limit_stops_the_test(lab_runner: TestRunner) -> None:
+    result = lab_runner.run("without_start_limits_bite")
+    assert result.status == "error"
+    assert result.test_usage is None
+
+
+def test_testing_functions_refuse_a_context_that_is_not_a_test() -> None:
+    from circuit_host.capabilities import testing
+    from circuit_host.capabilities.http import CalloutSession
+    from circuit_host.connectors.http_client import HttpConnector
+    from circuit_host.context import ExecutionContext
+    from circuit_host.errors import GuestFault
+    from circuit_host.execution_log import ExecutionLog
+    from circuit_host.governor import Governor
+    from circuit_host.limits import LimitsProfile
+
+    context = ExecutionContext(
+        Governor(LimitsProfile()),
+        ExecutionLog("x"),
+        None,
+        CalloutSession(HttpConnector()),  # type: ignore[arg-type]
+    )
+    with pytest.raises(GuestFault, match="only to the test itself"):
+        testing.start_test(context)

@@ -1,0 +1,30 @@
+"""abi/circuit-test.wit lowers (wasm-tools, legacy names) to exactly the host's test signatures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from circuit_host.abi.signatures import IMPORTS, TEST_EXPORT_FUNCS, TESTING_IMPORTS
+from tests.abi.test_wit import ABI_DIR, wasm_tools
+
+
+def lowered(world: str) -> str:
+    command = [wasm_tools(), "component", "embed", "--dummy-names", "legacy", str(ABI_DIR), "-w", world, "-t"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_test_world_lowers_to_the_host_signatures() -> None:
+    wat = lowered("circuit-test")
+    types = {m[0]: m[1] for m in re.findall(r"\(type \(;(\d+);\) \(func([^\n]*)\)\)\n", wat)}
+    imports = {
+        (module, name): types[ty].count("i32")
+        for module, name, ty in re.findall(r'\(import "([^"]+)" "([^"]+)" \(func \(;\d+;\) \(type (\d+)\)', wat)
+    }
+    assert imports == {(spec.module, spec.name): len(spec.core_params) for spec in (*IMPORTS, *TESTING_IMPORTS)}
+    exports = set(re.findall(r'\(export "([^"]+)" \(func', wat))
+    assert {spec.name for spec in TEST_EXPORT_FUNCS} <= exports
+
+
+def test_the_production_world_has_no_testing() -> None:
+    assert "testing" not in lowered("circuit")
