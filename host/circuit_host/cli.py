@@ -229,17 +229,29 @@ def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
 def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
     from .testing import run_circuit_tests
 
-    report = run_circuit_tests(args.dir, args.out, settings.cache_dir, names=args.name or None)
+    measure = args.coverage or args.lcov is not None or args.html is not None or args.min_coverage is not None
+    report = run_circuit_tests(args.dir, args.out, settings.cache_dir, names=args.name or None, coverage=measure)
+    covered = report.coverage
+    enough = covered is None or args.min_coverage is None or covered.percent >= args.min_coverage
+    if covered is not None:
+        if args.lcov is not None:
+            args.lcov.write_text(covered.to_lcov(args.dir.name))
+        if args.html is not None:
+            args.html.write_text(covered.to_html())
     if args.json:
         print(json.dumps(report.to_json(), default=str))
-        return 0 if report.passed else 1
+        return 0 if report.passed and enough else 1
     for result in report.results:
         print(f"{result.status.upper():<5} {result.name} ({result.duration_ms:.1f} ms)")
         if result.message:
             print(f"      {result.message}")
     counts = report.counts()
     print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors")
-    return 0 if report.passed else 1
+    if covered is not None:
+        print(covered.to_table())
+        if not enough:
+            print(f"coverage {covered.percent:.1f}% is under the required {args.min_coverage}%")
+    return 0 if report.passed and enough else 1
 
 
 def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
@@ -366,6 +378,10 @@ def parser() -> argparse.ArgumentParser:
     test.add_argument("--out", type=Path, default=None, help="where the test module goes (default DIR/zig-out)")
     test.add_argument("--name", action="append", default=[], help="run only this test (repeatable)")
     test.add_argument("--json", action="store_true", help="print one JSON report")
+    test.add_argument("--coverage", action="store_true", help="measure line coverage of the circuit's own source")
+    test.add_argument("--lcov", type=Path, default=None, help="write the coverage as an lcov file")
+    test.add_argument("--html", type=Path, default=None, help="write the coverage as an HTML page")
+    test.add_argument("--min-coverage", type=float, default=None, help="fail under this percentage (e.g. 75)")
     test.set_defaults(func=cmd_test)
 
     run = sub.add_parser("run", help="run one execution of a module")

@@ -56,3 +56,24 @@ def test_a_directory_without_tests_is_an_error(tmp_path: Path) -> None:
     done = circuit_test(tmp_path, EXAMPLES / "hello")
     assert done.returncode == 2
     assert "tests.zig does not exist" in done.stderr
+
+
+def test_coverage_of_virtual_lpr_counts_only_the_circuits_own_lines(tmp_path: Path) -> None:
+    lcov = tmp_path / "vlpr.lcov"
+    html = tmp_path / "vlpr.html"
+    ran = circuit_test(
+        tmp_path, EXAMPLES / "virtual_lpr", "--json", "--coverage", "--lcov", str(lcov), "--html", str(html)
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    coverage = json.loads(ran.stdout)["coverage"]
+    assert [Path(p).name for p in coverage["files"]] == ["circuit.zig"]  # not tests.zig, the SDK or compiler_rt
+    assert 75 <= coverage["percent"] < 100
+    assert coverage["lines_hit"] < coverage["lines_found"]
+    assert lcov.read_text().startswith("TN:virtual_lpr\nSF:") and "end_of_record" in lcov.read_text()
+    assert "circuit.zig" in html.read_text()
+
+
+def test_coverage_under_the_threshold_fails_the_run(tmp_path: Path) -> None:
+    ran = circuit_test(tmp_path, EXAMPLES / "virtual_lpr", "--min-coverage", "99.9")
+    assert ran.returncode == 1
+    assert "under the required 99.9%" in ran.stdout

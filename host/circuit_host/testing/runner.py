@@ -21,6 +21,7 @@ from ..bundles.manifest import Manifest
 from ..capabilities.codec import decode
 from ..circuitdb import CircuitDB
 from ..connectors.http_client import HttpConnector
+from ..coverage import CoverageReport
 from ..errors import GuestFault, Rejected
 from ..execution_log import ExecutionLog, LogEntry
 from ..governor import Governor, Usage
@@ -71,6 +72,7 @@ class TestReport:
     __test__ = False  # not a pytest test class
 
     results: list[TestResult]
+    coverage: CoverageReport | None = None  # the circuit's own source lines, when measured
 
     @property
     def passed(self) -> bool:
@@ -80,7 +82,20 @@ class TestReport:
         return {status: sum(r.status == status for r in self.results) for status in ("pass", "fail", "error")}
 
     def to_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "counts": self.counts(), "tests": [r.to_json() for r in self.results]}
+        report: dict[str, Any] = {
+            "passed": self.passed,
+            "counts": self.counts(),
+            "tests": [r.to_json() for r in self.results],
+        }
+        if self.coverage is not None:
+            report["coverage"] = {
+                "percent": round(self.coverage.percent, 2),
+                "lines_found": self.coverage.lines_found,
+                "lines_hit": self.coverage.lines_hit,
+                "files": {path: round(f.percent, 2) for path, f in self.coverage.files.items()},
+                "functions_without_lines": [f.name for f in self.coverage.functions_without_lines],
+            }
+        return report
 
 
 class TestRunner:

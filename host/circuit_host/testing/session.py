@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ..bundles.manifest import read_manifest
 from ..circuitdb import open_store
+from ..coverage import CoverageReport, LineTable, instrument, merge_counters, read_counters
 from ..limits import LimitsProfile
 from ..runtime import Runtime
 from .runner import TestReport, TestRunner
@@ -18,11 +21,14 @@ def run_circuit_tests(
     cache_dir: Path | None = None,
     names: list[str] | None = None,
     limits: LimitsProfile | None = None,
+    coverage: bool = False,
 ) -> TestReport:
     """Build ``source_dir``'s tests (``tests.zig``) and run them on a temporary SQLite store.
 
     The store gets the ``[schema]`` of ``source_dir/circuit.toml``, and the manifest's
     ``[[triggers]]`` bind the circuit, so a test's DML fires it as production would.
+    With ``coverage``, the test module is instrumented and every store's counters (the test's
+    and its triggers') are merged and mapped to the circuit's own source lines.
     """
     from ..build import build_tests
 
@@ -37,7 +43,37 @@ def run_circuit_tests(
             if manifest is not None:
                 records.apply_schema(manifest.schema_changes())
             with Runtime(cache_dir=cache_dir, testing=True) as runtime:
-                module = runtime.load(wasm.read_bytes(), limits.memory_bytes)
-                return TestRunner(runtime, module, records, manifest, limits).run_all(names)
+                original = wasm.read_bytes()
+                if not coverage:
+                    module = runtime.load(original, limits.memory_bytes)
+                    return TestRunner(runtime, module, records, manifest, limits).run_all(names)
+                instrumented = instrument(original)
+                runs: list[bytes] = []
+                runtime.store_observer = lambda store, instance: runs.append(
+                    read_counters(store, instance, instrumented.counter_count)
+                )
+                module = runtime.load(instrumented.wasm, limits.memory_bytes)
+                report = TestRunner(runtime, module, records, manifest, limits).run_all(names)
+                counters = merge_counters(runs, instrumented.counter_count)
+                measured = CoverageReport.from_counters(instrumented, counters, LineTable.from_wasm(original))
+                return replace(report, coverage=measured.restricted_to(_circuit_source(source_dir)))
         finally:
             records.close()
+
+
+def _circuit_source(source_dir: Path) -> Callable[[str], bool]:
+    """Coverage counts the circuit's own files: not its tests, not the SDK, not Zig's std."""
+    root = source_dir.resolve()
+
+    def keep(path: str) -> bool:
+        candidate = Path(path)
+        if not candidate.is_absolute():
+            candidate = root / candidate
+        try:
+            relative = candidate.resolve().relative_to(root)
+        except ValueError:
+            return False
+        # Relative DWARF paths (Zig's compiler_rt, say) only count if the file really is here.
+        return relative.suffix == ".zig" and relative.name != "tests.zig" and candidate.is_file()
+
+    return keep
