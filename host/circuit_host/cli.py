@@ -215,13 +215,14 @@ def cmd_schema_show(args: argparse.Namespace, settings: HostSettings) -> int:
 
 
 def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
-    from .build import build_circuit
+    from .build import build_circuit, build_tests
     from .bundles import pack_bundle
 
     output = build_circuit(args.dir, args.out)
     manifest = args.dir / "circuit.toml"
     if manifest.is_file():
-        print(f"bundle: {pack_bundle(manifest, output, output.parent)}")
+        tests = build_tests(args.dir, args.out) if (args.dir / "tests.zig").is_file() else None
+        print(f"bundle: {pack_bundle(manifest, output, output.parent, tests)}")
     print(output)
     return 0
 

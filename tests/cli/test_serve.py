@@ -108,7 +108,8 @@ def test_serve_starts_with_virtual_lpr_live_and_prints_what_an_operator_needs(se
 def test_deploy_promote_and_rollback_from_the_command_line(served: Served, tmp_path: Path) -> None:
     source = tmp_path / "vlpr"
     source.mkdir()
-    (source / "circuit.zig").write_text((ROOT / "examples" / "virtual_lpr" / "circuit.zig").read_text())
+    for name in ("circuit.zig", "tests.zig"):
+        (source / name).write_text((ROOT / "examples" / "virtual_lpr" / name).read_text())
     (source / "circuit.toml").write_text(
         (ROOT / "examples" / "virtual_lpr" / "circuit.toml")
         .read_text()

@@ -16,7 +16,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from circuit_host.build import build_circuit
+from circuit_host.build import build_circuit, build_tests
 from circuit_host.bundles import pack_bundle
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
@@ -32,6 +32,7 @@ def vlpr_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Virtual LPR packed as 1.0.0 and 1.1.0 (same module, different version)."""
     out = tmp_path_factory.mktemp("bundles")
     wasm = build_circuit(EXAMPLE, out / "build")
+    tests = build_tests(EXAMPLE, out / "build")  # staging and production deploys run them
     bundles = {}
     for version in ("1.0.0", "1.1.0"):
         folder = out / version
@@ -40,7 +41,7 @@ def vlpr_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         manifest.write_text(
             (EXAMPLE / "circuit.toml").read_text().replace('version = "1.0.0"', f'version = "{version}"')
         )
-        bundles[version] = pack_bundle(manifest, wasm, folder)
+        bundles[version] = pack_bundle(manifest, wasm, folder, tests)
     return bundles
 
 

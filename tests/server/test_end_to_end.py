@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -263,7 +264,9 @@ def test_rate_limit_answers_429_with_retry_after(live: LiveServer) -> None:
 def test_oversized_requests_are_refused_before_they_are_read(live: LiveServer) -> None:
     tenant = live.tenant("acme")
     with tenant.client(live) as client:
-        big = client.post("/v1/bundles", content=b"x" * (300 * 1024), headers={"content-type": "application/zip"})
+        big = client.post(
+            "/v1/records/Contact", content=b"x" * (300 * 1024), headers={"content-type": "application/json"}
+        )
         assert big.status_code == 413
         assert big.json()["title"] == "Request too large"
 
@@ -329,19 +332,22 @@ def test_the_bundles_limits_govern_its_executions(
     with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(strict, "w") as out:
         manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "2.0.0"')
         out.writestr("circuit.toml", manifest + "\n[limits]\nqueries = 0\n")
-        out.writestr("module.wasm", original.read("module.wasm"))
+        for member in ("module.wasm", "tests.wasm"):
+            out.writestr(member, original.read(member))
     with tenant.client(live) as client:
-        deploy(client, strict)
-        written = client.post("/v1/records/Contact", json={"records": [{"LastName": "Limited"}]}).json()
+        deploy(client, strict, env="dev")  # its own tests could not pass under queries = 0: not deployable higher up
+        written = client.post("/v1/records/Contact?env=dev", json={"records": [{"LastName": "Limited"}]}).json()
         assert written["execution"]["status"] == "limit_exceeded"
         assert written["execution"]["error"]["resource"] == "queries"
-        assert client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"] == 0
+        count = client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact", "env": "dev"}).json()
+        assert count["total_size"] == 0
         live.state.platform.update_settings(tenant.id, {"max_limits": {"queries": 5}})
         greedy = tmp_path / "greedy.circuit"
         with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(greedy, "w") as out:
             manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "3.0.0"')
             out.writestr("circuit.toml", manifest + "\n[limits]\nqueries = 50\n")
-            out.writestr("module.wasm", original.read("module.wasm"))
+            for member in ("module.wasm", "tests.wasm"):
+                out.writestr(member, original.read(member))
         refused = client.post("/v1/bundles", content=greedy.read_bytes(), headers={"content-type": "application/zip"})
         assert refused.status_code == 422  # the upload itself is checked against the tenant's maximum
         assert "above the tenant's maximum of 5" in refused.json()["detail"]
@@ -357,7 +363,8 @@ def test_a_circuit_using_a_named_credential_deploys_only_where_it_is_configured(
     with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(bundle, "w") as out:
         manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "4.0.0"')
         out.writestr("circuit.toml", manifest + '\n[credentials]\nnames = ["census"]\n')
-        out.writestr("module.wasm", original.read("module.wasm"))
+        for member in ("module.wasm", "tests.wasm"):
+            out.writestr(member, original.read(member))
     with tenant.client(live) as client:
         uploaded = client.post("/v1/bundles", content=bundle.read_bytes(), headers={"content-type": "application/zip"})
         assert uploaded.status_code == 201
@@ -415,3 +422,35 @@ def test_salesforce_cdc_create_update_delete(live: LiveServer, vlpr_bundles: dic
         assert client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"] == 0
         binned = client.get("/v1/query", params={"soql": "SELECT LastName FROM Contact WHERE IsDeleted = true"})
         assert [r["LastName"] for r in binned.json()["records"]] == ["Raman"]
+
+
+def test_staging_and_production_refuse_untested_or_failing_code(
+    live: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    import zipfile
+
+    tenant = live.tenant("acme")
+    untested = tmp_path / "untested.circuit"
+    with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(untested, "w") as out:
+        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "5.0.0"')
+        out.writestr("circuit.toml", manifest)
+        out.writestr("module.wasm", original.read("module.wasm"))
+    with tenant.client(live) as client:
+        zipped = {"content-type": "application/zip"}
+        assert client.post("/v1/bundles", content=untested.read_bytes(), headers=zipped).status_code == 201
+        body = {"circuit": "virtual_lpr", "version": "5.0.0"}
+        assert client.post("/v1/environments/dev/deployments", json=body).status_code == 200  # dev is not gated
+        refused = client.post("/v1/environments/production/deployments", json=body)
+        assert refused.status_code == 422 and "has no tests" in refused.json()["detail"]
+        promoted = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
+        assert promoted.status_code == 422 and "has no tests" in promoted.json()["detail"]
+
+        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 100})
+        tested = {"circuit": "virtual_lpr", "version": "1.0.0"}
+        assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
+        refused = client.post("/v1/environments/production/deployments", json=tested)
+        assert refused.status_code == 422
+        assert re.search(r"tests cover \d+\.\d% of its code, under the required 100%", refused.json()["detail"])
+        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 75})
+        ok = client.post("/v1/environments/production/deployments", json=tested)
+        assert ok.status_code == 200, ok.text

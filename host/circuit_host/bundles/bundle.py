@@ -1,4 +1,7 @@
-"""The bundle file: a zip holding exactly ``circuit.toml`` and ``module.wasm``.
+"""The bundle file: a zip holding ``circuit.toml``, ``module.wasm`` and, optionally, ``tests.wasm``.
+
+``tests.wasm`` is the circuit's companion test module (the ``circuit-test`` world, built in
+Debug so coverage can be mapped to source lines); staging and production deploys run it.
 
 A bundle is named by the sha256 of its bytes. ``pack_bundle`` writes deterministic zips
 (fixed timestamps and order), so packing the same inputs twice gives the same sha256.
@@ -24,7 +27,9 @@ from circuit_host.runtime import Runtime
 
 MANIFEST_NAME = "circuit.toml"
 MODULE_NAME = "module.wasm"
-MEMBERS = (MANIFEST_NAME, MODULE_NAME)
+TESTS_NAME = "tests.wasm"
+MEMBERS = (MANIFEST_NAME, MODULE_NAME)  # required
+OPTIONAL_MEMBERS = (TESTS_NAME,)
 BUNDLE_SUFFIX = ".circuit"
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_BYTES = 256 * 1024
@@ -39,6 +44,7 @@ class Bundle:
     manifest: Manifest
     manifest_text: str
     wasm: bytes
+    tests_wasm: bytes | None = None  # validated when the tests run (a test runtime links ``testing``)
 
     @property
     def name(self) -> str:
@@ -53,14 +59,15 @@ def bundle_filename(manifest: Manifest) -> str:
     return f"{manifest.circuit.name}-{manifest.circuit.version}{BUNDLE_SUFFIX}"
 
 
-def pack_bundle(manifest_path: Path, wasm_path: Path, out_dir: Path) -> Path:
-    """Write ``out_dir/<name>-<version>.circuit`` from a manifest and a built module."""
+def pack_bundle(manifest_path: Path, wasm_path: Path, out_dir: Path, tests_path: Path | None = None) -> Path:
+    """Write ``out_dir/<name>-<version>.circuit`` from a manifest, a built module and its test module."""
     manifest = read_manifest(manifest_path)
     try:
         wasm = wasm_path.read_bytes()
+        tests = tests_path.read_bytes() if tests_path is not None else None
     except OSError as exc:
-        raise Rejected(f"cannot read module {wasm_path}: {exc.strerror}") from None
-    data = pack_bytes(manifest_path.read_bytes(), wasm)
+        raise Rejected(f"cannot read module {exc.filename}: {exc.strerror}") from None
+    data = pack_bytes(manifest_path.read_bytes(), wasm, tests)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / bundle_filename(manifest)
     temporary = target.with_name(target.name + ".tmp")
@@ -69,11 +76,14 @@ def pack_bundle(manifest_path: Path, wasm_path: Path, out_dir: Path) -> Path:
     return target
 
 
-def pack_bytes(manifest: bytes, wasm: bytes) -> bytes:
-    """The bundle zip for these two members, byte-for-byte reproducible."""
+def pack_bytes(manifest: bytes, wasm: bytes, tests: bytes | None = None) -> bytes:
+    """The bundle zip for these members, byte-for-byte reproducible."""
     buffer = io.BytesIO()
+    members = [(MANIFEST_NAME, manifest), (MODULE_NAME, wasm)]
+    if tests is not None:
+        members.append((TESTS_NAME, tests))
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in ((MANIFEST_NAME, manifest), (MODULE_NAME, wasm)):
+        for name, content in members:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -102,6 +112,7 @@ def read_bundle(
         infos = _check_members(archive)
         manifest_bytes = _read_member(archive, infos[MANIFEST_NAME], MAX_MANIFEST_BYTES)
         wasm = _read_member(archive, infos[MODULE_NAME], runtime.max_module_bytes)
+        tests = _read_member(archive, infos[TESTS_NAME], runtime.max_module_bytes) if TESTS_NAME in infos else None
     try:
         manifest_text = manifest_bytes.decode("utf-8")
     except UnicodeDecodeError:
@@ -112,7 +123,7 @@ def read_bundle(
         runtime.load(wasm, profile.memory_bytes)
     except Rejected as exc:
         raise Rejected(f"bundle: {MODULE_NAME}: {exc}") from None
-    return Bundle(hashlib.sha256(data).hexdigest(), manifest, manifest_text, wasm)
+    return Bundle(hashlib.sha256(data).hexdigest(), manifest, manifest_text, wasm, tests)
 
 
 def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -123,8 +134,9 @@ def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
             raise Rejected(f"bundle: member {name!r} has an absolute path")
         if ".." in name.replace("\\", "/").split("/"):
             raise Rejected(f"bundle: member {name!r} escapes the bundle ('..')")
-        if name not in MEMBERS:
-            raise Rejected(f"bundle: unexpected member {name!r} (a bundle holds exactly {' and '.join(MEMBERS)})")
+        if name not in MEMBERS + OPTIONAL_MEMBERS:
+            allowed = f"{' and '.join(MEMBERS)}, and optionally {TESTS_NAME}"
+            raise Rejected(f"bundle: unexpected member {name!r} (a bundle holds {allowed})")
         if name in found:
             raise Rejected(f"bundle: member {name!r} appears twice")
         if info.flag_bits & 0x1:

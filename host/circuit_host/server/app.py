@@ -42,5 +42,9 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_middleware(MaxBodySize, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        MaxBodySize,
+        max_bytes=settings.max_request_bytes,
+        per_path={"/v1/bundles": max(settings.max_request_bytes, server_state.platform.max_bundle_bytes)},
+    )
     return app

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build import build_circuit
+from ..build import build_circuit, build_tests
 from ..bundles import pack_bundle
 from .state import ServerState
 
@@ -38,7 +38,8 @@ def bootstrap(state: ServerState, example: Path = EXAMPLE) -> Bootstrap:
         with os.fdopen(fd, "w") as out:
             json.dump({"tenant_id": tenant.id, "admin_key": key}, out)
         wasm = build_circuit(example, state.settings.data_dir / "build")
-        bundle = pack_bundle(example / "circuit.toml", wasm, state.settings.data_dir / "build")
+        tests = build_tests(example, state.settings.data_dir / "build")  # production deploys run them
+        bundle = pack_bundle(example / "circuit.toml", wasm, state.settings.data_dir / "build", tests)
         info = state.platform.store_bundle(tenant.id, bundle.read_bytes(), state.runtime, "bootstrap")
         state.deploy(tenant.id, "production", info.name, info.version, "bootstrap")
     saved = json.loads(path.read_text())

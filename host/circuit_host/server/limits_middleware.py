@@ -13,18 +13,22 @@ class BodyTooLarge(Exception):
 
 
 class MaxBodySize:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``max_bytes`` for every request, except paths in ``per_path`` (bundle uploads are bigger)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope.get("path", ""), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._reject(send, limit)
             return
         seen = 0
         started = False
@@ -34,7 +38,7 @@ class MaxBodySize:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -48,14 +52,14 @@ class MaxBodySize:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         body: dict[str, Any] = {
             "type": "about:blank",
             "title": "Request too large",
             "status": 413,
-            "detail": f"request bodies are limited to {self.max_bytes} bytes",
+            "detail": f"request bodies are limited to {limit} bytes",
         }
         payload = json.dumps(body).encode()
         await send(

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from ..bundles import Manifest
+from ..bundles import Manifest, read_bundle
 from ..circuitdb import CircuitDB, open_store
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
@@ -24,6 +24,7 @@ from ..executions import ExecutionOptions, ExecutionRecord, Executor
 from ..limits import RESOURCES, LimitsProfile
 from ..platform import ExecutionEntry, NotFound, Platform
 from ..runtime import Runtime
+from ..testing import TestReport, outside_sdk, run_test_module
 from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
 from ..webhooks import Change, CoalesceKey, Coalescer
 from .changes import as_dml
@@ -31,6 +32,7 @@ from .settings import ServerSettings
 
 log = structlog.get_logger("circuit.server")
 REPLAY_TTL_S = 7 * 24 * 3600
+GATED_ENVIRONMENTS = frozenset({"staging", "production"})
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ class ServerState:
         if bundle is None:
             raise NotFound(f"no bundle {name} {version}; upload it first")
         self._check_credentials(tenant_id, bundle.manifest)
+        if env in GATED_ENVIRONMENTS:
+            self.check_tests(tenant_id, bundle.sha256)
         self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
         self.platform.deploy(tenant_id, env, name, version, actor)
 
@@ -189,8 +193,43 @@ class ServerState:
         for circuit in self.platform.active_circuits(tenant_id, from_env):
             if name is None or circuit.name == name:
                 self._check_credentials(tenant_id, circuit.manifest)
+                if to_env in GATED_ENVIRONMENTS:
+                    self.check_tests(tenant_id, circuit.sha256)
                 target.apply_schema(circuit.manifest.schema_changes())
         self.platform.promote(tenant_id, from_env, to_env, actor, name=name)
+
+    def check_tests(self, tenant_id: str, sha256: str) -> TestReport:
+        """The deploy gate: the bundle's tests must pass in the sandbox and cover enough of its code.
+
+        As Apex does for production, staging and production refuse untested code; the threshold is
+        the tenant's ``coverage_threshold`` (75% by default).
+        """
+        data = self.platform.bundle_bytes(tenant_id, sha256)
+        if data is None:
+            raise NotFound(f"no bundle {sha256}")
+        bundle = read_bundle(data, self.runtime)
+        threshold = self.platform.get_settings(tenant_id).coverage_threshold
+        if bundle.tests_wasm is None:
+            raise Rejected(
+                f"{bundle.name} {bundle.version} has no tests (tests.wasm): staging and production need passing "
+                f"tests covering at least {threshold}% of its code; build it from a directory with tests.zig"
+            )
+        report = run_test_module(
+            bundle.tests_wasm,
+            bundle.manifest,
+            self.settings.module_cache,
+            limits=bundle.manifest.limits_profile(self.platform.get_settings(tenant_id).max_limits),
+            coverage_of=outside_sdk,
+        )
+        failed = [f"{r.name}: {r.status}: {r.message}" for r in report.results if r.status != "pass"]
+        if failed:
+            raise Rejected(f"{bundle.name} {bundle.version}: tests failed: " + "; ".join(failed))
+        percent = report.coverage.percent if report.coverage is not None else 0.0
+        if percent < threshold:
+            what = f"{bundle.name} {bundle.version}"
+            raise Rejected(f"{what}: tests cover {percent:.1f}% of its code, under the required {threshold}%")
+        log.info("deploy gate passed", circuit=bundle.name, version=bundle.version, coverage=round(percent, 1))
+        return report
 
     def _check_credentials(self, tenant_id: str, manifest: Manifest) -> None:
         """A circuit may only go live where every named credential it uses is configured."""

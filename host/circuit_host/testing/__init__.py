@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from .mocks import CalloutMocks, UnmatchedCallout
 from .runner import TestReport, TestResult, TestRunner
-from .session import run_circuit_tests
+from .session import outside_sdk, run_circuit_tests, run_test_module
 
-__all__ = ["CalloutMocks", "TestReport", "TestResult", "TestRunner", "UnmatchedCallout", "run_circuit_tests"]
+__all__ = [
+    "CalloutMocks",
+    "TestReport",
+    "TestResult",
+    "TestRunner",
+    "UnmatchedCallout",
+    "outside_sdk",
+    "run_circuit_tests",
+    "run_test_module",
+]

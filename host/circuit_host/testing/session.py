@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ..bundles.manifest import read_manifest
+from ..bundles.manifest import Manifest, read_manifest
 from ..circuitdb import open_store
 from ..coverage import CoverageReport, LineTable, instrument, merge_counters, read_counters
 from ..limits import LimitsProfile
@@ -36,6 +36,19 @@ def run_circuit_tests(
     wasm = build_tests(source_dir, out_dir)
     manifest_path = source_dir / "circuit.toml"
     manifest = read_manifest(manifest_path) if manifest_path.is_file() else None
+    keep = _circuit_source(source_dir) if coverage else None
+    return run_test_module(wasm.read_bytes(), manifest, cache_dir, names, limits, keep)
+
+
+def run_test_module(
+    wasm: bytes,
+    manifest: Manifest | None,
+    cache_dir: Path | None = None,
+    names: list[str] | None = None,
+    limits: LimitsProfile | None = None,
+    coverage_of: Callable[[str], bool] | None = None,
+) -> TestReport:
+    """Run a built test module against a scratch store; with ``coverage_of``, measure the files it keeps."""
     limits = limits or LimitsProfile()
     with tempfile.TemporaryDirectory(prefix="circuit-test-") as scratch:
         records = open_store(Path(scratch) / "records.db")
@@ -43,11 +56,10 @@ def run_circuit_tests(
             if manifest is not None:
                 records.apply_schema(manifest.schema_changes())
             with Runtime(cache_dir=cache_dir, testing=True) as runtime:
-                original = wasm.read_bytes()
-                if not coverage:
-                    module = runtime.load(original, limits.memory_bytes)
+                if coverage_of is None:
+                    module = runtime.load(wasm, limits.memory_bytes)
                     return TestRunner(runtime, module, records, manifest, limits).run_all(names)
-                instrumented = instrument(original)
+                instrumented = instrument(wasm)
                 runs: list[bytes] = []
                 runtime.store_observer = lambda store, instance: runs.append(
                     read_counters(store, instance, instrumented.counter_count)
@@ -55,10 +67,20 @@ def run_circuit_tests(
                 module = runtime.load(instrumented.wasm, limits.memory_bytes)
                 report = TestRunner(runtime, module, records, manifest, limits).run_all(names)
                 counters = merge_counters(runs, instrumented.counter_count)
-                measured = CoverageReport.from_counters(instrumented, counters, LineTable.from_wasm(original))
-                return replace(report, coverage=measured.restricted_to(_circuit_source(source_dir)))
+                measured = CoverageReport.from_counters(instrumented, counters, LineTable.from_wasm(wasm))
+                return replace(report, coverage=measured.restricted_to(coverage_of))
         finally:
             records.close()
+
+
+def outside_sdk(path: str) -> bool:
+    """Coverage of a bundle's test module where its sources are not at hand (the deploy gate):
+    count the circuit's files, leaving out its tests, the guest SDK and Zig's own library."""
+    normalized = path.replace("\\", "/")
+    if not normalized.startswith("/") or not normalized.endswith(".zig"):
+        return False  # relative DWARF paths are Zig's compiler_rt and std
+    excluded = ("/guest_sdk/zig/", "/ziglang/lib/", "/lib/std/", "/lib/compiler_rt/")
+    return normalized.rsplit("/", 1)[-1] != "tests.zig" and not any(part in normalized for part in excluded)
 
 
 def _circuit_source(source_dir: Path) -> Callable[[str], bool]:
