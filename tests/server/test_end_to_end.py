@@ -454,3 +454,40 @@ def test_staging_and_production_refuse_untested_or_failing_code(
         live.state.platform.update_settings(tenant.id, {"coverage_threshold": 75})
         ok = client.post("/v1/environments/production/deployments", json=tested)
         assert ok.status_code == 200, ok.text
+
+
+def test_the_gate_tests_against_the_target_environments_schema(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    from circuit_host.circuitdb import FieldDef, FieldType
+
+    tenant = live.tenant("acme")
+    # Production's Tasks have grown a required custom field the circuit does not fill in.
+    live.state.store(tenant.id, "production").add_field("Task", FieldDef("Queue__c", FieldType.TEXT, required=True))
+    with tenant.client(live) as client:
+        zipped = {"content-type": "application/zip"}
+        assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
+        body = {"circuit": "virtual_lpr", "version": "1.0.0"}
+        refused = client.post("/v1/environments/production/deployments", json=body)
+        assert refused.status_code == 422
+        detail = refused.json()["detail"]
+        assert "tests failed (coverage" in detail and "Queue__c" in detail
+        assert client.post("/v1/environments/staging/deployments", json=body).status_code == 200  # staging lacks it
+
+
+def test_every_gate_verdict_is_kept_with_the_audit_trail(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 100})
+        zipped = {"content-type": "application/zip"}
+        assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
+        body = {"circuit": "virtual_lpr", "version": "1.0.0"}
+        assert client.post("/v1/environments/staging/deployments", json=body).status_code == 422
+        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 75})
+        assert client.post("/v1/environments/staging/deployments", json=body).status_code == 200
+        assert client.post("/v1/promotions", json={"from": "staging", "to": "production"}).status_code == 200
+        runs = client.get("/v1/gate-runs").json()
+        assert [(r["env"], r["passed"]) for r in runs] == [("production", True), ("staging", True), ("staging", False)]
+        assert "under the required 100%" in runs[2]["detail"]
+        assert runs[0]["coverage"] >= 75 and runs[0]["detail"].startswith("7 tests passed")
+        audit = {(a["action"], a["env"]): a for a in client.get("/v1/audit").json()}
+        assert audit[("deploy", "staging")]["gate"]["passed"] is True
+        assert audit[("promote", "production")]["gate"]["coverage"] == runs[0]["coverage"]

@@ -110,3 +110,20 @@ class ExecutionEntry:
     error: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     debug_log: str = ""
+
+
+@dataclass(frozen=True)
+class GateRun:
+    """One run of the deploy gate: a bundle's tests before staging or production, and the verdict."""
+
+    id: int
+    tenant_id: str
+    at: datetime
+    actor: str
+    env: str
+    circuit: str
+    version: str
+    passed: bool
+    coverage: float | None
+    detail: str
+    audit_id: int | None

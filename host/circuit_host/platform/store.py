@@ -23,7 +23,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from circuit_host.platform.models import (
     BundleInfo,
     Conflict,
     ExecutionEntry,
+    GateRun,
     NotFound,
     Tenant,
 )
@@ -617,6 +618,35 @@ class Platform:
         with self._read() as conn:
             rows = conn.execute(query.order_by(a.c.id.desc()).limit(_clamp(limit))).all()
         return [_audit_entry(r) for r in rows]
+
+    def record_gate_run(
+        self,
+        tenant_id: str,
+        env: str,
+        circuit: str,
+        version: str,
+        actor: str,
+        passed: bool,
+        coverage: float | None,
+        detail: str,
+        audit_id: int | None = None,
+    ) -> GateRun:
+        """Keep the deploy gate's verdict, tied to the audit entry of the deploy it let through."""
+        _check_env(env)
+        run = GateRun(0, tenant_id, self._now(), actor[:200], env, circuit, version, passed, coverage, detail, audit_id)
+        values = {k: v for k, v in asdict(run).items() if k != "id"}
+        with self._write() as conn:
+            inserted = conn.execute(self.tables.gate_runs.insert().values(**values)).inserted_primary_key
+        return replace(run, id=int(inserted[0]) if inserted else 0)
+
+    def gate_runs(self, tenant_id: str, limit: int = 100) -> list[GateRun]:
+        """The deploy gate's verdicts, newest first."""
+        g = self.tables.gate_runs
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(g).where(g.c.tenant_id == tenant_id).order_by(g.c.id.desc()).limit(_clamp(limit))
+            ).all()
+        return [GateRun(**dict(row._mapping)) for row in rows]
 
     def _lock_environment(self, conn: Connection, tenant_id: str, env: str) -> None:
         g = self.tables.generations

@@ -40,6 +40,7 @@ class Tables:
     executions: sa.Table
     webhook_ids: sa.Table
     last_seen: sa.Table
+    gate_runs: sa.Table
 
 
 def build_tables(prefix: str = "cs_") -> Tables:
@@ -150,5 +151,20 @@ def build_tables(prefix: str = "cs_") -> Tables:
             sa.Column("record_id", sa.String(100), primary_key=True),
             sa.Column("record", sa.Text, nullable=False),
             sa.Column("updated_at", UtcDateTime, nullable=False),
+        ),
+        gate_runs=table(
+            "gate_runs",
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("tenant_id", tenant, nullable=False),
+            sa.Column("at", UtcDateTime, nullable=False),
+            sa.Column("actor", sa.String(200), nullable=False),
+            sa.Column("env", sa.String(16), nullable=False),
+            sa.Column("circuit", sa.String(63), nullable=False),
+            sa.Column("version", sa.String(100), nullable=False),
+            sa.Column("passed", sa.Boolean, nullable=False),
+            sa.Column("coverage", sa.Float),
+            sa.Column("detail", sa.Text, nullable=False),
+            sa.Column("audit_id", sa.Integer),  # the deploy or promotion it let through, if any
+            sa.Index(prefix + "gate_runs_tenant", "tenant_id", "id"),
         ),
     )

@@ -17,6 +17,7 @@ import structlog
 
 from ..bundles import Manifest, read_bundle
 from ..circuitdb import CircuitDB, open_store
+from ..circuitdb.store import SchemaChanges
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
 from ..errors import Rejected
@@ -33,6 +34,12 @@ from .settings import ServerSettings
 log = structlog.get_logger("circuit.server")
 REPLAY_TTL_S = 7 * 24 * 3600
 GATED_ENVIRONMENTS = frozenset({"staging", "production"})
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    tests: int
+    coverage: float | None
 
 
 @dataclass(frozen=True)
@@ -183,22 +190,45 @@ class ServerState:
         if bundle is None:
             raise NotFound(f"no bundle {name} {version}; upload it first")
         self._check_credentials(tenant_id, bundle.manifest)
-        if env in GATED_ENVIRONMENTS:
-            self.check_tests(tenant_id, bundle.sha256)
+        verdict = self.gate(tenant_id, env, bundle.sha256, actor) if env in GATED_ENVIRONMENTS else None
         self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
-        self.platform.deploy(tenant_id, env, name, version, actor)
+        entry = self.platform.deploy(tenant_id, env, name, version, actor)
+        if verdict is not None:
+            self._record_gate(tenant_id, env, name, version, actor, verdict, entry.id if entry else None)
 
     def promote(self, tenant_id: str, from_env: str, to_env: str, actor: str, name: str | None) -> None:
         target = self.store(tenant_id, to_env)
+        verdicts: dict[str, tuple[str, GateVerdict]] = {}
         for circuit in self.platform.active_circuits(tenant_id, from_env):
             if name is None or circuit.name == name:
                 self._check_credentials(tenant_id, circuit.manifest)
                 if to_env in GATED_ENVIRONMENTS:
-                    self.check_tests(tenant_id, circuit.sha256)
+                    verdicts[circuit.name] = (circuit.version, self.gate(tenant_id, to_env, circuit.sha256, actor))
                 target.apply_schema(circuit.manifest.schema_changes())
-        self.platform.promote(tenant_id, from_env, to_env, actor, name=name)
+        entries = self.platform.promote(tenant_id, from_env, to_env, actor, name=name)
+        audit_ids = {e.circuit: e.id for e in entries}
+        for circuit_name, (version, verdict) in verdicts.items():
+            self._record_gate(tenant_id, to_env, circuit_name, version, actor, verdict, audit_ids.get(circuit_name))
 
-    def check_tests(self, tenant_id: str, sha256: str) -> TestReport:
+    def gate(self, tenant_id: str, env: str, sha256: str, actor: str) -> GateVerdict:
+        """Run the deploy gate; a refusal is recorded before it is raised, a pass once the deploy is."""
+        try:
+            report = self.check_tests(tenant_id, env, sha256)
+        except Rejected as exc:
+            info = self.platform.get_bundle_by_sha(tenant_id, sha256)
+            name, version = (info.name, info.version) if info is not None else ("?", "?")
+            self.platform.record_gate_run(tenant_id, env, name, version, actor, False, None, str(exc))
+            raise
+        coverage = report.coverage.percent if report.coverage is not None else None
+        return GateVerdict(len(report.results), coverage)
+
+    def _record_gate(
+        self, tenant_id: str, env: str, name: str, version: str, actor: str, verdict: GateVerdict, audit_id: int | None
+    ) -> None:
+        detail = f"{verdict.tests} tests passed, coverage {verdict.coverage or 0.0:.1f}%"
+        self.platform.record_gate_run(tenant_id, env, name, version, actor, True, verdict.coverage, detail, audit_id)
+
+    def check_tests(self, tenant_id: str, env: str, sha256: str) -> TestReport:
         """The deploy gate: the bundle's tests must pass in the sandbox and cover enough of its code.
 
         As Apex does for production, staging and production refuse untested code; the threshold is
@@ -220,13 +250,15 @@ class ServerState:
             self.settings.module_cache,
             limits=bundle.manifest.limits_profile(self.platform.get_settings(tenant_id).max_limits),
             coverage_of=outside_sdk,
+            schema=custom_schema(self.store(tenant_id, env)),  # the schema the circuit will meet there
         )
+        what = f"{bundle.name} {bundle.version}"
+        percent = report.coverage.percent if report.coverage is not None else 0.0
         failed = [f"{r.name}: {r.status}: {r.message}" for r in report.results if r.status != "pass"]
         if failed:
-            raise Rejected(f"{bundle.name} {bundle.version}: tests failed: " + "; ".join(failed))
-        percent = report.coverage.percent if report.coverage is not None else 0.0
+            summary = f"{len(failed)} of {len(report.results)} tests failed (coverage {percent:.1f}%)"
+            raise Rejected(f"{what}: {summary}: " + "; ".join(failed))
         if percent < threshold:
-            what = f"{bundle.name} {bundle.version}"
             raise Rejected(f"{what}: tests cover {percent:.1f}% of its code, under the required {threshold}%")
         log.info("deploy gate passed", circuit=bundle.name, version=bundle.version, coverage=round(percent, 1))
         return report
@@ -290,3 +322,16 @@ def execution_limits(budgets: list[LimitsProfile], ceiling: LimitsProfile) -> Li
     if not budgets:
         return LimitsProfile().capped_by(ceiling)
     return LimitsProfile().with_overrides({name: max(getattr(b, name) for b in budgets) for name in RESOURCES})
+
+
+def custom_schema(store: CircuitDB) -> SchemaChanges:
+    """An environment's custom objects and its custom fields on standard objects, to recreate elsewhere."""
+    objects = tuple(o for o in store.schema.objects if o.name.endswith("__c"))
+    fields = tuple(
+        (o.name, f)
+        for o in store.schema.objects
+        if not o.name.endswith("__c")
+        for f in o.fields
+        if f.name.endswith("__c")
+    )
+    return SchemaChanges(objects, fields)

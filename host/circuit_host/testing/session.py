@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..bundles.manifest import Manifest, read_manifest
 from ..circuitdb import open_store
+from ..circuitdb.store import SchemaChanges
 from ..coverage import CoverageReport, LineTable, instrument, merge_counters, read_counters
 from ..limits import LimitsProfile
 from ..runtime import Runtime
@@ -47,12 +48,19 @@ def run_test_module(
     names: list[str] | None = None,
     limits: LimitsProfile | None = None,
     coverage_of: Callable[[str], bool] | None = None,
+    schema: SchemaChanges | None = None,
 ) -> TestReport:
-    """Run a built test module against a scratch store; with ``coverage_of``, measure the files it keeps."""
-    limits = limits or LimitsProfile()
+    """Run a built test module against a scratch store; with ``coverage_of``, measure the files it keeps.
+
+    ``schema`` (an environment's custom objects and fields) is applied before the manifest's own, so
+    the deploy gate tests against the schema the circuit will meet.
+    """
+    limits = limits or (manifest.limits_profile(LimitsProfile()) if manifest is not None else LimitsProfile())
     with tempfile.TemporaryDirectory(prefix="circuit-test-") as scratch:
         records = open_store(Path(scratch) / "records.db")
         try:
+            if schema is not None:
+                records.apply_schema(schema)
             if manifest is not None:
                 records.apply_schema(manifest.schema_changes())
             with Runtime(cache_dir=cache_dir, testing=True) as runtime:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from ...platform import GateRun
 from ..auth import Caller, require, state_of
 from ..state import ServerState
 from .models import (
@@ -13,6 +14,7 @@ from .models import (
     AuditModel,
     DeployRequest,
     Environment,
+    GateModel,
     PromoteRequest,
     RollbackRequest,
     WebhookUrls,
@@ -72,6 +74,7 @@ def audit(
     caller: Caller = Depends(require("read")),
     state: ServerState = Depends(state_of),
 ) -> list[AuditModel]:
+    gates = {g.audit_id: _gate(g) for g in state.platform.gate_runs(caller.tenant_id, 1000) if g.audit_id is not None}
     return [
         AuditModel(
             at=a.at,
@@ -81,9 +84,32 @@ def audit(
             circuit=a.circuit,
             from_version=a.from_version,
             to_version=a.to_version,
+            gate=gates.get(a.id),
         )
         for a in state.platform.audit_log(caller.tenant_id, limit)
     ]
+
+
+@router.get("/gate-runs", response_model=list[GateModel], summary="Every deploy-gate verdict, refusals included")
+def gate_runs(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    caller: Caller = Depends(require("read")),
+    state: ServerState = Depends(state_of),
+) -> list[GateModel]:
+    return [_gate(g) for g in state.platform.gate_runs(caller.tenant_id, limit)]
+
+
+def _gate(run: GateRun) -> GateModel:
+    return GateModel(
+        at=run.at,
+        actor=run.actor,
+        env=run.env,
+        circuit=run.circuit,
+        version=run.version,
+        passed=run.passed,
+        coverage=run.coverage,
+        detail=run.detail,
+    )
 
 
 def _urls(state: ServerState, tenant_id: str, env: str, token: str) -> WebhookUrls:

@@ -90,6 +90,17 @@ class ActiveCircuitModel(BaseModel):
     sha256: str
 
 
+class GateModel(BaseModel):
+    at: datetime
+    actor: str
+    env: str
+    circuit: str
+    version: str
+    passed: bool
+    coverage: float | None = Field(description="line coverage of the circuit's own code, in percent")
+    detail: str
+
+
 class AuditModel(BaseModel):
     at: datetime
     actor: str
@@ -98,6 +109,7 @@ class AuditModel(BaseModel):
     circuit: str
     from_version: str | None
     to_version: str | None
+    gate: GateModel | None = Field(None, description="the deploy gate's verdict that let this deploy through")
 
 
 class WebhookUrls(BaseModel):
