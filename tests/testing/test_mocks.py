@@ -77,3 +77,21 @@ def test_unknown_mock_ids_are_refused() -> None:
     for bad in (0, 2, True, "1"):
         with pytest.raises(CalloutError, match="no callout mock"):
             mocks.get(bad)
+
+
+def test_named_credentials_in_tests_point_at_a_mockable_placeholder() -> None:
+    from circuit_host.capabilities.http import NamedCredential
+    from circuit_host.testing.runner import test_credential_url
+    from circuit_host.testing.state import TestCalloutSession
+
+    mocks = CalloutMocks()
+    mock = mocks.register({"url": "https://census.named-credential.test/*", "response": {"body": "mocked"}})
+    connector = HttpConnector(transport=mocks.transport())
+    session = TestCalloutSession(connector, credentials={"census": NamedCredential(url=test_credential_url("census"))})
+    resolved, named = session.resolve(CalloutRequest("GET", "callout:census/income?zip=94105", {}, None))
+    assert named and resolved.url == "https://census.named-credential.test/income?zip=94105"
+    response = connector.send(resolved, 1.0, 1024)
+    assert (response.status, response.body) == (200, b"mocked")
+    assert len(mock.requests) == 1
+    with pytest.raises(CalloutError, match="no named credential 'payroll'"):
+        session.resolve(CalloutRequest("GET", "callout:payroll/x", {}, None))

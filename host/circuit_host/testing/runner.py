@@ -19,6 +19,7 @@ import wasmtime
 from ..abi.signatures import LIST_AREA_SIZE, RESULT_AREA_SIZE
 from ..bundles.manifest import Manifest
 from ..capabilities.codec import decode
+from ..capabilities.http import NamedCredential
 from ..circuitdb import CircuitDB
 from ..connectors.http_client import HttpConnector
 from ..coverage import CoverageReport
@@ -98,6 +99,11 @@ class TestReport:
         return report
 
 
+def test_credential_url(name: str) -> str:
+    """Where ``callout:NAME/...`` goes in a test; mock ``https://NAME.named-credential.test/*``."""
+    return f"https://{name}.named-credential.test"
+
+
 class TestRunner:
     """Runs the tests of one loaded test module against one records store (schema applied)."""
 
@@ -119,6 +125,10 @@ class TestRunner:
         self.records = records
         self.limits = limits or LimitsProfile()
         self.tenant = tenant
+        # A test never holds real secrets: each named credential the bundle declares points at
+        # a placeholder host that only the test's callout mocks answer.
+        names = manifest.credentials.names if manifest is not None else ()
+        self.credentials = {name: NamedCredential(url=test_credential_url(name)) for name in names}
         registry = TriggerRegistry()
         if manifest is not None:
             for spec in manifest.triggers:
@@ -180,7 +190,7 @@ class TestRunner:
             governor=Governor(self.limits),
             log=log,
             records=transaction,
-            http=TestCalloutSession(http),
+            http=TestCalloutSession(http, credentials=self.credentials),
             firing=self.firing,
             testing=TestState(mocks, self.records.schema),
         )
