@@ -9,6 +9,7 @@ import json
 import re
 import time
 import uuid
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,22 @@ def post_ghl(
 
 def configure(live: LiveServer, tenant: Tenant, **settings: Any) -> None:
     live.state.platform.update_settings(tenant.id, {"ghl_custom_fields": HOT_LEAD_FIELDS, **settings})
+
+
+def variant(
+    bundle: Path,
+    out: Path,
+    version: str,
+    extra_toml: str = "",
+    members: tuple[str, ...] = ("module.wasm", "tests.wasm"),
+) -> Path:
+    """A copy of ``bundle`` under another version, with TOML appended to its manifest."""
+    with zipfile.ZipFile(bundle) as original, zipfile.ZipFile(out, "w") as copy:
+        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', f'version = "{version}"')
+        copy.writestr("circuit.toml", manifest + extra_toml)
+        for member in members:
+            copy.writestr(member, original.read(member))
+    return out
 
 
 def test_ghl_contact_create_is_scored_and_a_hot_lead_gets_a_task(
@@ -325,15 +342,8 @@ def test_a_burst_is_coalesced_into_one_trigger_execution(live: LiveServer, vlpr_
 def test_the_bundles_limits_govern_its_executions(
     live: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    import zipfile
-
     tenant = live.tenant("acme")
-    strict = tmp_path / "strict.circuit"
-    with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(strict, "w") as out:
-        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "2.0.0"')
-        out.writestr("circuit.toml", manifest + "\n[limits]\nqueries = 0\n")
-        for member in ("module.wasm", "tests.wasm"):
-            out.writestr(member, original.read(member))
+    strict = variant(vlpr_bundles["1.0.0"], tmp_path / "strict.circuit", "2.0.0", "\n[limits]\nqueries = 0\n")
     with tenant.client(live) as client:
         deploy(client, strict, env="dev")  # its own tests could not pass under queries = 0: not deployable higher up
         written = client.post("/v1/records/Contact?env=dev", json={"records": [{"LastName": "Limited"}]}).json()
@@ -342,12 +352,7 @@ def test_the_bundles_limits_govern_its_executions(
         count = client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact", "env": "dev"}).json()
         assert count["total_size"] == 0
         live.state.platform.update_settings(tenant.id, {"max_limits": {"queries": 5}})
-        greedy = tmp_path / "greedy.circuit"
-        with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(greedy, "w") as out:
-            manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "3.0.0"')
-            out.writestr("circuit.toml", manifest + "\n[limits]\nqueries = 50\n")
-            for member in ("module.wasm", "tests.wasm"):
-                out.writestr(member, original.read(member))
+        greedy = variant(vlpr_bundles["1.0.0"], tmp_path / "greedy.circuit", "3.0.0", "\n[limits]\nqueries = 50\n")
         refused = client.post("/v1/bundles", content=greedy.read_bytes(), headers={"content-type": "application/zip"})
         assert refused.status_code == 422  # the upload itself is checked against the tenant's maximum
         assert "above the tenant's maximum of 5" in refused.json()["detail"]
@@ -356,15 +361,9 @@ def test_the_bundles_limits_govern_its_executions(
 def test_a_circuit_using_a_named_credential_deploys_only_where_it_is_configured(
     live: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    import zipfile
-
     tenant = live.tenant("acme")
-    bundle = tmp_path / "credentialed.circuit"
-    with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(bundle, "w") as out:
-        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "4.0.0"')
-        out.writestr("circuit.toml", manifest + '\n[credentials]\nnames = ["census"]\n')
-        for member in ("module.wasm", "tests.wasm"):
-            out.writestr(member, original.read(member))
+    credentials = '\n[credentials]\nnames = ["census"]\n'
+    bundle = variant(vlpr_bundles["1.0.0"], tmp_path / "credentialed.circuit", "4.0.0", credentials)
     with tenant.client(live) as client:
         uploaded = client.post("/v1/bundles", content=bundle.read_bytes(), headers={"content-type": "application/zip"})
         assert uploaded.status_code == 201
@@ -427,14 +426,8 @@ def test_salesforce_cdc_create_update_delete(live: LiveServer, vlpr_bundles: dic
 def test_staging_and_production_refuse_untested_or_failing_code(
     live: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    import zipfile
-
     tenant = live.tenant("acme")
-    untested = tmp_path / "untested.circuit"
-    with zipfile.ZipFile(vlpr_bundles["1.0.0"]) as original, zipfile.ZipFile(untested, "w") as out:
-        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', 'version = "5.0.0"')
-        out.writestr("circuit.toml", manifest)
-        out.writestr("module.wasm", original.read("module.wasm"))
+    untested = variant(vlpr_bundles["1.0.0"], tmp_path / "untested.circuit", "5.0.0", members=("module.wasm",))
     with tenant.client(live) as client:
         zipped = {"content-type": "application/zip"}
         assert client.post("/v1/bundles", content=untested.read_bytes(), headers=zipped).status_code == 201
