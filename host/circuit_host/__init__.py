@@ -12,7 +12,7 @@ from .errors import (
 )
 from .executions import ExecutionOptions, ExecutionRecord, Executor
 from .limits import LimitsProfile
-from .runtime import CircuitModule, Runtime
+from .runtime import CircuitModule, Loaded, Runtime
 
 __all__ = [
     "CalloutError",
@@ -26,6 +26,7 @@ __all__ = [
     "GuestFault",
     "LimitExceeded",
     "LimitsProfile",
+    "Loaded",
     "QueryError",
     "Rejected",
     "Runtime",

@@ -1,15 +1,14 @@
-"""Python guests: build a circuit into a WebAssembly component, and run it over the same host.
+"""Python guests: run WebAssembly components over the same capabilities and governor.
 
-A Python circuit (``circuit.py`` plus ``circuit.toml``) is compiled by componentize-py
-against ``abi/circuit.wit`` with ``--stub-wasi``, so the component imports only
-``circuit:script/*``. ``ComponentRuntime`` is a ``Runtime`` that also runs such components
-with ``wasmtime.component``: same engine, epoch ticker and on-disk cache, the same
-capability functions and governor. Every execution gets a fresh store armed with fuel, the
-memory cap and the epoch deadline before instantiation, and a fresh instance: a trapped
-instance is never reused (there is no component ``InstancePre``; instantiation is ~ms).
+A Python circuit is compiled by componentize-py (``build_python.py``) into a component that
+imports only ``circuit:script/*``. ``ComponentHost`` is the component half of ``Runtime``: the
+same engine, epoch ticker and on-disk cache, the same capability functions and governor.
+``Runtime.load`` hands it any binary whose preamble says "component". Every execution gets a
+fresh store armed with fuel, the memory cap and the epoch deadline before instantiation, and a
+fresh instance: a trapped instance is never reused (there is no component ``InstancePre``).
 
-The per-execution context is found through a thread-local stack, not the store's data, so
-no store/context reference cycle exists.
+The per-execution context is found through a thread-local stack, not the store's data, so no
+store/context reference cycle exists.
 """
 
 from __future__ import annotations
@@ -17,11 +16,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,52 +34,26 @@ from .capabilities import log as log_cap
 from .capabilities import records as records_cap
 from .capabilities.codec import decode
 from .context import ExecutionContext
-from .engine import ModuleCache
+from .engine import MAX_TABLE_ELEMENTS, ModuleCache
 from .errors import CatchableError, ExecutionTimeout, GuestFault, LimitExceeded, Rejected
-from .runtime import DEFAULT_MEMORY_CAP, MAX_TABLE_ELEMENTS, CircuitModule, Invocation, Runtime, _timeout, trap_reason
+from .invocation import Invocation, trap_reason
+from .invocation import timeout_invocation as _timeout
+
+Arm = Callable[[wasmtime.Store, ExecutionContext], None]
 
 log = structlog.get_logger("circuit.components")
 
-REPO = Path(__file__).resolve().parents[2]
-ABI_DIR = REPO / "abi"
-SDK_DIR = REPO / "guest_sdk" / "python"
-ENTRY_MODULE = "circuit_sdk._entry"
-MAX_COMPONENT_BYTES = 64 * 1024 * 1024
+MAX_COMPONENT_BYTES = 48 * 1024 * 1024
 DML_OPS = ("insert", "update", "upsert", "delete", "undelete")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 HANDLE_EXPORT = "handle"
+INTERFACES = ("records", "http", "log", "limits")
+ABI_VERSION = "1.0.0"
 
 
-def is_python_circuit(directory: Path) -> bool:
-    """A circuit directory whose code is ``circuit.py`` (or a ``circuit`` package)."""
-    return (directory / "circuit.py").is_file() or (directory / "circuit" / "__init__.py").is_file()
-
-
-def componentize_py() -> str:
-    """The componentize-py executable next to this interpreter, else on PATH."""
-    local = Path(sys.executable).with_name("componentize-py")
-    if local.exists():
-        return str(local)
-    found = shutil.which("componentize-py")
-    if found is None:
-        raise Rejected("componentize-py is not installed (pip install componentize-py)")
-    return found
-
-
-def build_python_circuit(directory: Path, out: Path, extra_paths: tuple[Path, ...] = ()) -> Path:
-    """Compile a Python circuit into a WASI-free component at ``out`` (10-30 s)."""
-    if not is_python_circuit(directory):
-        raise Rejected(f"{directory} has no circuit.py")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = [componentize_py(), "-d", str(ABI_DIR), "-w", "circuit", "componentize", "--stub-wasi"]
-    for path in (directory, *extra_paths, SDK_DIR):
-        command += ["-p", str(path)]
-    command += [ENTRY_MODULE, "-o", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not out.exists():
-        detail = (done.stderr or done.stdout).strip()
-        raise Rejected(f"componentize-py failed for {directory}:\n{detail}")
-    return out
+def is_component(wasm: bytes) -> bool:
+    """Whether ``wasm`` is a component: the wasm magic, then layer 1 (core modules are layer 0)."""
+    return wasm[:4] == b"\x00asm" and wasm[6:8] == b"\x01\x00"
 
 
 @dataclass(frozen=True)
@@ -203,22 +172,26 @@ def link_components(linker: wc.Linker) -> None:
                     instance.add_func(name, func)
 
 
-class ComponentRuntime(Runtime):
-    """A ``Runtime`` that also runs Python-guest components (``CircuitComponent``)."""
+class ComponentHost:
+    """Loads and runs components for one ``Runtime`` (its engine and on-disk cache)."""
 
-    def __init__(self, cache_dir: Path | None = None, **kwargs: Any) -> None:
-        super().__init__(cache_dir, **kwargs)
+    def __init__(self, engine: wasmtime.Engine, cache: ModuleCache, testing: bool = False) -> None:
         install_bytes_fast_path()
-        self.component_linker = wc.Linker(self.engine)
-        link_components(self.component_linker)
+        self.engine = engine
+        self.cache = cache
+        self.testing = testing
+        self.linker = wc.Linker(engine)
+        link_components(self.linker)
+        self.allowed_imports = frozenset(f"circuit:script/{name}@{ABI_VERSION}" for name in INTERFACES)
         self._components: dict[str, CircuitComponent] = {}
+        self._lock = threading.Lock()
 
     def _component_path(self, sha256: str) -> Path | None:
         directory = self.cache.directory
         return None if directory is None else directory / f"{ModuleCache.key(sha256)}.component.cwasm"
 
-    def load_component(self, wasm: bytes) -> CircuitComponent:
-        """Compile ``wasm`` (seconds), or deserialize it from the disk cache (milliseconds)."""
+    def load(self, wasm: bytes) -> CircuitComponent:
+        """Validate and compile ``wasm`` (seconds), or deserialize it from the disk cache (milliseconds)."""
         if len(wasm) > MAX_COMPONENT_BYTES:
             raise Rejected(f"component is {len(wasm)} bytes, over the {MAX_COMPONENT_BYTES} byte limit")
         sha256 = hashlib.sha256(wasm).hexdigest()
@@ -239,28 +212,35 @@ class ComponentRuntime(Runtime):
             try:
                 component = wc.Component(self.engine, wasm)
             except wasmtime.WasmtimeError as exc:
-                raise Rejected(f"invalid component: {str(exc).strip().splitlines()[0]}") from None
-            if path is not None:
-                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-                tmp.write_bytes(component.serialize())
-                os.replace(tmp, path)
+                raise Rejected(f"invalid component: {_cause(str(exc))}") from None
+        self._validate(component)
+        if path is not None and not from_disk:
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(component.serialize())
+            os.replace(tmp, path)
         loaded = CircuitComponent(sha256, component, from_disk)
         with self._lock:
             self._components.setdefault(sha256, loaded)
+        log.debug("component loaded", sha256=sha256, from_disk_cache=from_disk)
         return loaded
 
-    def load_component_file(self, path: Path) -> CircuitComponent:
-        try:
-            return self.load_component(path.read_bytes())
-        except OSError as exc:
-            raise Rejected(f"cannot read component {path}: {exc.strerror}") from None
+    def _validate(self, component: wc.Component) -> None:
+        """The component may import only the ABI's interfaces and must export ``handle``."""
+        kind = component.type
+        imports = sorted(kind.imports(self.engine))
+        foreign = [name for name in imports if name not in self.allowed_imports]
+        if foreign:
+            allowed = ", ".join(sorted(self.allowed_imports))
+            wasi = (
+                " (build with componentize-py --stub-wasi: circuits get no WASI)"
+                if any(name.startswith("wasi:") for name in foreign)
+                else ""
+            )
+            raise Rejected(f"component imports {', '.join(foreign)}; a circuit may import only {allowed}{wasi}")
+        if HANDLE_EXPORT not in kind.exports(self.engine):
+            raise Rejected(f"component exports no {HANDLE_EXPORT!r} function (world circuit, abi/circuit.wit)")
 
-    def invoke(self, module: CircuitModule | CircuitComponent, event: bytes, context: ExecutionContext) -> Invocation:
-        if isinstance(module, CircuitComponent):
-            return self.invoke_component(module, event, context)
-        return super().invoke(module, event, context)
-
-    def invoke_component(self, loaded: CircuitComponent, event: bytes, context: ExecutionContext) -> Invocation:
+    def invoke(self, loaded: CircuitComponent, event: bytes, context: ExecutionContext, arm: Arm) -> Invocation:
         """Run ``handle(event)`` in a fresh store and instance; never raises because of the guest."""
         governor = context.governor
         limits = governor.limits
@@ -272,15 +252,15 @@ class ComponentRuntime(Runtime):
         stack: list[ExecutionContext] = _local.__dict__.setdefault("stack", [])
         stack.append(context)
         try:
-            self._arm(store, context)
+            arm(store, context)
             governor.charge("input_bytes", len(event))
-            instance = self.component_linker.instantiate(store, loaded.component)
+            instance = self.linker.instantiate(store, loaded.component)
             handle = instance.get_func(store, HANDLE_EXPORT)
             if handle is None:
                 raise GuestFault("component exports no handle function")
             result = handle(store, event)
             if isinstance(result, str):
-                return Invocation("error", error_kind="guest_error", error_message=result)
+                return _guest_error(result, limits.memory_bytes)
             if not isinstance(result, bytes):
                 raise GuestFault("handle returned an unexpected value")
             governor.charge("output_bytes", len(result))
@@ -292,17 +272,10 @@ class ComponentRuntime(Runtime):
         except GuestFault as exc:
             return Invocation("trap", error_kind="trap", error_message=str(exc))
         except wasmtime.Trap as trap:
-            return self._from_component_trap(trap, context)
+            return _from_trap(trap.trap_code, trap_reason(trap), context)
         except wasmtime.WasmtimeError as exc:
             # Component calls report traps as errors whose cause names them.
-            message = _cause(str(exc))
-            if "interrupt" in message:
-                return _timeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
-            if "all fuel consumed" in message or "out of fuel" in message:
-                fuel = governor.limit("fuel")
-                err = LimitExceeded("fuel", fuel, 1, fuel)
-                return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource="fuel")
-            return Invocation("trap", error_kind="trap", error_message=message)
+            return _from_trap(None, _cause(str(exc)), context)
         except Exception as exc:  # a host bug must still not take the process down
             log.exception("host error during component execution")
             return Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
@@ -311,16 +284,33 @@ class ComponentRuntime(Runtime):
             context.measure()
             context.store = None
 
-    def _from_component_trap(self, trap: wasmtime.Trap, context: ExecutionContext) -> Invocation:
-        code = trap.trap_code
-        governor = context.governor
-        if code == wasmtime.TrapCode.OUT_OF_FUEL:
-            fuel = governor.limit("fuel")
-            err = LimitExceeded("fuel", fuel, 1, fuel)
-            return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource="fuel")
-        if code == wasmtime.TrapCode.INTERRUPT:
-            return _timeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
-        return Invocation("trap", error_kind="trap", error_message=trap_reason(trap))
+
+def _guest_error(message: str, memory_cap: int) -> Invocation:
+    """``handle`` returned err. A ``MemoryError`` means the interpreter hit the memory cap."""
+    if message.startswith("MemoryError"):
+        return Invocation(
+            "limit_exceeded",
+            error_kind="limit_exceeded",
+            error_message=f"limit exceeded: memory_bytes (the guest's memory reached the cap of {memory_cap} bytes: "
+            f"{message})",
+            resource="memory_bytes",
+        )
+    return Invocation("error", error_kind="guest_error", error_message=message)
+
+
+def _from_trap(code: wasmtime.TrapCode | None, message: str, context: ExecutionContext) -> Invocation:
+    governor = context.governor
+    lowered = message.lower()
+    if code == wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in lowered or "out of fuel" in lowered:
+        fuel = governor.limit("fuel")
+        err = LimitExceeded("fuel", fuel, 1, fuel)
+        return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource="fuel")
+    if code == wasmtime.TrapCode.INTERRUPT or "interrupt" in lowered:
+        return _timeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
+    if "memory" in lowered and ("limit" in lowered or "minimum size" in lowered):
+        err = LimitExceeded("memory_bytes", 0, 0, governor.limit("memory_bytes"))
+        return Invocation("limit_exceeded", error_kind=err.kind, error_message=message, resource="memory_bytes")
+    return Invocation("trap", error_kind="trap", error_message=message)
 
 
 def _cause(text: str) -> str:
@@ -329,20 +319,3 @@ def _cause(text: str) -> str:
     lines = [line.strip() for line in (cause or text).strip().splitlines() if line.strip()]
     lines = [line.split(": ", 1)[1] if line.split(":", 1)[0].isdigit() else line for line in lines]
     return ": ".join(lines) or "unknown error"
-
-
-def timed_load(runtime: ComponentRuntime, wasm: bytes) -> tuple[CircuitComponent, float]:
-    """Load a component and report how long it took, in ms (for benchmarks and reports)."""
-    started = time.perf_counter()
-    loaded = runtime.load_component(wasm)
-    return loaded, (time.perf_counter() - started) * 1000
-
-
-__all__ = [
-    "DEFAULT_MEMORY_CAP",
-    "CircuitComponent",
-    "ComponentRuntime",
-    "build_python_circuit",
-    "is_python_circuit",
-    "link_components",
-]

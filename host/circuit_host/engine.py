@@ -18,6 +18,7 @@ import structlog
 import wasmtime
 
 EPOCH_TICK_MS = 10
+MAX_TABLE_ELEMENTS = 100_000  # per store: a table bomb is refused, not allocated
 WASMTIME_VERSION = version("wasmtime")
 # Everything that changes generated code; part of the cache key.
 ENGINE_SETTINGS = "consume_fuel=1;epoch_interruption=1;threads=0;memory64=0;gc=0;multi_memory=1"

@@ -23,8 +23,9 @@ from .context import ExecutionContext
 from .errors import CircuitError, ExecutionTimeout, GuestFault, LimitExceeded
 from .execution_log import ExecutionLog, LogEntry
 from .governor import Governor, Usage
+from .invocation import Invocation
 from .limits import LimitsProfile
-from .runtime import CircuitModule, Invocation, Runtime
+from .runtime import Loaded, Runtime
 from .triggers.firing import TriggerFiring
 from .triggers.registry import TriggerRegistry
 
@@ -106,7 +107,7 @@ class Executor:
 
     def run(
         self,
-        module: CircuitModule,
+        module: Loaded,
         event: Any,
         options: ExecutionOptions | None = None,
         before_handle: BeforeHandle | None = None,
@@ -205,7 +206,7 @@ class Executor:
 
     def _invoke(
         self,
-        module: CircuitModule,
+        module: Loaded,
         event: Any,
         context: ExecutionContext,
         before_handle: BeforeHandle | None,

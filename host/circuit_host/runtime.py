@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import structlog
 import wasmtime
@@ -24,16 +24,20 @@ from .abi.signatures import MEMORY_EXPORT
 from .abi.validation import WASM_PAGE, compile_checked, validate
 from .capabilities import link_all
 from .capabilities.codec import decode
+from .components import CircuitComponent, ComponentHost, is_component
 from .context import ExecutionContext
-from .engine import EpochTicker, ModuleCache, deadline_ticks, make_engine
+from .engine import MAX_TABLE_ELEMENTS, EpochTicker, ModuleCache, deadline_ticks, make_engine
 from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected
+from .invocation import Invocation, timeout_invocation, trap_reason
 from .limits import LimitsProfile
 
 log = structlog.get_logger("circuit.runtime")
 
 MAX_MODULE_BYTES = 32 * 1024 * 1024
 DEFAULT_MEMORY_CAP = LimitsProfile().memory_bytes
-MAX_TABLE_ELEMENTS = 100_000
+
+
+Loaded = Union["CircuitModule", CircuitComponent]  # what ``Runtime.load`` returns
 
 
 @dataclass(frozen=True)
@@ -45,17 +49,6 @@ class CircuitModule:
     instance_pre: wasmtime.InstancePre
     has_initialize: bool
     from_disk_cache: bool
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """What one ``handle`` call produced."""
-
-    status: str  # ok | error | limit_exceeded | timeout | trap
-    output: Any = None
-    error_kind: str | None = None
-    error_message: str | None = None
-    resource: str | None = None  # the limit that was hit, for limit_exceeded
 
 
 class Runtime:
@@ -83,6 +76,7 @@ class Runtime:
         self.cache = ModuleCache(cache_dir)
         self.max_module_bytes = max_module_bytes
         self._loaded: dict[str, CircuitModule] = {}
+        self._components: ComponentHost | None = None  # made on the first component
         self._lock = threading.Lock()
         self._ticker = EpochTicker(self.engine)
         self._closed = False
@@ -101,7 +95,7 @@ class Runtime:
 
     # -- loading ---------------------------------------------------------------------------
 
-    def load_file(self, path: Path, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
+    def load_file(self, path: Path, memory_cap: int = DEFAULT_MEMORY_CAP) -> Loaded:
         """Load a ``.wasm`` (or, for convenience, a ``.wat``) file."""
         try:
             data = path.read_bytes()
@@ -114,12 +108,30 @@ class Runtime:
                 raise Rejected(f"invalid WAT in {path}: {str(exc).strip().splitlines()[0]}") from None
         return self.load(data, memory_cap)
 
-    def load(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
+    def load(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP) -> Loaded:
         """Validate and compile ``wasm``; a module already seen is not compiled again.
 
-        ``memory_cap`` is the memory limit the module will run under: a module declaring
-        more initial memory is rejected here rather than failing at every instantiation.
+        A core module (Zig, WAT, ...) becomes a ``CircuitModule``; a component (a Python
+        circuit) a ``CircuitComponent``. ``memory_cap`` is the memory limit the module will run
+        under: a core module declaring more initial memory is rejected here rather than failing
+        at every instantiation (a component's is checked when it is instantiated).
         """
+        if self._closed:
+            raise RuntimeError("runtime is closed")
+        if is_component(wasm):
+            return self.components.load(wasm)
+        return self.load_module(wasm, memory_cap)
+
+    @property
+    def components(self) -> ComponentHost:
+        """The component half of this runtime, made on first use (it links a second linker)."""
+        with self._lock:
+            if self._components is None:
+                self._components = ComponentHost(self.engine, self.cache, self.testing)
+            return self._components
+
+    def load_module(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
+        """``load`` for a core module only (a component is rejected by the core validator)."""
         if self._closed:
             raise RuntimeError("runtime is closed")
         sha256 = hashlib.sha256(wasm).hexdigest()
@@ -149,8 +161,10 @@ class Runtime:
 
     # -- executing -------------------------------------------------------------------------
 
-    def invoke(self, module: CircuitModule, event: bytes, context: ExecutionContext) -> Invocation:
+    def invoke(self, module: Loaded, event: bytes, context: ExecutionContext) -> Invocation:
         """Run ``handle(event)`` in a fresh store; never raises because of the guest."""
+        if isinstance(module, CircuitComponent):
+            return self.components.invoke(module, event, context, self._arm)
         return self.run_in_store(
             module,
             context,
@@ -191,7 +205,7 @@ class Runtime:
         except LimitExceeded as exc:
             return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
         except ExecutionTimeout as exc:
-            return _timeout(str(exc))
+            return timeout_invocation(str(exc))
         except GuestFault as exc:
             return Invocation("trap", error_kind=exc.kind, error_message=str(exc))
         except OversizedOutput as exc:
@@ -260,7 +274,7 @@ class Runtime:
             err = LimitExceeded("fuel", governor.limit("fuel"), 1, governor.limit("fuel"))
             return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource="fuel")
         if code == wasmtime.TrapCode.INTERRUPT:
-            return _timeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
+            return timeout_invocation(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
         cap = governor.limit("memory_bytes")
         if context.guest is not None and context.guest.size + WASM_PAGE > cap:
             # memory.grow was refused at the cap and the guest gave up.
@@ -280,21 +294,6 @@ def _func(exports: Any, name: str) -> wasmtime.Func:
     if not isinstance(item, wasmtime.Func):
         raise GuestFault(f"export {name!r} is not a function")
     return item
-
-
-def _timeout(message: str) -> Invocation:
-    return Invocation("timeout", error_kind=ExecutionTimeout.kind, error_message=message)
-
-
-def trap_reason(trap: wasmtime.Trap) -> str:
-    """The cause of a trap without the backtrace, e.g. ``wasm trap: call stack exhausted``."""
-    text = trap.message
-    _, _, cause = text.partition("Caused by:")
-    lines = [line.strip() for line in (cause or text).strip().splitlines() if line.strip()]
-    lines = [line.split(": ", 1)[1] if line.split(":", 1)[0].isdigit() else line for line in lines]
-    reason = ": ".join(lines) or "unknown trap"
-    code = trap.trap_code
-    return f"{reason} ({code.name.lower()})" if code is not None else reason
 
 
 def _first_line(text: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from .connectors.records import DmlOp, RecordsTransaction
 from .events import Record, TriggerEvent, before_trigger_changes, parse_event
 from .executions import ExecutionOptions, ExecutionRecord, Executor
-from .runtime import CircuitModule
+from .runtime import Loaded
 
 
 def _save(transaction: RecordsTransaction, event: TriggerEvent, new: list[Record]) -> list[Record]:
@@ -35,7 +35,7 @@ def _save(transaction: RecordsTransaction, event: TriggerEvent, new: list[Record
 
 
 def run_trigger_event(
-    executor: Executor, module: CircuitModule, data: Any, options: ExecutionOptions | None = None
+    executor: Executor, module: Loaded, data: Any, options: ExecutionOptions | None = None
 ) -> ExecutionRecord:
     """Validate ``data`` as a trigger event and run it with the save around the handler."""
     event = parse_event(data)

@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from circuit_host.components import CircuitComponent, ComponentRuntime, build_python_circuit
+from circuit_host.build_python import build_python_circuit
+from circuit_host.components import CircuitComponent
+from circuit_host.runtime import Runtime
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parents[1] / "examples" / "virtual_lpr_py"
 
 
 @pytest.fixture(scope="session")
-def component_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComponentRuntime]:
-    with ComponentRuntime(tmp_path_factory.mktemp("component-cache")) as runtime:
+def component_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    with Runtime(tmp_path_factory.mktemp("component-cache")) as runtime:
         yield runtime
 
 
@@ -33,5 +35,5 @@ def py_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def py_vlpr(component_runtime: ComponentRuntime, py_wasm: Path) -> CircuitComponent:
-    return component_runtime.load_component_file(py_wasm)
+def py_vlpr(component_runtime: Runtime, py_wasm: Path) -> CircuitComponent:
+    return component_runtime.load_file(py_wasm)

@@ -4,14 +4,13 @@ native Python commit, and hostile guests are stopped and rolled back."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from circuit_host.capabilities.codec import encode
 from circuit_host.capabilities.http import CalloutSession
 from circuit_host.circuitdb import CircuitDB
-from circuit_host.components import CircuitComponent, ComponentRuntime
+from circuit_host.components import CircuitComponent
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.context import ExecutionContext
 from circuit_host.execution_log import ExecutionLog
@@ -36,12 +35,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "virtual_lpr_py"
 
 
 def run_account(
-    runtime: ComponentRuntime, component: CircuitComponent, store: CircuitDB, name: str, limits: LimitsProfile
+    runtime: Runtime, component: CircuitComponent, store: CircuitDB, name: str, limits: LimitsProfile
 ) -> ExecutionRecord:
     http = HttpConnector()
     try:
         event = {"kind": "trigger", "object": "Account", "operation": "after_insert", "new": [{"Name": name}]}
-        return run_trigger_event(Executor(runtime, store, http), component, event, ExecutionOptions(limits=limits))  # type: ignore[arg-type]
+        return run_trigger_event(Executor(runtime, store, http), component, event, ExecutionOptions(limits=limits))
     finally:
         http.close()
 
@@ -58,7 +57,7 @@ def task_count(store: CircuitDB) -> int:
 def test_python_guest_commits_exactly_what_zig_and_native_commit(
     runtime: Runtime,
     vlpr: CircuitModule,  # noqa: F811
-    component_runtime: ComponentRuntime,
+    component_runtime: Runtime,
     py_vlpr: CircuitComponent,
     vlpr_store: Callable[[], CircuitDB],  # noqa: F811
     loopback: LoopbackServer,
@@ -68,7 +67,7 @@ def test_python_guest_commits_exactly_what_zig_and_native_commit(
     py_store, zig_store, native_store = vlpr_store(), vlpr_store(), vlpr_store()
     for store in (py_store, zig_store, native_store):
         configure_census(store, f"{loopback.base}/census")
-    py = run_guest(component_runtime, py_vlpr, py_store, batch, [loopback.base])  # type: ignore[arg-type]
+    py = run_guest(component_runtime, py_vlpr, py_store, batch, [loopback.base])
     assert py.status == "ok", py.error
     zig = run_guest(runtime, vlpr, zig_store, batch, [loopback.base])
     assert zig.status == "ok", zig.error
@@ -79,37 +78,29 @@ def test_python_guest_commits_exactly_what_zig_and_native_commit(
         assert py.usage[resource].used == zig.usage[resource].used, resource
 
 
-def test_example_event_and_timing(
-    component_runtime: ComponentRuntime,
+def test_example_event(
+    component_runtime: Runtime,
     py_vlpr: CircuitComponent,
     vlpr_store: Callable[[], CircuitDB],  # noqa: F811
 ) -> None:
     event = json.loads((EXAMPLE / "event.json").read_text())
-    store = vlpr_store()
-    run_guest(component_runtime, py_vlpr, store, event["new"], [])  # type: ignore[arg-type]  # warm
-    store = vlpr_store()
-    started = time.perf_counter()
-    record = run_guest(component_runtime, py_vlpr, store, event["new"], [])  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - started
+    record = run_guest(component_runtime, py_vlpr, vlpr_store(), event["new"], [])
     assert record.status == "ok", record.error
     assert record.output == {"scored": len(event["new"]), "grade_a": 1}
     assert record.usage["fuel"].used > 0
-    assert elapsed < 5  # generous: a fresh instance per execution is milliseconds, not seconds
 
 
-def test_serialized_component_is_reloaded_from_disk(component_runtime: ComponentRuntime, py_wasm: Path) -> None:
-    fresh = ComponentRuntime(component_runtime.cache.directory)
+def test_serialized_component_is_reloaded_from_disk(component_runtime: Runtime, py_wasm: Path) -> None:
+    fresh = Runtime(component_runtime.cache.directory)
     try:
-        started = time.perf_counter()
-        loaded = fresh.load_component_file(py_wasm)
-        assert loaded.from_disk_cache
-        assert time.perf_counter() - started < 2
+        loaded = fresh.load_file(py_wasm)
+        assert isinstance(loaded, CircuitComponent) and loaded.from_disk_cache
     finally:
         fresh.close()
 
 
 def test_infinite_loop_times_out_then_the_component_still_runs(
-    component_runtime: ComponentRuntime, py_vlpr: CircuitComponent, records: CircuitDB
+    component_runtime: Runtime, py_vlpr: CircuitComponent, records: CircuitDB
 ) -> None:
     record = run_account(component_runtime, py_vlpr, records, "loop", LimitsProfile(timeout_ms=300))
     assert record.status == "timeout", record.error
@@ -124,7 +115,7 @@ def test_infinite_loop_times_out_then_the_component_still_runs(
 
 
 def test_dml_then_exception_rolls_back(
-    component_runtime: ComponentRuntime, py_vlpr: CircuitComponent, records: CircuitDB
+    component_runtime: Runtime, py_vlpr: CircuitComponent, records: CircuitDB
 ) -> None:
     record = run_account(component_runtime, py_vlpr, records, "dml_then_raise", LimitsProfile())
     assert record.status == "error"
@@ -133,9 +124,7 @@ def test_dml_then_exception_rolls_back(
     assert task_count(records) == 0
 
 
-def test_query_error_is_catchable(
-    component_runtime: ComponentRuntime, py_vlpr: CircuitComponent, records: CircuitDB
-) -> None:
+def test_query_error_is_catchable(component_runtime: Runtime, py_vlpr: CircuitComponent, records: CircuitDB) -> None:
     record = run_account(component_runtime, py_vlpr, records, "catch_query_error", LimitsProfile())
     assert record.status == "ok", record.error
     assert record.output["caught"]
@@ -143,28 +132,25 @@ def test_query_error_is_catchable(
 
 
 def test_host_call_flood_hits_the_governor_uncatchably(
-    component_runtime: ComponentRuntime, py_vlpr: CircuitComponent, records: CircuitDB
+    component_runtime: Runtime, py_vlpr: CircuitComponent, records: CircuitDB
 ) -> None:
     record = run_account(component_runtime, py_vlpr, records, "flood", LimitsProfile(queries=20))
     assert record.status == "limit_exceeded", (record.status, record.output, record.error)
     assert record.error is not None and record.error["resource"] == "queries"
 
 
-def test_memory_bomb_is_stopped(
-    component_runtime: ComponentRuntime, py_vlpr: CircuitComponent, records: CircuitDB
-) -> None:
+def test_memory_bomb_is_stopped(component_runtime: Runtime, py_vlpr: CircuitComponent, records: CircuitDB) -> None:
     record = run_account(component_runtime, py_vlpr, records, "membomb", LimitsProfile(memory_bytes=64 * 1024 * 1024))
-    # CPython inside the guest sees the refused memory.grow as a MemoryError; uncaught, the
-    # execution fails and rolls back. The host process is unaffected.
-    assert record.status in ("limit_exceeded", "trap", "error"), (record.status, record.error)
-    assert record.error is not None
-    if record.status == "error":
-        assert "MemoryError" in record.error["message"]
+    # CPython inside the guest sees the refused memory.grow as a MemoryError: reported as the
+    # memory limit, rolled back. The host process is unaffected.
+    assert record.status == "limit_exceeded", (record.status, record.error)
+    assert record.error is not None and record.error["resource"] == "memory_bytes"
+    assert "MemoryError" in record.error["message"]
     assert not record.committed
 
 
 def test_large_event_round_trips_through_the_bytes_fast_path(
-    component_runtime: ComponentRuntime, py_vlpr: CircuitComponent, records: CircuitDB
+    component_runtime: Runtime, py_vlpr: CircuitComponent, records: CircuitDB
 ) -> None:
     rows = [{"Blob": "é€x" * 30_000, "N": i, "F": 1.5, "B": None} for i in range(3)]
     event = encode({"kind": "trigger", "object": "Echo", "operation": "after_insert", "new": rows})
@@ -175,13 +161,10 @@ def test_large_event_round_trips_through_the_bytes_fast_path(
         context = ExecutionContext(
             governor=Governor(LimitsProfile()), log=ExecutionLog("echo"), records=tx, http=CalloutSession(http, ())
         )
-        started = time.perf_counter()
-        outcome = component_runtime.invoke_component(py_vlpr, event, context)
-        elapsed = time.perf_counter() - started
+        outcome = component_runtime.invoke(py_vlpr, event, context)
     finally:
         tx.rollback()
         tx.close()
         http.close()
     assert outcome.status == "ok", outcome.error_message
     assert outcome.output == rows
-    assert elapsed < 2  # element-by-element conversion alone would take ~0.5 s each way

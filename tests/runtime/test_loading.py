@@ -48,7 +48,7 @@ def test_wasi_rejection_says_wasi_is_unavailable(runtime: Runtime) -> None:
     [
         (b"", "missing \\0asm magic"),
         (b"hello world", "missing \\0asm magic"),
-        (b"\0asm\x0d\x00\x01\x00", "components are not supported"),
+        (b"\0asm\x0d\x00\x01\x00", "component exports no 'handle'"),
         (b"\0asm\x01\x00\x00\x00\xff\xff", "invalid WebAssembly"),
     ],
 )
@@ -129,3 +129,8 @@ def test_executions_run_in_parallel_threads(executor: Executor, load_guest: Call
         results = [f.result(timeout=30) for f in echoes]
         assert [r.output for r in results] == [{"n": i} for i in range(20)]
         assert all(f.result(timeout=30).status == "timeout" for f in spinning)
+
+
+def test_load_module_refuses_a_component_with_a_clear_error(runtime: Runtime) -> None:
+    with pytest.raises(Rejected, match="but a component"):
+        runtime.load_module(b"\0asm\x0d\x00\x01\x00")

@@ -84,7 +84,7 @@ def compile_checked(engine: wasmtime.Engine, wasm: bytes, max_bytes: int) -> was
     if wasm[:4] != b"\0asm":
         raise Rejected("not a WebAssembly binary (missing \\0asm magic)")
     if wasm[4:8] != b"\x01\x00\x00\x00":
-        raise Rejected("not a core WebAssembly module (components are not supported yet)")
+        raise Rejected("not a core WebAssembly module but a component (Runtime.load runs components)")
     try:
         return wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as exc:

@@ -26,8 +26,9 @@ from ..coverage import CoverageReport
 from ..errors import GuestFault, Rejected
 from ..execution_log import ExecutionLog, LogEntry
 from ..governor import Governor, Usage
+from ..invocation import Invocation
 from ..limits import LimitsProfile
-from ..runtime import CircuitModule, Invocation, Runtime
+from ..runtime import CircuitModule, Runtime
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..triggers.firing import TriggerFiring
 from .mocks import CalloutMocks

@@ -65,14 +65,14 @@ def run_test_module(
                 records.apply_schema(manifest.schema_changes())
             with Runtime(cache_dir=cache_dir, testing=True) as runtime:
                 if coverage_of is None:
-                    module = runtime.load(wasm, limits.memory_bytes)
+                    module = runtime.load_module(wasm, limits.memory_bytes)
                     return TestRunner(runtime, module, records, manifest, limits).run_all(names)
                 instrumented = instrument(wasm)
                 runs: list[bytes] = []
                 runtime.store_observer = lambda store, instance: runs.append(
                     read_counters(store, instance, instrumented.counter_count)
                 )
-                module = runtime.load(instrumented.wasm, limits.memory_bytes)
+                module = runtime.load_module(instrumented.wasm, limits.memory_bytes)
                 report = TestRunner(runtime, module, records, manifest, limits).run_all(names)
                 counters = merge_counters(runs, instrumented.counter_count)
                 measured = CoverageReport.from_counters(instrumented, counters, LineTable.from_wasm(wasm))

@@ -10,7 +10,7 @@ from typing import get_args
 from ..capabilities.http import HostPattern, NamedCredential
 from ..errors import Rejected
 from ..events import Operation
-from ..runtime import CircuitModule
+from ..runtime import Loaded
 
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 
@@ -22,7 +22,7 @@ class TriggerBinding:
     name: str
     object_name: str
     operation: str
-    module: CircuitModule
+    module: Loaded
     order: int = 0
     allowed_hosts: tuple[HostPattern, ...] | None = None  # None: the execution's allowlist applies
     credentials: Mapping[str, NamedCredential] | None = None  # the named credentials its bundle declares

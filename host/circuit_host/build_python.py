@@ -1,0 +1,75 @@
+"""Compile a Python circuit (DIR/circuit.py, or package DIR/circuit) into a WebAssembly component.
+
+componentize-py compiles the circuit, the guest SDK (``guest_sdk/python``) and the SDK's entry
+module against ``abi/circuit.wit`` with ``--stub-wasi``: the component embeds CPython and
+imports only ``circuit:script/*``, so a guest has no filesystem, clock, randomness or network
+beyond what the ABI offers. The interpreter is pre-initialized at build time, which is why the
+SDK imports every module it needs at module level.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .build import BUILD_TIMEOUT_S, BuildError
+
+REPO = Path(__file__).resolve().parents[2]
+ABI_DIR = REPO / "abi"
+SDK_DIR = REPO / "guest_sdk" / "python"
+ENTRY_MODULE = "circuit_sdk._entry"
+
+
+def is_python_circuit(directory: Path) -> bool:
+    """A circuit directory whose code is ``circuit.py`` (or a ``circuit`` package)."""
+    return (directory / "circuit.py").is_file() or (directory / "circuit" / "__init__.py").is_file()
+
+
+def componentize_py() -> str:
+    """The componentize-py executable next to this interpreter, else on PATH."""
+    local = Path(sys.executable).with_name("componentize-py")
+    if local.exists():
+        return str(local)
+    found = shutil.which("componentize-py")
+    if found is None:
+        raise BuildError("componentize-py is not installed (pip install componentize-py)")
+    return found
+
+
+def componentize_command(
+    directory: Path, out: Path, extra_paths: tuple[Path, ...] = (), world: str = "circuit", entry: str = ENTRY_MODULE
+) -> list[str]:
+    """The exact componentize-py invocation, exposed so docs and tests can show or reuse it."""
+    command = [componentize_py(), "-d", str(ABI_DIR), "-w", world, "componentize", "--stub-wasi"]
+    for path in (directory, *extra_paths, SDK_DIR):
+        command += ["-p", str(path)]
+    return [*command, entry, "-o", str(out)]
+
+
+def build_python_circuit(
+    directory: Path,
+    out: Path | None = None,
+    extra_paths: tuple[Path, ...] = (),
+    world: str = "circuit",
+    entry: str = ENTRY_MODULE,
+) -> Path:
+    """Compile a Python circuit into a WASI-free component (10-30 s); ``out`` defaults to
+    ``DIR/build/<dir name>.wasm``. ``extra_paths`` are searched for imports after the circuit's
+    own directory (its bundled pure-Python dependencies)."""
+    directory = Path(directory).resolve()
+    if not is_python_circuit(directory):
+        raise BuildError(f"no Python circuit: {directory / 'circuit.py'} does not exist")
+    out = Path(out).resolve() if out is not None else directory / "build" / f"{directory.name}.wasm"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    command = componentize_command(directory, out, extra_paths, world, entry)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"building {directory} took longer than {BUILD_TIMEOUT_S} s") from exc
+    if done.returncode != 0 or not out.is_file():
+        detail = (done.stderr or done.stdout).strip()
+        raise BuildError(f"componentize-py failed for {directory}:\n{detail}")
+    return out

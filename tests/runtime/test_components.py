@@ -1,0 +1,117 @@
+"""Components through ``Runtime.load``/``invoke``: import validation and hostile guests, from WAT.
+
+These need no componentize-py build: each is a hand-written component lifting one core function
+as ``handle``, so every failure path of the component binding is exercised in milliseconds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import wasmtime
+
+from circuit_host.components import CircuitComponent, is_component
+from circuit_host.context import ExecutionContext
+from circuit_host.errors import Rejected
+from circuit_host.execution_log import ExecutionLog
+from circuit_host.governor import Governor
+from circuit_host.invocation import Invocation
+from circuit_host.limits import LimitsProfile
+from circuit_host.runtime import Runtime
+
+HANDLE_TYPE = '(type $h (func (param "event" (list u8)) (result (result (list u8) (error string)))))'
+
+
+def component(body: str, imports: str = "", memory_pages: int = 1) -> bytes:
+    """A component whose ``handle`` runs ``body`` (a core function of (ptr, len) -> retptr)."""
+    return bytes(
+        wasmtime.wat2wasm(f"""(component
+  {imports}
+  (core module $m
+    (memory (export "memory") {memory_pages})
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+    (func (export "handle") (param i32 i32) (result i32) {body}))
+  (core instance $i (instantiate $m))
+  {HANDLE_TYPE}
+  (func (export "handle") (type $h)
+    (canon lift (core func $i "handle") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))""")
+    )
+
+
+def invoke(runtime: Runtime, wasm: bytes, limits: LimitsProfile) -> Invocation:
+    loaded = runtime.load(wasm)
+    assert isinstance(loaded, CircuitComponent)
+    context = ExecutionContext(governor=Governor(limits), log=ExecutionLog("component"), records=None, http=None)  # type: ignore[arg-type]
+    return runtime.invoke(loaded, b"\x80", context)
+
+
+def test_components_are_told_apart_from_core_modules() -> None:
+    assert is_component(component("i32.const 0"))
+    assert not is_component(bytes(wasmtime.wat2wasm("(module)")))
+    assert not is_component(b"\0asm")
+
+
+@pytest.mark.parametrize(
+    ("imports", "message"),
+    [
+        ('(import "wasi:cli/environment@0.2.0" (instance))', "--stub-wasi"),
+        ('(import "wasi:filesystem/types@0.2.0" (instance))', "circuits get no WASI"),
+        ('(import "circuit:script/records@2.0.0" (instance))', "may import only circuit:script/http@1.0.0"),
+        ('(import "circuit:script/testing@1.0.0" (instance))', "circuit:script/testing@1.0.0"),
+        ('(import "evil:host/escape" (instance))', "evil:host/escape"),
+    ],
+)
+def test_components_importing_anything_but_the_abi_are_rejected(runtime: Runtime, imports: str, message: str) -> None:
+    with pytest.raises(Rejected, match="may import only") as info:
+        runtime.load(component("i32.const 0", imports))
+    assert message in str(info.value)
+
+
+def test_a_component_without_handle_is_rejected(runtime: Runtime) -> None:
+    with pytest.raises(Rejected, match="exports no 'handle'"):
+        runtime.load(bytes(wasmtime.wat2wasm("(component)")))
+
+
+def test_a_corrupt_component_is_rejected(runtime: Runtime) -> None:
+    with pytest.raises(Rejected, match="invalid component"):
+        runtime.load(b"\0asm\x0d\x00\x01\x00\x01\xff\xff")
+
+
+def test_spinning_component_is_stopped_by_the_deadline(runtime: Runtime) -> None:
+    outcome = invoke(runtime, component("(loop $l (br $l)) unreachable"), LimitsProfile(timeout_ms=200))
+    assert outcome.status == "timeout"
+
+
+def test_spinning_component_is_stopped_by_fuel(runtime: Runtime) -> None:
+    outcome = invoke(runtime, component("(loop $l (br $l)) unreachable"), LimitsProfile(fuel=1_000_000))
+    assert (outcome.status, outcome.resource) == ("limit_exceeded", "fuel")
+
+
+def test_trapping_component_reports_a_trap_and_the_next_execution_is_fresh(runtime: Runtime) -> None:
+    wasm = component("unreachable")
+    first = invoke(runtime, wasm, LimitsProfile())
+    assert first.status == "trap" and first.error_message is not None and "unreachable" in first.error_message
+    # a trapped instance poisons itself; a fresh one per execution means the same trap, not "cannot enter"
+    second = invoke(runtime, wasm, LimitsProfile())
+    assert second == first
+
+
+def test_result_pointer_out_of_bounds_is_a_trap(runtime: Runtime) -> None:
+    outcome = invoke(runtime, component("i32.const 70000"), LimitsProfile())
+    assert outcome.status == "trap" and outcome.error_message is not None
+    assert "out of bounds" in outcome.error_message
+
+
+def test_initial_memory_over_the_cap_is_the_memory_limit(runtime: Runtime) -> None:
+    outcome = invoke(runtime, component("i32.const 0", memory_pages=64), LimitsProfile(memory_bytes=1024 * 1024))
+    assert (outcome.status, outcome.resource) == ("limit_exceeded", "memory_bytes")
+
+
+def test_well_formed_ok_result_is_decoded(runtime: Runtime) -> None:
+    # result at 16: tag 0 (ok), list (ptr 32, len 1) holding msgpack 0x2a = 42
+    body = """(i32.store8 (i32.const 32) (i32.const 42))
+      (i32.store (i32.const 16) (i32.const 0))
+      (i32.store (i32.const 20) (i32.const 32))
+      (i32.store (i32.const 24) (i32.const 1))
+      i32.const 16"""
+    outcome = invoke(runtime, component(body), LimitsProfile())
+    assert (outcome.status, outcome.output) == ("ok", 42)
