@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from .build import BUILD_TIMEOUT_S, BuildError
+from .bundles.manifest import read_manifest
+from .python_deps import vendor_requirements
 
 REPO = Path(__file__).resolve().parents[2]
 ABI_DIR = REPO / "abi"
@@ -73,3 +75,36 @@ def build_python_circuit(
         detail = (done.stderr or done.stdout).strip()
         raise BuildError(f"componentize-py failed for {directory}:\n{detail}")
     return out
+
+
+def build_python_package(directory: Path, out_dir: Path | None = None) -> Path:
+    """Compile a Python circuit with the dependencies its ``circuit.toml`` declares: the
+    ``[python] requirements`` are vendored into ``OUT/site-packages`` (``OUT`` defaults to
+    ``DIR/build``) and the component is written to ``OUT/<dir name>.wasm``."""
+    directory = Path(directory).resolve()
+    out_dir = Path(out_dir).resolve() if out_dir is not None else directory / "build"
+    extra_paths = vendor_declared(directory, out_dir)
+    return build_python_circuit(directory, out_dir / f"{directory.name}.wasm", extra_paths=extra_paths)
+
+
+def vendor_declared(directory: Path, out_dir: Path) -> tuple[Path, ...]:
+    """Vendor the ``[python] requirements`` of ``directory/circuit.toml`` into ``out_dir/site-packages``
+    (a no-op when unchanged since the last build); return the import roots to build with."""
+    manifest_path = directory / "circuit.toml"
+    requirements = read_manifest(manifest_path).python.requirements if manifest_path.is_file() else ()
+    return tuple(vendor_requirements(directory, requirements, out_dir / "site-packages"))
+
+
+TEST_WORLD = "circuit-test-coverage"
+TEST_ENTRY_MODULE = "circuit_sdk._test_entry"
+
+
+def build_python_tests(directory: Path, out: Path | None = None, extra_paths: tuple[Path, ...] = ()) -> Path:
+    """Compile ``tests.py`` with the circuit into a test component (world ``circuit-test-coverage``:
+    the circuit's ``handle``, ``list-tests``/``run-test`` and the guest-measured ``coverage``);
+    ``out`` defaults to ``DIR/build/<dir name>_tests.wasm``."""
+    directory = Path(directory).resolve()
+    if not (directory / "tests.py").is_file():
+        raise BuildError(f"no tests: {directory / 'tests.py'} does not exist")
+    out = Path(out).resolve() if out is not None else directory / "build" / f"{directory.name}_tests.wasm"
+    return build_python_circuit(directory, out, extra_paths, world=TEST_WORLD, entry=TEST_ENTRY_MODULE)

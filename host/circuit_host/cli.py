@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .capabilities.http import HostPattern
 from .circuitdb import CircuitDB, open_store
@@ -22,6 +22,9 @@ from .runtime import Runtime
 from .settings import HostSettings, configure_logging, default_cache_dir
 from .trigger_runs import run_trigger_event
 from .triggers import TriggerBinding, TriggerRegistry
+
+if TYPE_CHECKING:
+    from .testing import TestReport
 
 MAX_EVENT_FILE_BYTES = 64 * 1024 * 1024
 
@@ -216,24 +219,50 @@ def cmd_schema_show(args: argparse.Namespace, settings: HostSettings) -> int:
 
 def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
     from .build import build_circuit, build_tests
+    from .build_python import build_python_circuit, build_python_tests, is_python_circuit, vendor_declared
     from .bundles import pack_bundle
 
-    output = build_circuit(args.dir, args.out)
     manifest = args.dir / "circuit.toml"
+    tests: Path | None = None
+    if is_python_circuit(args.dir):
+        directory = args.dir.resolve()
+        out_dir = args.out.resolve() if args.out is not None else directory / "build"
+        dependencies = vendor_declared(directory, out_dir)
+        output = build_python_circuit(directory, out_dir / f"{directory.name}.wasm", dependencies)
+        if manifest.is_file() and (directory / "tests.py").is_file():
+            tests = build_python_tests(directory, out_dir / f"{directory.name}_tests.wasm", dependencies)
+    else:
+        output = build_circuit(args.dir, args.out)
+        if manifest.is_file() and (args.dir / "tests.zig").is_file():
+            tests = build_tests(args.dir, args.out)
     if manifest.is_file():
-        tests = build_tests(args.dir, args.out) if (args.dir / "tests.zig").is_file() else None
         print(f"bundle: {pack_bundle(manifest, output, output.parent, tests)}")
     print(output)
     return 0
 
 
+def _print_results(title: str | None, report: TestReport) -> None:
+    if title is not None:
+        print(f"== {title}")
+    for result in report.results:
+        print(f"{result.status.upper():<5} {result.name} ({result.duration_ms:.1f} ms)")
+        if result.message:
+            print(f"      {result.message}")
+    counts = report.counts()
+    print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors")
+
+
 def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
-    from .testing import run_circuit_tests
+    from .build_python import is_python_circuit
+    from .testing import run_circuit_tests, run_python_circuit_tests
 
     measure = args.coverage or args.lcov is not None or args.html is not None or args.min_coverage is not None
-    report = run_circuit_tests(args.dir, args.out, settings.cache_dir, names=args.name or None, coverage=measure)
+    run = run_python_circuit_tests if is_python_circuit(args.dir) else run_circuit_tests
+    report = run(args.dir, args.out, settings.cache_dir, names=args.name or None, coverage=measure)
     covered = report.coverage
     enough = covered is None or args.min_coverage is None or covered.percent >= args.min_coverage
+    if report.native is not None and report.native.coverage is not None and args.min_coverage is not None:
+        enough = enough and report.native.coverage.percent >= args.min_coverage
     if covered is not None:
         if args.lcov is not None:
             args.lcov.write_text(covered.to_lcov(args.dir.name))
@@ -242,12 +271,13 @@ def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
     if args.json:
         print(json.dumps(report.to_json(), default=str))
         return 0 if report.passed and enough else 1
-    for result in report.results:
-        print(f"{result.status.upper():<5} {result.name} ({result.duration_ms:.1f} ms)")
-        if result.message:
-            print(f"      {result.message}")
-    counts = report.counts()
-    print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors")
+    if report.native is not None:
+        _print_results("native (pytest, coverage.py)", report.native)
+        if report.native.coverage is not None:
+            print(report.native.coverage.to_table())
+        _print_results("sandbox (wasmtime)", report)
+    else:
+        _print_results(None, report)
     if covered is not None:
         print(covered.to_table())
         if not enough:
@@ -371,10 +401,15 @@ def parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="compile a circuit directory to .wasm")
     build.add_argument("dir", type=Path)
-    build.add_argument("--out", type=Path, default=None, help="output directory (default DIR/zig-out)")
+    build.add_argument(
+        "--out", type=Path, default=None, help="output directory (default DIR/zig-out, DIR/build for Python)"
+    )
     build.set_defaults(func=cmd_build)
 
-    test = sub.add_parser("test", help="build DIR/tests.zig with the circuit and run its tests in the sandbox")
+    test = sub.add_parser(
+        "test",
+        help="run DIR's tests (tests.zig in the sandbox; tests.py natively under pytest, then in the sandbox)",
+    )
     test.add_argument("dir", type=Path)
     test.add_argument("--out", type=Path, default=None, help="where the test module goes (default DIR/zig-out)")
     test.add_argument("--name", action="append", default=[], help="run only this test (repeatable)")

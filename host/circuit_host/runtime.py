@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import structlog
 import wasmtime
+import wasmtime.component as wc
 
 from .abi.guest_memory import GuestMemory, OversizedOutput
 from .abi.signatures import MEMORY_EXPORT
@@ -171,6 +172,16 @@ class Runtime:
             lambda exports, store: self._call_handle(event, context, store, exports),
             input_bytes=len(event),
         )
+
+    def run_component(
+        self,
+        loaded: CircuitComponent,
+        context: ExecutionContext,
+        call: Callable[[wc.Instance, wasmtime.Store], Invocation],
+        input_bytes: int = 0,
+    ) -> Invocation:
+        """``run_in_store`` for a component: ``call(instance, store)`` in a fresh, armed store."""
+        return self.components.run(loaded, context, call, self._arm, input_bytes)
 
     def run_in_store(
         self,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from circuit_host.bundles import parse_manifest, read_manifest
+from circuit_host.bundles.manifest import requirement_path
 from circuit_host.errors import Rejected
 from circuit_host.limits import LimitsProfile
 
@@ -77,6 +78,47 @@ anything = { goes = [1, 2] }
             "schema.fields[0] (Contact.X__c)",
         ),
         ("[circuit\n", "circuit.toml: invalid TOML"),
+        ("python = 'humanize'\n" + HEAD, "circuit.toml: python must be a table ([python])"),
+        (HEAD + "[python]\npackages = []\n", "circuit.toml: python.packages: unknown key"),
+        (HEAD + "[python]\nrequirements = 'humanize'\n", "circuit.toml: python.requirements: must be an array"),
+        (
+            HEAD + "[python]\nrequirements = [1]\n",
+            "circuit.toml: python.requirements[0]: Input should be a valid string",
+        ),
+        (
+            HEAD + "[python]\nrequirements = ['a', '']\n",
+            "circuit.toml: python.requirements[1]: String should have at least",
+        ),
+        (
+            HEAD + "[python]\nrequirements = ['" + "a" * 301 + "']\n",
+            "python.requirements[0]: String should have at most 300",
+        ),
+        (
+            HEAD + "[python]\nrequirements = [" + "'a'," * 101 + "]\n",
+            "python.requirements: Tuple should have at most 100",
+        ),
+        (
+            HEAD + "[python]\nrequirements = ['humanize', 'Humanize']\n",
+            "python.requirements: 'Humanize' is listed twice",
+        ),
+        (
+            HEAD + "[python]\nrequirements = ['vendor/x', './vendor/x']\n",
+            "python.requirements: './vendor/x' is listed twice",
+        ),
+        (
+            HEAD + "[python]\nrequirements = ['../shared/lib']\n",
+            "python.requirements[0]: '../shared/lib': must stay inside",
+        ),
+        (HEAD + "[python]\nrequirements = ['vendor/../../x.whl']\n", "must stay inside the circuit directory"),
+        (
+            HEAD + "[python]\nrequirements = ['/opt/lib.py']\n",
+            "python.requirements[0]: '/opt/lib.py': must be a path relative",
+        ),
+        (HEAD + "[python]\nrequirements = ['C:/lib.whl']\n", "write paths with '/', relative to the circuit directory"),
+        (HEAD + "[python]\nrequirements = ['./']\n", "names the circuit directory itself"),
+        (HEAD + "[python]\nrequirements = ['--index-url=https://x.test']\n", "pip options are not allowed"),
+        (HEAD + "[python]\nrequirements = [' humanize']\n", "python.requirements[0]: must not have surrounding spaces"),
+        (HEAD + '[python]\nrequirements = ["a\\nb"]\n', "or control characters"),
     ],
 )
 def test_errors_name_the_key(text: str, message: str) -> None:
@@ -105,3 +147,22 @@ def test_the_manifest_round_trips_by_alias() -> None:
     manifest = parse_manifest(HEAD + "[[schema.fields]]\nobject = 'Contact'\nname = 'X__c'\ntype = 'text'\n")
     dumped = manifest.model_dump(by_alias=True)
     assert dumped["schema"] == {"fields": [{"object": "Contact", "name": "X__c", "type": "text"}]}
+
+
+def test_the_python_table_lists_specifiers_wheels_and_local_code() -> None:
+    manifest = parse_manifest(
+        HEAD
+        + """[python]
+requirements = ["humanize==4.9.0", "attrs[tests] @ https://example.com/attrs.whl", "wheels/foo-1.0-py3-none-any.whl",
+    "./mylib", "vendor/helpers.py"]
+"""
+    )
+    entries = manifest.python.requirements
+    assert [requirement_path(entry) for entry in entries] == [
+        None,
+        None,
+        PurePosixPath("wheels/foo-1.0-py3-none-any.whl"),
+        PurePosixPath("mylib"),
+        PurePosixPath("vendor/helpers.py"),
+    ]
+    assert parse_manifest(HEAD).python.requirements == ()

@@ -12,8 +12,9 @@ _override: Any = None
 _imports: dict[str, Any] = {}
 
 
-def install(binding: Any) -> None:
-    """Use ``binding`` (attributes ``records``, ``http``, ``log``, ``limits``) instead of the component's imports."""
+def install(binding: Any | None) -> None:
+    """Use ``binding`` (attributes ``records``, ``http``, ``log``, ``limits`` and, for tests,
+    ``testing``) instead of the component's imports; ``None`` removes it."""
     global _override
     _override = binding
 
@@ -30,6 +31,13 @@ def load_component_imports() -> None:
     from wit_world.imports import http, limits, log, records
 
     _imports.update(records=records, http=http, log=log, limits=limits)
+
+
+def load_testing_import() -> None:
+    """The ``testing`` interface, present only in a test component (world ``circuit-test``)."""
+    from wit_world.imports import testing
+
+    _imports["testing"] = testing
 
 
 def unwrap(call: Any, *args: Any) -> tuple[bool, Any]:

@@ -3,7 +3,8 @@
 The model is strict (no coercion, no unknown keys) and every error is a ``Rejected`` naming
 the key, e.g. ``circuit.toml: limits.fuell: unknown limit``. See ``README.md`` here for the
 reference. ``[schema]`` is validated by the CircuitDB manifest loader; ``[tests]`` is kept
-as an opaque table for the test framework.
+as an opaque table for the test framework. ``[python]`` is checked here only for its form; the
+Python build (``circuit_host.python_deps``) resolves what its entries name.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from circuit_host.capabilities.http import HostPattern
 from circuit_host.circuitdb.manifest import parse_schema
@@ -32,7 +33,11 @@ VERSION_PATTERN = (
 )
 OBJECT_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
 CREDENTIAL_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
-TABLES = ("circuit", "triggers", "limits", "callouts", "credentials", "schema", "tests")
+TABLES = ("circuit", "triggers", "limits", "callouts", "credentials", "python", "schema", "tests")
+MAX_REQUIREMENTS = 100
+MAX_REQUIREMENT_LENGTH = 300
+# ``name @ url`` (PEP 508 direct reference): a specifier even though it contains '/'.
+_DIRECT_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@")
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -90,6 +95,66 @@ class Credentials(BaseModel):
         return value
 
 
+def requirement_path(entry: str) -> PurePosixPath | None:
+    """The path (relative to the circuit directory) a ``[python] requirements`` entry names, or
+    None when the entry is a pip requirement specifier.
+
+    An entry is a path when it ends in ``.whl`` or ``.py`` or contains ``/`` (write ``./mylib``
+    for a directory next to ``circuit.toml``); ``name @ url`` stays a specifier.
+    """
+    if _DIRECT_REFERENCE.match(entry) or "://" in entry:
+        return None
+    if "/" in entry or entry.endswith((".whl", ".py")):
+        return PurePosixPath(entry)
+    return None
+
+
+def _check_requirement(entry: str) -> str:
+    if entry != entry.strip() or any(ord(c) < 32 or ord(c) == 127 for c in entry):
+        raise ValueError("must not have surrounding spaces or control characters")
+    if entry.startswith("-"):
+        raise ValueError(f"{entry!r}: pip options are not allowed, only requirements and paths")
+    path = requirement_path(entry)
+    if path is None:
+        return entry
+    if "\\" in entry or re.match(r"^[A-Za-z]:", entry):
+        raise ValueError(f"{entry!r}: write paths with '/', relative to the circuit directory")
+    if path.is_absolute():
+        raise ValueError(f"{entry!r}: must be a path relative to the circuit directory, not absolute")
+    if ".." in path.parts:
+        raise ValueError(f"{entry!r}: must stay inside the circuit directory (no '..')")
+    if path == PurePosixPath("."):
+        raise ValueError(f"{entry!r}: names the circuit directory itself, which is already on the import path")
+    return entry
+
+
+Requirement = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_REQUIREMENT_LENGTH),
+    AfterValidator(_check_requirement),
+]
+
+
+class PythonDeps(BaseModel):
+    """``[python]``: the pure-Python dependencies a Python circuit bundles (ignored for Zig)."""
+
+    model_config = _STRICT
+
+    requirements: tuple[Requirement, ...] = Field((), max_length=MAX_REQUIREMENTS)
+
+    @field_validator("requirements")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for entry in value:
+            path = requirement_path(entry)
+            key = f"path:{path}" if path is not None else entry.lower().replace(" ", "")
+            if key in seen:
+                raise ValueError(f"{entry!r} is listed twice")
+            seen.add(key)
+        return value
+
+
 class Manifest(BaseModel):
     """A parsed, validated ``circuit.toml``. Build one with ``parse_manifest`` or ``read_manifest``."""
 
@@ -100,6 +165,7 @@ class Manifest(BaseModel):
     limits: dict[str, int] = Field(default_factory=dict)
     callouts: Callouts = Callouts()
     credentials: Credentials = Credentials()
+    python: PythonDeps = PythonDeps()
     schema_table: dict[str, Any] = Field(default_factory=dict, alias="schema")
     tests: dict[str, Any] = Field(default_factory=dict)
 
@@ -161,7 +227,7 @@ def manifest_from_document(document: Mapping[str, Any], source: str = "circuit.t
             raise Rejected(f"{source}: unknown table [{key}] (expected one of {', '.join(TABLES)})")
     if "circuit" not in document:
         raise Rejected(f"{source}: [circuit] is required (name and version)")
-    for key in ("circuit", "limits", "callouts", "credentials", "schema", "tests"):
+    for key in ("circuit", "limits", "callouts", "credentials", "python", "schema", "tests"):
         if key in document and not isinstance(document[key], Mapping):
             raise Rejected(f"{source}: {key} must be a table ([{key}])")
     if "triggers" in document and not (
@@ -203,6 +269,7 @@ def _tuples(value: Any) -> Any:
 _MESSAGES = {
     "extra_forbidden": "unknown key",
     "missing": "is required",
+    "tuple_type": "must be an array",
 }
 
 

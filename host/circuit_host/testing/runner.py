@@ -11,16 +11,20 @@ from __future__ import annotations
 import struct
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import wasmtime
+import wasmtime.component as wc
 
 from ..abi.signatures import LIST_AREA_SIZE, RESULT_AREA_SIZE
 from ..bundles.manifest import Manifest
 from ..capabilities.codec import decode
 from ..capabilities.http import NamedCredential
 from ..circuitdb import CircuitDB
+from ..components import CircuitComponent
 from ..connectors.http_client import HttpConnector
 from ..coverage import CoverageReport
 from ..errors import GuestFault, Rejected
@@ -28,7 +32,7 @@ from ..execution_log import ExecutionLog, LogEntry
 from ..governor import Governor, Usage
 from ..invocation import Invocation
 from ..limits import LimitsProfile
-from ..runtime import CircuitModule, Runtime
+from ..runtime import Loaded, Runtime
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..triggers.firing import TriggerFiring
 from .mocks import CalloutMocks
@@ -75,10 +79,11 @@ class TestReport:
 
     results: list[TestResult]
     coverage: CoverageReport | None = None  # the circuit's own source lines, when measured
+    native: TestReport | None = None  # Python circuits: the same tests run natively under pytest
 
     @property
     def passed(self) -> bool:
-        return all(r.status == "pass" for r in self.results)
+        return all(r.status == "pass" for r in self.results) and (self.native is None or self.native.passed)
 
     def counts(self) -> dict[str, int]:
         return {status: sum(r.status == status for r in self.results) for status in ("pass", "fail", "error")}
@@ -89,6 +94,8 @@ class TestReport:
             "counts": self.counts(),
             "tests": [r.to_json() for r in self.results],
         }
+        if self.native is not None:
+            report["native"] = self.native.to_json()
         if self.coverage is not None:
             report["coverage"] = {
                 "percent": round(self.coverage.percent, 2),
@@ -98,6 +105,40 @@ class TestReport:
                 "functions_without_lines": [f.name for f in self.coverage.functions_without_lines],
             }
         return report
+
+
+@contextmanager
+def open_test_context(
+    records: CircuitDB,
+    limits: LimitsProfile,
+    credentials: Mapping[str, NamedCredential],
+    firing: TriggerFiring | None,
+    label: str,
+) -> Iterator[TestExecutionContext]:
+    """One test's world: fresh governor, log and mocks, a records transaction rolled back after.
+
+    Shared by the sandboxed runner and the native (pytest) run, so both see the same limits.
+    """
+    mocks = CalloutMocks()
+    http = HttpConnector(transport=mocks.transport())
+    transaction = records.begin()
+    log = ExecutionLog(uuid.uuid4().hex)
+    context = TestExecutionContext(
+        governor=Governor(limits),
+        log=log,
+        records=transaction,
+        http=TestCalloutSession(http, credentials=dict(credentials)),
+        firing=firing,
+        testing=TestState(mocks, records.schema),
+    )
+    log.event("EXECUTION_START", f"test {label}")
+    try:
+        yield context
+    finally:
+        transaction.rollback()  # tests never see each other's data
+        transaction.close()
+        http.close()
+        context.governor.record("timeout_ms", context.governor.elapsed_ms())
 
 
 def test_credential_url(name: str) -> str:
@@ -113,7 +154,7 @@ class TestRunner:
     def __init__(
         self,
         runtime: Runtime,
-        module: CircuitModule,
+        module: Loaded,
         records: CircuitDB,
         manifest: Manifest | None = None,
         limits: LimitsProfile | None = None,
@@ -139,7 +180,7 @@ class TestRunner:
         self.firing = TriggerFiring(runtime, registry, tenant)
 
     def list_tests(self) -> list[str]:
-        outcome, _ = self._execute("list-tests", self._call_list)
+        outcome, _ = self._execute("list-tests", self._call_list, _component_list)
         if outcome.status != "ok":
             raise Rejected(f"list-tests failed: {outcome.status}: {outcome.error_message}")
         names = outcome.output
@@ -149,7 +190,9 @@ class TestRunner:
 
     def run(self, name: str) -> TestResult:
         started = time.monotonic()
-        outcome, context = self._execute(name, lambda exports, store, ctx: self._call_run(name, exports, store, ctx))
+        outcome, context = self._execute(
+            name, lambda exports, store, ctx: self._call_run(name, exports, store, ctx), _component_run(name)
+        )
         state = context.testing
         assert state is not None
         if state.mocks.unmatched:
@@ -182,30 +225,17 @@ class TestRunner:
 
     # -- one store, one transaction ------------------------------------------------------------
 
-    def _execute(self, label: str, call: Any) -> tuple[Invocation, TestExecutionContext]:
-        mocks = CalloutMocks()
-        http = HttpConnector(transport=mocks.transport())
-        transaction = self.records.begin()
-        log = ExecutionLog(uuid.uuid4().hex)
-        context = TestExecutionContext(
-            governor=Governor(self.limits),
-            log=log,
-            records=transaction,
-            http=TestCalloutSession(http, credentials=self.credentials),
-            firing=self.firing,
-            testing=TestState(mocks, self.records.schema),
-        )
-        log.event("EXECUTION_START", f"test {label}")
-        try:
-            outcome = self.runtime.run_in_store(
-                self.module, context, lambda exports, store: call(exports, store, context)
-            )
-        finally:
-            transaction.rollback()  # tests never see each other's data
-            transaction.close()
-            http.close()
-        context.governor.record("timeout_ms", context.governor.elapsed_ms())
-        log.event("EXECUTION_END", f"status {outcome.status}, rolled back")
+    def _execute(
+        self, label: str, call: Any, component_call: Callable[[wc.Instance, wasmtime.Store], Invocation]
+    ) -> tuple[Invocation, TestExecutionContext]:
+        with open_test_context(self.records, self.limits, self.credentials, self.firing, label) as context:
+            if isinstance(self.module, CircuitComponent):
+                outcome = self.runtime.run_component(self.module, context, component_call)
+            else:
+                outcome = self.runtime.run_in_store(
+                    self.module, context, lambda exports, store: call(exports, store, context)
+                )
+        context.log.event("EXECUTION_END", f"status {outcome.status}, rolled back")
         return outcome, context
 
     @staticmethod
@@ -234,6 +264,32 @@ class TestRunner:
         if tag == 0:
             return Invocation("ok")
         return Invocation("error", error_kind="test_failed", error_message=message)
+
+
+def _component_export(instance: wc.Instance, store: wasmtime.Store, name: str) -> wc.Func:
+    func = instance.get_func(store, name)
+    if func is None:
+        raise GuestFault(f"test component exports no {name!r}")
+    return func
+
+
+def _component_list(instance: wc.Instance, store: wasmtime.Store) -> Invocation:
+    payload = _component_export(instance, store, "list-tests")(store)
+    if not isinstance(payload, bytes):
+        raise GuestFault("list-tests returned an unexpected value")
+    return Invocation("ok", output=decode(payload, "list-tests payload"))
+
+
+def _component_run(name: str) -> Callable[[wc.Instance, wasmtime.Store], Invocation]:
+    def call(instance: wc.Instance, store: wasmtime.Store) -> Invocation:
+        failure = _component_export(instance, store, "run-test")(store, name)
+        if failure is None:
+            return Invocation("ok")
+        if not isinstance(failure, str):
+            raise GuestFault("run-test returned an unexpected value")
+        return Invocation("error", error_kind="test_failed", error_message=failure[:MAX_MESSAGE_BYTES])
+
+    return call
 
 
 def _func(exports: Any, name: str) -> wasmtime.Func:

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from ..bundles.manifest import Manifest, read_manifest
-from ..circuitdb import open_store
+from ..circuitdb import CircuitDB, open_store
 from ..circuitdb.store import SchemaChanges
-from ..coverage import CoverageReport, LineTable, instrument, merge_counters, read_counters
+from ..components import is_component
+from ..coverage import CoverageReport, FileCoverage, LineTable, instrument, merge_counters, read_counters
+from ..errors import Rejected
 from ..limits import LimitsProfile
 from ..runtime import Runtime
-from .runner import TestReport, TestRunner
+from .guest_coverage import GuestCoverage
+from .runner import TestReport, TestResult, TestRunner
+
+NO_TESTS_COLLECTED = 5  # pytest's exit code
+
+
+def is_test_file(name: str) -> bool:
+    """Python test files, which coverage never counts (as ``circuit_sdk._coverage`` decides)."""
+    return name == "tests.py" or name.startswith("test_") or name == "conftest.py"
 
 
 def run_circuit_tests(
@@ -64,6 +78,8 @@ def run_test_module(
             if manifest is not None:
                 records.apply_schema(manifest.schema_changes())
             with Runtime(cache_dir=cache_dir, testing=True) as runtime:
+                if is_component(wasm):
+                    return _run_test_component(runtime, wasm, records, manifest, limits, names, coverage_of)
                 if coverage_of is None:
                     module = runtime.load_module(wasm, limits.memory_bytes)
                     return TestRunner(runtime, module, records, manifest, limits).run_all(names)
@@ -81,10 +97,105 @@ def run_test_module(
             records.close()
 
 
+def _run_test_component(
+    runtime: Runtime,
+    wasm: bytes,
+    records: CircuitDB,
+    manifest: Manifest | None,
+    limits: LimitsProfile,
+    names: list[str] | None,
+    coverage_of: Callable[[str], bool] | None,
+) -> TestReport:
+    """A Python test component: the guest measures its own coverage, read after every instance."""
+    loaded = runtime.load(wasm)
+    collected = GuestCoverage()
+    if coverage_of is not None:
+        runtime.components.observer = collected.observe
+    report = TestRunner(runtime, loaded, records, manifest, limits).run_all(names)
+    if coverage_of is None:
+        return report
+    return replace(report, coverage=collected.report().restricted_to(coverage_of))
+
+
+def run_python_circuit_tests(
+    source_dir: Path,
+    out_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    names: list[str] | None = None,
+    limits: LimitsProfile | None = None,
+    coverage: bool = False,
+) -> TestReport:
+    """A Python circuit's ``tests.py``, twice: natively under pytest (coverage.py), then built into
+    a test component and run in the sandbox. The report is the sandbox's; ``native`` the pytest run's."""
+    from ..build_python import build_python_tests, vendor_declared
+
+    source_dir = Path(source_dir).resolve()
+    if not (source_dir / "tests.py").is_file():
+        raise Rejected(f"no tests: {source_dir / 'tests.py'} does not exist")
+    out_dir = Path(out_dir).resolve() if out_dir is not None else source_dir / "build"
+    dependencies = vendor_declared(source_dir, out_dir)
+    native = run_native_tests(source_dir, names, coverage, dependencies)
+    wasm = build_python_tests(source_dir, out_dir / f"{source_dir.name}_tests.wasm", dependencies)
+    manifest_path = source_dir / "circuit.toml"
+    manifest = read_manifest(manifest_path) if manifest_path.is_file() else None
+    sandboxed = run_test_module(
+        wasm.read_bytes(), manifest, cache_dir, names, limits, outside_sdk if coverage else None
+    )
+    return replace(sandboxed, native=native)
+
+
+def run_native_tests(
+    source_dir: Path,
+    names: list[str] | None = None,
+    coverage: bool = False,
+    dependencies: tuple[Path, ...] = (),
+    timeout_s: float = 600,
+) -> TestReport:
+    """Run ``tests.py`` under pytest in a subprocess (``native_run``) and read its report."""
+    with tempfile.TemporaryDirectory(prefix="circuit-native-") as scratch:
+        out = Path(scratch) / "report.json"
+        command = [sys.executable, "-m", "circuit_host.testing.native_run", str(source_dir), "--out", str(out)]
+        for name in names or ():
+            command += ["--name", name]
+        if not coverage:
+            command.append("--no-coverage")
+        deps = [str(path) for path in dependencies]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([*deps, os.environ.get("PYTHONPATH", "")])}
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout_s, check=False, env=env, cwd=source_dir
+            )
+        except subprocess.TimeoutExpired:
+            raise Rejected(f"the native test run of {source_dir} took longer than {timeout_s:.0f} s") from None
+        if not out.is_file():
+            detail = (done.stderr or done.stdout).strip()[-4000:]
+            raise Rejected(f"the native test run of {source_dir} failed to start:\n{detail}")
+        data = json.loads(out.read_text())
+    if not data["results"] and data["exit_code"] != NO_TESTS_COLLECTED:
+        detail = (done.stdout or done.stderr).strip()[-4000:]
+        raise Rejected(f"pytest could not run the tests of {source_dir}:\n{detail}")
+    results = [
+        TestResult(r["name"], r["status"], r["message"], usage={}, test_usage=None, duration_ms=r["duration_ms"])
+        for r in data["results"]
+    ]
+    files = data.get("coverage")
+    report = None
+    if files is not None:
+        report = CoverageReport(
+            {
+                name: FileCoverage(name, {line: int(line in set(entry["hit"])) for line in entry["lines"]})
+                for name, entry in files.items()
+            }
+        )
+    return TestReport(results, report)
+
+
 def outside_sdk(path: str) -> bool:
     """Coverage of a bundle's test module where its sources are not at hand (the deploy gate):
     count the circuit's files, leaving out its tests, the guest SDK and Zig's own library."""
     normalized = path.replace("\\", "/")
+    if normalized.endswith(".py"):  # a Python test component reports only the circuit's own files
+        return not normalized.startswith(("/", "../")) and not is_test_file(normalized.rsplit("/", 1)[-1])
     if not normalized.startswith("/") or not normalized.endswith(".zig"):
         return False  # relative DWARF paths are Zig's compiler_rt and std
     excluded = ("/guest_sdk/zig/", "/ziglang/lib/", "/lib/std/", "/lib/compiler_rt/")
