@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -228,9 +229,14 @@ def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
         directory = args.dir.resolve()
         out_dir = args.out.resolve() if args.out is not None else directory / "build"
         dependencies = vendor_declared(directory, out_dir)
-        output = build_python_circuit(directory, out_dir / f"{directory.name}.wasm", dependencies)
-        if manifest.is_file() and (directory / "tests.py").is_file():
-            tests = build_python_tests(directory, out_dir / f"{directory.name}_tests.wasm", dependencies)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # two componentize-py processes side by side
+            module = pool.submit(build_python_circuit, directory, out_dir / f"{directory.name}.wasm", dependencies)
+            test_module = None
+            if manifest.is_file() and (directory / "tests.py").is_file():
+                out = out_dir / f"{directory.name}_tests.wasm"
+                test_module = pool.submit(build_python_tests, directory, out, dependencies)
+            output = module.result()
+            tests = test_module.result() if test_module is not None else None
     else:
         output = build_circuit(args.dir, args.out)
         if manifest.is_file() and (args.dir / "tests.zig").is_file():
