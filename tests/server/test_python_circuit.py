@@ -95,3 +95,19 @@ def test_a_python_test_component_cannot_be_deployed_as_the_circuit(
         refused = client.post("/v1/bundles", content=hostile.read_bytes(), headers={"content-type": "application/zip"})
         assert refused.status_code == 422, refused.text
         assert "circuit:script/testing@1.0.0" in refused.json()["detail"]
+
+
+def test_circuit_run_executes_the_built_component(py_bundle: Path, cache_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    wasm = py_bundle.parent / "virtual_lpr_py.wasm"
+    db = tmp_path / "records.db"
+    command = [sys.executable, "-m", "circuit_host.cli", "--cache-dir", str(cache_dir), "run", str(wasm)]
+    command += ["--event", str(EXAMPLE / "event.json"), "--manifest", str(EXAMPLE / "circuit.toml")]
+    done = subprocess.run([*command, "--db", str(db), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(done.stdout)
+    event = json.loads((EXAMPLE / "event.json").read_text())
+    assert record["status"] == "ok" and record["committed"]
+    assert record["output"] == {"scored": len(event["new"]), "grade_a": 1}
+    assert record["usage"]["fuel"]["used"] > 0
