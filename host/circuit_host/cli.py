@@ -259,12 +259,10 @@ def _print_results(title: str | None, report: TestReport) -> None:
 
 
 def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
-    from .build_python import is_python_circuit
-    from .testing import run_circuit_tests, run_python_circuit_tests
+    from .testing import run_circuit_tests
 
     measure = args.coverage or args.lcov is not None or args.html is not None or args.min_coverage is not None
-    run = run_python_circuit_tests if is_python_circuit(args.dir) else run_circuit_tests
-    report = run(args.dir, args.out, settings.cache_dir, names=args.name or None, coverage=measure)
+    report = run_circuit_tests(args.dir, args.out, settings.cache_dir, names=args.name or None, coverage=measure)
     covered = report.coverage
     enough = covered is None or args.min_coverage is None or covered.percent >= args.min_coverage
     if report.native is not None and report.native.coverage is not None and args.min_coverage is not None:

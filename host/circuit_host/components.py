@@ -37,7 +37,7 @@ from .capabilities.codec import decode
 from .context import ExecutionContext
 from .engine import MAX_TABLE_ELEMENTS, ModuleCache
 from .errors import CatchableError, ExecutionTimeout, GuestFault, LimitExceeded, Rejected
-from .invocation import Invocation, trap_reason
+from .invocation import Invocation, memory_limit_invocation, trap_reason
 from .invocation import timeout_invocation as _timeout
 
 Arm = Callable[[wasmtime.Store, ExecutionContext], None]
@@ -630,13 +630,7 @@ class ComponentHost:
 def _guest_error(message: str, memory_cap: int) -> Invocation:
     """``handle`` returned err. A ``MemoryError`` means the interpreter hit the memory cap."""
     if message.startswith("MemoryError"):
-        return Invocation(
-            "limit_exceeded",
-            error_kind="limit_exceeded",
-            error_message=f"limit exceeded: memory_bytes (the guest's memory reached the cap of {memory_cap} bytes: "
-            f"{message})",
-            resource="memory_bytes",
-        )
+        return memory_limit_invocation(memory_cap, f"and the interpreter raised {message}")
     return Invocation("error", error_kind="guest_error", error_message=message)
 
 

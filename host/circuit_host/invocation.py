@@ -34,3 +34,13 @@ def trap_reason(trap: wasmtime.Trap) -> str:
     reason = ": ".join(lines) or "unknown trap"
     code = trap.trap_code
     return f"{reason} ({code.name.lower()})" if code is not None else reason
+
+
+def memory_limit_invocation(cap: int, detail: str) -> Invocation:
+    """The guest reached the memory cap (a refused ``memory.grow``) and failed because of it."""
+    return Invocation(
+        "limit_exceeded",
+        error_kind="limit_exceeded",
+        error_message=f"limit exceeded: memory_bytes (guest memory reached the cap of {cap} bytes {detail})",
+        resource="memory_bytes",
+    )

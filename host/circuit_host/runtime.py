@@ -29,7 +29,7 @@ from .components import CircuitComponent, ComponentHost, is_component
 from .context import ExecutionContext
 from .engine import MAX_TABLE_ELEMENTS, EpochTicker, ModuleCache, deadline_ticks, make_engine
 from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected
-from .invocation import Invocation, timeout_invocation, trap_reason
+from .invocation import Invocation, memory_limit_invocation, timeout_invocation, trap_reason
 from .limits import LimitsProfile
 
 log = structlog.get_logger("circuit.runtime")
@@ -289,13 +289,7 @@ class Runtime:
         cap = governor.limit("memory_bytes")
         if context.guest is not None and context.guest.size + WASM_PAGE > cap:
             # memory.grow was refused at the cap and the guest gave up.
-            return Invocation(
-                "limit_exceeded",
-                error_kind="limit_exceeded",
-                error_message=f"limit exceeded: memory_bytes (guest memory reached the cap of {cap} bytes "
-                f"and the guest trapped: {message})",
-                resource="memory_bytes",
-            )
+            return memory_limit_invocation(cap, f"and the guest trapped: {message}")
         return Invocation("trap", error_kind="trap", error_message=message)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .mocks import CalloutMocks, UnmatchedCallout
 from .runner import TestReport, TestResult, TestRunner
-from .session import outside_sdk, run_circuit_tests, run_native_tests, run_python_circuit_tests, run_test_module
+from .session import outside_sdk, run_circuit_tests, run_native_tests, run_test_module
 
 __all__ = [
     "CalloutMocks",
@@ -20,6 +20,5 @@ __all__ = [
     "outside_sdk",
     "run_circuit_tests",
     "run_native_tests",
-    "run_python_circuit_tests",
     "run_test_module",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from ..build_python import is_python_circuit
 from ..bundles.manifest import Manifest, read_manifest
 from ..circuitdb import CircuitDB, open_store
 from ..circuitdb.store import SchemaChanges
@@ -40,6 +41,9 @@ def run_circuit_tests(
 ) -> TestReport:
     """Build ``source_dir``'s tests (``tests.zig``) and run them on a temporary SQLite store.
 
+    A Python circuit's ``tests.py`` runs twice, natively under pytest then in the sandbox
+    (``report.native`` is the pytest run).
+
     The store gets the ``[schema]`` of ``source_dir/circuit.toml``, and the manifest's
     ``[[triggers]]`` bind the circuit, so a test's DML fires it as production would.
     With ``coverage``, the test module is instrumented and every store's counters (the test's
@@ -48,6 +52,8 @@ def run_circuit_tests(
     from ..build import build_tests
 
     source_dir = Path(source_dir)
+    if is_python_circuit(source_dir):
+        return _run_python_circuit_tests(source_dir, out_dir, cache_dir, names, limits, coverage)
     wasm = build_tests(source_dir, out_dir)
     manifest_path = source_dir / "circuit.toml"
     manifest = read_manifest(manifest_path) if manifest_path.is_file() else None
@@ -117,13 +123,13 @@ def _run_test_component(
     return replace(report, coverage=collected.report().restricted_to(coverage_of))
 
 
-def run_python_circuit_tests(
+def _run_python_circuit_tests(
     source_dir: Path,
-    out_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    names: list[str] | None = None,
-    limits: LimitsProfile | None = None,
-    coverage: bool = False,
+    out_dir: Path | None,
+    cache_dir: Path | None,
+    names: list[str] | None,
+    limits: LimitsProfile | None,
+    coverage: bool,
 ) -> TestReport:
     """A Python circuit's ``tests.py``, twice: natively under pytest (coverage.py), then built into
     a test component and run in the sandbox. The report is the sandbox's; ``native`` the pytest run's."""
