@@ -46,3 +46,21 @@ def hostile(ctx: TriggerContext) -> Any:
 def echo(ctx: TriggerContext) -> Any:
     """Returns the records it got: exercises list<u8> marshalling both ways."""
     return ctx.new
+
+
+@trigger("Strings", "after_insert")
+def strings(ctx: TriggerContext) -> Any:
+    """string both ways: each row's Text goes to the host as a log line, its Query (if any) as
+    SOQL whose error message comes back; Raise makes handle return err with the first Text."""
+    replies = []
+    for row in ctx.new:
+        log.info(row["Text"])
+        if "Query" in row:
+            try:
+                records.query(row["Query"])
+                replies.append(None)
+            except QueryError as exc:
+                replies.append(str(exc))
+    if ctx.new and ctx.new[0].get("Raise"):
+        raise ValueError(ctx.new[0]["Text"])
+    return replies
