@@ -42,9 +42,13 @@ def circuit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cli_report(circuit_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def cli_report(circuit_dir: Path, cache: Path) -> dict[str, Any]:
     """``circuit test DIR --json --coverage``: one build of the test component, both runs."""
-    cache = tmp_path_factory.mktemp("cache")
     done = subprocess.run(
         [
             sys.executable,
@@ -110,9 +114,11 @@ def test_coverage_is_the_same_figure_natively_and_in_the_sandbox(cli_report: dic
     assert (sandbox["lines_found"], sandbox["lines_hit"]) == (native["lines_found"], native["lines_hit"]) == (10, 9)
 
 
-def test_a_test_component_is_refused_by_a_production_runtime(circuit_dir: Path, cli_report: dict[str, Any]) -> None:
+def test_a_test_component_is_refused_by_a_production_runtime(
+    circuit_dir: Path, cache: Path, cli_report: dict[str, Any]
+) -> None:
     wasm = circuit_dir / "build" / "testing_circuit_tests.wasm"
-    with Runtime() as production, pytest.raises(Rejected, match=r"circuit:script/testing@1\.0\.0"):
+    with Runtime(cache) as production, pytest.raises(Rejected, match=r"circuit:script/testing@1\.0\.0"):
         production.load(wasm.read_bytes())
 
 
