@@ -37,9 +37,10 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
     if kind == 2:
         return rng.choice([rng.uniform(-1e6, 1e6), 0.0, -0.0, 1e308])
     if kind == 3:
-        return "".join(rng.choice("aé€😀 Z") for _ in range(rng.choice([0, 5, 31, 32, 300, 70000])))
+        sizes = [0, 5, 31, 32, 300] + ([70000] if depth == 0 else [])  # str8, str16 and str32 headers
+        return "é€😀" * (rng.choice(sizes) // 3) + "a" * rng.randrange(3)
     if kind == 4:
-        return rng.randbytes(rng.choice([0, 1, 255, 256, 70000]))
+        return rng.randbytes(rng.choice([0, 1, 255, 256] + ([70000] if depth == 0 else [])))
     if kind == 5:
         return rng.randint(0, 2**32)
     if kind in (6, 7):
