@@ -1,4 +1,4 @@
-"""The component binding's fast paths (``circuit_host.components``) convert exactly what
+"""The component binding's fast paths (``circuit_host.abi.component_binding``) convert exactly what
 wasmtime-py's generic conversions would: ``list<u8>`` and ``string`` values of every size and
 content arrive intact in both directions, and anything the fast paths do not fit (other list
 types, other signatures) still goes through wasmtime-py."""
@@ -14,11 +14,13 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from circuit_host import components
+import circuit_host.components
+from circuit_host.abi import component_binding
+from circuit_host.abi.component_binding import install_bytes_fast_path, unpatched_converter
 from circuit_host.capabilities.codec import encode
 from circuit_host.capabilities.http import CalloutSession
 from circuit_host.circuitdb import CircuitDB
-from circuit_host.components import CircuitComponent, install_bytes_fast_path, unpatched_converter
+from circuit_host.components import CircuitComponent
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.context import ExecutionContext
 from circuit_host.errors import QueryError
@@ -276,6 +278,6 @@ def test_the_direct_and_the_generic_paths_give_the_same_execution(
 
     direct = run()
     assert direct[0] == "ok"
-    generic = components._Plan(None, direct_handle=False, direct_imports=False)
-    monkeypatch.setattr(components, "_plan", lambda engine, component: generic)
+    generic = component_binding.Plan(None, direct_handle=False, direct_imports=False)
+    monkeypatch.setattr(circuit_host.components, "plan_for", lambda engine, component: generic)
     assert run() == direct
