@@ -33,6 +33,7 @@ from .abi.component_binding import (
     link_components,
     plan_for,
     running,
+    signature_problems,
 )
 from .capabilities.codec import decode
 from .context import ExecutionContext
@@ -123,7 +124,8 @@ class ComponentHost:
         return loaded
 
     def _validate(self, component: wc.Component) -> None:
-        """The component may import only the ABI's interfaces and must export ``handle``."""
+        """The component may import only the ABI's interfaces, with the ABI's types, and must export
+        ``handle`` (a test component also ``list-tests`` and ``run-test``)."""
         kind = component.type
         imports = sorted(kind.imports(self.engine))
         foreign = [name for name in imports if name not in self.allowed_imports]
@@ -140,6 +142,9 @@ class ComponentHost:
             if name not in exports:
                 world = "circuit-test, abi/circuit-test.wit" if self.testing else "circuit, abi/circuit.wit"
                 raise Rejected(f"component exports no {name!r} function (world {world})")
+        problems = signature_problems(self.engine, component)
+        if problems:
+            raise Rejected("component does not match the ABI: " + "; ".join(problems))
 
     def _plan(self, loaded: CircuitComponent) -> Plan:
         plan = self._plans.get(loaded.sha256)

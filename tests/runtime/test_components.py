@@ -115,3 +115,19 @@ def test_well_formed_ok_result_is_decoded(runtime: Runtime) -> None:
       i32.const 16"""
     outcome = invoke(runtime, component(body), LimitsProfile())
     assert (outcome.status, outcome.output) == ("ok", 42)
+
+
+@pytest.mark.parametrize(
+    ("imports", "message"),
+    [
+        ('(import "circuit:script/records@1.0.0" (instance (export "frobnicate" (func))))', "no function 'frobnicate'"),
+        (
+            '(import "circuit:script/limits@1.0.0" (instance (export "usage" (func (result string)))))',
+            "limits@1.0.0#usage is func() -> string, the ABI's is func() -> list<u8>",
+        ),
+    ],
+)
+def test_abi_imports_of_the_wrong_shape_are_rejected_at_load(runtime: Runtime, imports: str, message: str) -> None:
+    with pytest.raises(Rejected, match="does not match the ABI") as info:
+        runtime.load(component("i32.const 0", imports))
+    assert message in str(info.value)

@@ -371,6 +371,64 @@ class Plan:
     direct_imports: bool
 
 
+TESTING_SIGNATURES = {
+    "mock-callout": f"func(list<u8>) -> {BYTES_RESULT}",
+    "mock-calls": f"func(list<u8>) -> {BYTES_RESULT}",
+    "create-records": f"func(string, list<u8>) -> {BYTES_RESULT}",
+    "start-test": "func()",
+    "stop-test": "func()",
+    "fail": "func(string)",
+}
+EXPORT_SIGNATURES = {
+    HANDLE_EXPORT: HANDLE_SIGNATURE,
+    "list-tests": "func() -> list<u8>",
+    "run-test": "func(string) -> result<_, string>",
+    "coverage": "func() -> list<u8>",
+}
+
+
+def expected_imports() -> dict[str, dict[str, str]]:
+    """Every ABI interface a component may import: ``{instance name: {function: WIT signature}}``."""
+    expected: dict[str, dict[str, str]] = {}
+    for host in _HOST_FUNCTIONS:
+        expected.setdefault(f"circuit:script/{host.interface}@{ABI_VERSION}", {})[host.name] = host.signature
+    expected[f"circuit:script/testing@{ABI_VERSION}"] = dict(TESTING_SIGNATURES)
+    return expected
+
+
+def signature_problems(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
+    """What in the component's ABI imports and known exports differs from ``abi/*.wit``: an unknown
+    function in an ABI interface, or a function whose type is not the ABI's."""
+    kind = component.type
+    expected = expected_imports()
+    problems: list[str] = []
+    for name, extern in kind.imports(engine).items():
+        functions = expected.get(name)
+        if functions is None:
+            continue  # foreign imports are reported by name by the caller
+        instance_type = extern.ty
+        if not isinstance(instance_type, wc_types.ComponentInstanceType):
+            problems.append(f"{name} is imported as {type(instance_type).__name__}, not an instance")
+            continue
+        for func_name, item in instance_type.exports(engine).items():
+            if not isinstance(item.ty, wc_types.FuncType):
+                continue  # the interface's types (enum dml-op, enum level): checked where functions use them
+            want = functions.get(func_name)
+            got = signature(item.ty)
+            if want is None:
+                problems.append(f"{name} has no function {func_name!r}")
+            elif got != want:
+                problems.append(f"{name}#{func_name} is {got}, the ABI's is {want}")
+    for name, extern in kind.exports(engine).items():
+        want = EXPORT_SIGNATURES.get(name)
+        if want is None:
+            continue  # other exports are never called
+        got = signature(extern.ty) if isinstance(extern.ty, wc_types.FuncType) else type(extern.ty).__name__
+        if got != want:
+            problems.append(f"export {name!r} is {got}, the ABI's is {want}")
+    return problems
+
+
 def plan_for(engine: wasmtime.Engine, component: wc.Component) -> Plan:
     kind = component.type
     expected = {(f"circuit:script/{h.interface}@{ABI_VERSION}", h.name): h.signature for h in _HOST_FUNCTIONS}
