@@ -100,12 +100,15 @@ def test_failures_say_why_in_both_runs(cli_report: dict[str, Any]) -> None:
     assert "tests.py:" in sandbox and 'assert tier(5) == "hot"' in sandbox
 
 
-def test_sandboxed_tests_report_governor_usage(cli_report: dict[str, Any]) -> None:
-    by_name = {test["name"]: test for test in cli_report["tests"]}
-    fresh = by_name["test_passes_with_fresh_limits"]
-    assert fresh["usage"]["queries"]["used"] == 15
-    assert fresh["test_usage"]["queries"]["used"] == 1
-    assert by_name["test_errors_on_a_governor_limit"]["usage"]["queries"]["limit"] == 20  # circuit.toml
+def test_both_runs_report_the_same_governor_usage(cli_report: dict[str, Any]) -> None:
+    for report in (cli_report, cli_report["native"]):
+        by_name = {test["name"]: test for test in report["tests"]}
+        fresh = by_name["test_passes_with_fresh_limits"]
+        assert fresh["usage"]["queries"]["used"] == 15
+        assert fresh["test_usage"]["queries"]["used"] == 1
+        assert by_name["test_errors_on_a_governor_limit"]["usage"]["queries"]["limit"] == 20  # circuit.toml
+        trigger = by_name["test_passes_and_fires_the_trigger"]["usage"]
+        assert (trigger["dml_statements"]["used"], trigger["dml_rows"]["used"]) == (1, 3)
 
 
 def test_coverage_is_the_same_figure_natively_and_in_the_sandbox(cli_report: dict[str, Any]) -> None:

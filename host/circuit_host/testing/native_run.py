@@ -26,6 +26,8 @@ from ..build_python import SDK_DIR
 PLUGIN = "circuit_host.testing.pytest_plugin"
 STATUS_PROPERTY = "circuit_status"  # set by the plugin on every failed report
 MESSAGE_PROPERTY = "circuit_message"
+USAGE_PROPERTY = "circuit_usage"
+TEST_USAGE_PROPERTY = "circuit_test_usage"
 
 
 class Collector:
@@ -36,12 +38,23 @@ class Collector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         name = report.nodeid.rsplit("::", 1)[-1]
-        entry = self.results.setdefault(name, {"name": name, "status": "pass", "message": None, "duration_ms": 0.0})
+        fresh: dict[str, Any] = {
+            "name": name,
+            "status": "pass",
+            "message": None,
+            "duration_ms": 0.0,
+            "usage": {},
+            "test_usage": None,
+        }
+        entry = self.results.setdefault(name, fresh)
         entry["duration_ms"] = round(entry["duration_ms"] + report.duration * 1000, 3)
+        properties = dict(report.user_properties)
+        for key, field in ((USAGE_PROPERTY, "usage"), (TEST_USAGE_PROPERTY, "test_usage")):
+            if key in properties:
+                entry[field] = properties[key]
         if report.failed and entry["status"] == "pass":
             crash = getattr(report.longrepr, "reprcrash", None)
             message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
-            properties = dict(report.user_properties)
             entry["status"] = properties.get(STATUS_PROPERTY, "error")
             entry["message"] = properties.get(MESSAGE_PROPERTY, message)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ from ..bundles.manifest import Manifest, read_manifest
 from ..capabilities.http import NamedCredential
 from ..capabilities.testing import TestFailed
 from ..circuitdb import CircuitDB, open_store
+from ..governor import Usage
 from ..limits import LimitsProfile
 from ..runtime import Loaded
 from ..triggers import TriggerBinding, TriggerRegistry
@@ -34,6 +35,14 @@ from .state import TestExecutionContext
 TENANT = "default"
 STATUS_PROPERTY = "circuit_status"  # what the native run reports for a failed test: fail or error
 MESSAGE_PROPERTY = "circuit_message"  # the host's message for a limit, fault or test failure
+USAGE_PROPERTY = "circuit_usage"  # the governor's usage at the end of the test
+TEST_USAGE_PROPERTY = "circuit_test_usage"  # between start_test and stop_test
+
+
+def _usage(usage: Mapping[str, Usage]) -> dict[str, dict[str, int]]:
+    return {name: {"used": u.used, "limit": u.limit} for name, u in usage.items()}
+
+
 _SETUP = pytest.StashKey["CircuitSetup"]()
 
 
@@ -93,6 +102,9 @@ def circuit_context(request: pytest.FixtureRequest) -> Iterator[TestExecutionCon
             yield context
         state = context.testing
         assert state is not None
+        request.node.user_properties.append((USAGE_PROPERTY, _usage(context.governor.usage())))
+        if state.test_usage is not None:
+            request.node.user_properties.append((TEST_USAGE_PROPERTY, _usage(state.test_usage)))
         if state.mocks.unmatched:
             pytest.fail(state.mocks.unmatched[0], pytrace=False)
         if state.failure is not None:

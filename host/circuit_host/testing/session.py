@@ -18,6 +18,7 @@ from ..circuitdb.store import SchemaChanges
 from ..components import is_component
 from ..coverage import CoverageReport, FileCoverage, LineTable, instrument, merge_counters, read_counters
 from ..errors import Rejected
+from ..governor import Usage
 from ..limits import LimitsProfile
 from ..runtime import Runtime
 from .guest_coverage import GuestCoverage
@@ -181,7 +182,14 @@ def run_native_tests(
         detail = (done.stdout or done.stderr).strip()[-4000:]
         raise Rejected(f"pytest could not run the tests of {source_dir}:\n{detail}")
     results = [
-        TestResult(r["name"], r["status"], r["message"], usage={}, test_usage=None, duration_ms=r["duration_ms"])
+        TestResult(
+            r["name"],
+            r["status"],
+            r["message"],
+            usage=_usage_of(r["usage"]),
+            test_usage=_usage_of(r["test_usage"]) if r["test_usage"] is not None else None,
+            duration_ms=r["duration_ms"],
+        )
         for r in data["results"]
     ]
     files = data.get("coverage")
@@ -194,6 +202,10 @@ def run_native_tests(
             }
         )
     return TestReport(results, report)
+
+
+def _usage_of(data: dict[str, dict[str, int]]) -> dict[str, Usage]:
+    return {name: Usage(entry["used"], entry["limit"]) for name, entry in data.items()}
 
 
 def outside_sdk(path: str) -> bool:
