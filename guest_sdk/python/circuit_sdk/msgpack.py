@@ -77,34 +77,29 @@ def _pack_str(v: str, out: bytearray) -> None:
     n = len(data)
     if n < 32:
         out.append(0xA0 | n)
-    elif n <= 0xFF:
-        out.append(0xD9)
-        out.append(n)
-    elif n <= 0xFFFF:
-        out.append(0xDA)
-        out += _pack_u16(n)
-    elif n <= 0xFFFFFFFF:
-        out.append(0xDB)
-        out += _pack_u32(n)
     else:
-        raise MsgpackError("str longer than 4 GiB")
+        _pack_length(n, out, 0xD9, "str")
     out += data
 
 
 def _pack_bin(data: bytes, out: bytearray) -> None:
-    n = len(data)
+    _pack_length(len(data), out, 0xC4, "bin")
+    out += data
+
+
+def _pack_length(n: int, out: bytearray, first: int, what: str) -> None:
+    """The 8-, 16- or 32-bit length header of a str (0xd9..0xdb) or bin (0xc4..0xc6)."""
     if n <= 0xFF:
-        out.append(0xC4)
+        out.append(first)
         out.append(n)
     elif n <= 0xFFFF:
-        out.append(0xC5)
+        out.append(first + 1)
         out += _pack_u16(n)
     elif n <= 0xFFFFFFFF:
-        out.append(0xC6)
+        out.append(first + 2)
         out += _pack_u32(n)
     else:
-        raise MsgpackError("bin longer than 4 GiB")
-    out += data
+        raise MsgpackError(f"{what} longer than 4 GiB")
 
 
 def _pack_int(v: int, out: bytearray) -> None:
