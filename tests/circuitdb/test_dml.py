@@ -234,6 +234,28 @@ def test_update_merges_fields_and_touches_last_modified(tx: CircuitTransaction) 
     assert record["LastModifiedDate"] >= record["CreatedDate"]
 
 
+def test_one_update_statement_with_rows_changing_different_fields(tx: CircuitTransaction) -> None:
+    # rows are written in groups of the same columns; no row may get another row's values
+    ids = insert(tx, "Contact", *({"LastName": f"L{i}", "Email": f"{i}@x.com", "Title": "T"} for i in range(5)))
+    changes = [
+        {"Id": ids[0], "Title": "CEO"},
+        {"Id": ids[1], "Email": None},
+        {"Id": ids[2], "Title": "CTO"},
+        {"Id": ids[3], "Title": None, "Email": "new@x.com"},
+    ]
+    assert tx.dml(DmlOp.UPDATE, "Contact", changes) == DmlResult(ids[:4], [False] * 4)
+    got = {
+        r["Id"]: (r["LastName"], r["Email"], r["Title"]) for r in rows(tx, "SELECT LastName, Email, Title FROM Contact")
+    }
+    assert got == {
+        ids[0]: ("L0", "0@x.com", "CEO"),
+        ids[1]: ("L1", None, "T"),
+        ids[2]: ("L2", "2@x.com", "CTO"),
+        ids[3]: ("L3", "new@x.com", None),
+        ids[4]: ("L4", "4@x.com", "T"),
+    }
+
+
 def test_empty_statement_does_nothing(tx: CircuitTransaction) -> None:
     assert tx.dml(DmlOp.INSERT, "Contact", []) == DmlResult([], [])
     assert tx.dml(0, "Contact", [{"LastName": "A"}]).created == [True]  # type: ignore[arg-type]

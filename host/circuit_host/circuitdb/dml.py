@@ -171,6 +171,7 @@ class Statement:
         self.check_unique(rows)
         result = DmlResult()
         inserts: list[dict[str, Any]] = []
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
         for row in rows:
             created = row.target is None
             record_id = row.target or row.id or new_record_id(self.obj.prefix)
@@ -189,9 +190,18 @@ class Statement:
                 changes = {**row.values, "lastmodifieddate": row.dates.get("lastmodifieddate", self.now)}
                 if "createddate" in row.dates:
                     changes["createddate"] = row.dates["createddate"]
-                self.conn.execute(self.table.update().where(self.table.c.id == record_id).values(changes))
+                params = {f"new_{key}": value for key, value in changes.items()}
+                updates.setdefault(tuple(sorted(changes)), []).append({**params, "target_id": record_id})
             result.ids.append(record_id)
             result.created.append((created and not seeding) or (seeding and created))
+        for keys, params in updates.items():
+            # Bound names differ from the column names: SQLAlchemy reserves those for the SET clause.
+            statement = (
+                self.table.update()
+                .where(self.table.c.id == sa.bindparam("target_id"))
+                .values({key: sa.bindparam(f"new_{key}") for key in keys})
+            )
+            self.conn.execute(statement, params)
         if inserts:
             self.conn.execute(self.table.insert(), inserts)
         return result
