@@ -271,7 +271,10 @@ def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
         if args.lcov is not None:
             args.lcov.write_text(covered.to_lcov(args.dir.name))
         if args.html is not None:
-            args.html.write_text(covered.to_html())
+            # Python circuits report paths relative to the circuit directory
+            relative = {name: args.dir / name for name in covered.files if not Path(name).is_absolute()}
+            sources = {name: path.read_text(encoding="utf-8") for name, path in relative.items() if path.is_file()}
+            args.html.write_text(covered.to_html(sources or None))
     if args.json:
         print(json.dumps(report.to_json(), default=str))
         return 0 if report.passed and enough else 1

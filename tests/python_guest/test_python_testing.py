@@ -60,6 +60,10 @@ def cli_report(circuit_dir: Path, cache: Path) -> dict[str, Any]:
             str(circuit_dir),
             "--json",
             "--coverage",
+            "--html",
+            str(circuit_dir / "coverage.html"),
+            "--lcov",
+            str(circuit_dir / "coverage.lcov"),
         ],
         capture_output=True,
         text=True,
@@ -115,6 +119,13 @@ def test_coverage_is_the_same_figure_natively_and_in_the_sandbox(cli_report: dic
     native, sandbox = cli_report["native"]["coverage"], cli_report["coverage"]
     assert sandbox["files"] == native["files"] == {"circuit.py": 90.0}
     assert (sandbox["lines_found"], sandbox["lines_hit"]) == (native["lines_found"], native["lines_hit"]) == (10, 9)
+
+
+def test_coverage_files_show_the_circuits_own_source(circuit_dir: Path, cli_report: dict[str, Any]) -> None:
+    page = (circuit_dir / "coverage.html").read_text()
+    assert "circuit.py" in page and "this line is never covered" in page  # the source itself, not just names
+    lcov = (circuit_dir / "coverage.lcov").read_text()
+    assert "SF:circuit.py" in lcov and "LH:9" in lcov and "LF:10" in lcov
 
 
 def test_a_test_component_is_refused_by_a_production_runtime(
