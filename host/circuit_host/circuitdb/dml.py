@@ -190,18 +190,18 @@ class Statement:
                 changes = {**row.values, "lastmodifieddate": row.dates.get("lastmodifieddate", self.now)}
                 if "createddate" in row.dates:
                     changes["createddate"] = row.dates["createddate"]
-                params = {f"new_{key}": value for key, value in changes.items()}
-                updates.setdefault(tuple(sorted(changes)), []).append({**params, "target_id": record_id})
+                bound = {f"new_{key}": value for key, value in changes.items()}
+                updates.setdefault(tuple(sorted(changes)), []).append({**bound, "target_id": record_id})
             result.ids.append(record_id)
             result.created.append((created and not seeding) or (seeding and created))
-        for keys, params in updates.items():
+        for keys, batch in updates.items():
             # Bound names differ from the column names: SQLAlchemy reserves those for the SET clause.
             statement = (
                 self.table.update()
                 .where(self.table.c.id == sa.bindparam("target_id"))
                 .values({key: sa.bindparam(f"new_{key}") for key in keys})
             )
-            self.conn.execute(statement, params)
+            self.conn.execute(statement, batch)
         if inserts:
             self.conn.execute(self.table.insert(), inserts)
         return result
