@@ -8,6 +8,7 @@ from ._describe import describe
 from .msgpack import packb, unpackb
 from .trigger import dispatch
 
+
 def handle_event(event: bytes) -> bytes:
     """Decode the event, run the matching handlers, encode their output; an exception is ``err``."""
     try:

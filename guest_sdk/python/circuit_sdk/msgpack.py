@@ -139,40 +139,34 @@ def _pack_int(v: int, out: bytearray) -> None:
 
 
 def _pack_array(v: Any, out: bytearray, depth: int) -> None:
-    if depth >= MAX_DEPTH:
-        raise MsgpackError("value nested too deeply")
-    n = len(v)
-    if n < 16:
-        out.append(0x90 | n)
-    elif n <= 0xFFFF:
-        out.append(0xDC)
-        out += _pack_u16(n)
-    else:
-        out.append(0xDD)
-        out += _pack_u32(n)
+    _pack_container(len(v), out, depth, 0x90, 0xDC)
     depth += 1
     for item in v:
         _pack(item, out, depth)
 
 
 def _pack_map(v: Any, out: bytearray, depth: int) -> None:
-    if depth >= MAX_DEPTH:
-        raise MsgpackError("value nested too deeply")
-    n = len(v)
-    if n < 16:
-        out.append(0x80 | n)
-    elif n <= 0xFFFF:
-        out.append(0xDE)
-        out += _pack_u16(n)
-    else:
-        out.append(0xDF)
-        out += _pack_u32(n)
+    _pack_container(len(v), out, depth, 0x80, 0xDE)
     depth += 1
     for key, item in v.items():
         if type(key) is not str and not isinstance(key, str):
             raise MsgpackError("map keys must be str")
         _pack_str(key, out)
         _pack(item, out, depth)
+
+
+def _pack_container(n: int, out: bytearray, depth: int, fixed: int, first: int) -> None:
+    """The header of an array (fix 0x90, 0xdc/0xdd) or a map (fix 0x80, 0xde/0xdf) of ``n`` items."""
+    if depth >= MAX_DEPTH:
+        raise MsgpackError("value nested too deeply")
+    if n < 16:
+        out.append(fixed | n)
+    elif n <= 0xFFFF:
+        out.append(first)
+        out += _pack_u16(n)
+    else:
+        out.append(first + 1)
+        out += _pack_u32(n)
 
 
 _unpack_float = struct.Struct(">f").unpack_from

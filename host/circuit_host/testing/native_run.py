@@ -22,12 +22,9 @@ import pytest
 import coverage
 
 from ..build_python import SDK_DIR
+from .pytest_plugin import MESSAGE_PROPERTY, STATUS_PROPERTY, TEST_USAGE_PROPERTY, USAGE_PROPERTY
 
 PLUGIN = "circuit_host.testing.pytest_plugin"
-STATUS_PROPERTY = "circuit_status"  # set by the plugin on every failed report
-MESSAGE_PROPERTY = "circuit_message"
-USAGE_PROPERTY = "circuit_usage"
-TEST_USAGE_PROPERTY = "circuit_test_usage"
 
 
 class Collector:
