@@ -6,6 +6,7 @@ types, other signatures) still goes through wasmtime-py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,20 @@ def test_the_direct_and_the_generic_paths_give_the_same_execution(
     generic = component_binding.Plan(None, direct_handle=False, direct_imports=False)
     monkeypatch.setattr(circuit_host.components, "plan_for", lambda engine, component: generic)
     assert run() == direct
+
+
+def test_concurrent_executions_never_see_each_others_bytes(
+    component_runtime: Runtime, py_vlpr: CircuitComponent
+) -> None:
+    # the server runs executions on several threads; the lowering's scratch array is shared
+    def run(worker: int) -> list[bool]:
+        results = []
+        for i in range(4):
+            rows = [{"Blob": bytes([worker]) * (5_000 * (i + 1) + worker), "Who": f"{worker}-{i}"}]
+            outcome = invoke(component_runtime, py_vlpr, event("Echo", rows)).outcome
+            results.append(outcome.status == "ok" and outcome.output == rows)
+        return results
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(run, range(4)))
+    assert outcomes == [[True] * 4] * 4
