@@ -62,6 +62,7 @@ class CircuitComponent:
     sha256: str
     component: wc.Component
     from_disk_cache: bool
+    plan: Plan  # how it is called and linked, decided once from its types
 
 
 class ComponentHost:
@@ -81,7 +82,6 @@ class ComponentHost:
         # own coverage is collected. Never set in production.
         self.observer: Callable[[wasmtime.Store, wc.Instance], None] | None = None
         self._components: dict[str, CircuitComponent] = {}
-        self._plans: dict[str, Plan] = {}
         self._generic_linker: wc.Linker | None = None  # for components the fast paths do not fit
         self._lock = threading.Lock()
 
@@ -117,7 +117,7 @@ class ComponentHost:
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_bytes(component.serialize())
             os.replace(tmp, path)
-        loaded = CircuitComponent(sha256, component, from_disk)
+        loaded = CircuitComponent(sha256, component, from_disk, plan_for(self.engine, component))
         with self._lock:
             self._components.setdefault(sha256, loaded)
         log.debug("component loaded", sha256=sha256, from_disk_cache=from_disk)
@@ -146,14 +146,6 @@ class ComponentHost:
         if problems:
             raise Rejected("component does not match the ABI: " + "; ".join(problems))
 
-    def _plan(self, loaded: CircuitComponent) -> Plan:
-        plan = self._plans.get(loaded.sha256)
-        if plan is None:
-            plan = plan_for(self.engine, loaded.component)
-            with self._lock:
-                plan = self._plans.setdefault(loaded.sha256, plan)
-        return plan
-
     def _generic(self) -> wc.Linker:
         """A linker converting every value through wasmtime-py, made the first time one is needed."""
         with self._lock:
@@ -165,7 +157,7 @@ class ComponentHost:
     def invoke(self, loaded: CircuitComponent, event: bytes, context: ExecutionContext, arm: Arm) -> Invocation:
         """Run ``handle(event)`` in a fresh store and instance; never raises because of the guest."""
         memory_cap = context.governor.limits.memory_bytes
-        plan = self._plan(loaded)
+        plan = loaded.plan
 
         def call(instance: wc.Instance, store: wasmtime.Store) -> Invocation:
             if plan.direct_handle:
@@ -209,7 +201,7 @@ class ComponentHost:
             with running(context):
                 arm(store, context)
                 governor.charge("input_bytes", input_bytes)
-                linker = self.linker if self._plan(loaded).direct_imports else self._generic()
+                linker = self.linker if loaded.plan.direct_imports else self._generic()
                 instance = linker.instantiate(store, loaded.component)
                 return call(instance, store)
         except LimitExceeded as exc:

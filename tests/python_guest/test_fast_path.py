@@ -196,7 +196,7 @@ def event(object_name: str, rows: list[dict[str, Any]]) -> bytes:
 def test_the_python_guest_is_run_through_the_direct_paths(
     component_runtime: Runtime, py_vlpr: CircuitComponent
 ) -> None:
-    plan = component_runtime.components._plan(py_vlpr)
+    plan = py_vlpr.plan
     assert plan.direct_handle and plan.direct_imports
 
 
