@@ -38,8 +38,16 @@ from .abi.component_binding import (
 from .capabilities.codec import decode
 from .context import ExecutionContext
 from .engine import MAX_TABLE_ELEMENTS, ModuleCache
-from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected
-from .invocation import Invocation, memory_limit_invocation, trap_reason
+from .errors import GuestFault, Rejected, Uncatchable
+from .invocation import (
+    Invocation,
+    fuel_exhausted_invocation,
+    host_error_invocation,
+    memory_limit_invocation,
+    memory_refused_invocation,
+    outcome_of,
+    trap_reason,
+)
 from .invocation import timeout_invocation as _timeout
 
 Arm = Callable[[wasmtime.Store, ExecutionContext], None]
@@ -204,12 +212,8 @@ class ComponentHost:
                 linker = self.linker if loaded.plan.direct_imports else self._generic()
                 instance = linker.instantiate(store, loaded.component)
                 return call(instance, store)
-        except LimitExceeded as exc:
-            return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
-        except ExecutionTimeout as exc:
-            return _timeout(str(exc))
-        except GuestFault as exc:
-            return Invocation("trap", error_kind=exc.kind, error_message=str(exc))
+        except Uncatchable as exc:  # a limit, the deadline or a fault, raised by the host
+            return outcome_of(exc)
         except wasmtime.Trap as trap:
             return _from_trap(trap.trap_code, trap_reason(trap), context)
         except wasmtime.WasmtimeError as exc:
@@ -217,7 +221,7 @@ class ComponentHost:
             return _from_trap(None, _cause(str(exc)), context)
         except Exception as exc:  # a host bug must still not take the process down
             log.exception("host error during component execution")
-            return Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
+            return host_error_invocation(exc)
         finally:
             if self.observer is not None and instance is not None:
                 self.observer(store, instance)
@@ -236,14 +240,11 @@ def _from_trap(code: wasmtime.TrapCode | None, message: str, context: ExecutionC
     governor = context.governor
     lowered = message.lower()
     if code == wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in lowered or "out of fuel" in lowered:
-        fuel = governor.limit("fuel")
-        err = LimitExceeded("fuel", fuel, 1, fuel)
-        return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource="fuel")
+        return fuel_exhausted_invocation(governor.limit("fuel"))
     if code == wasmtime.TrapCode.INTERRUPT or "interrupt" in lowered:
         return _timeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
     if "memory" in lowered and ("limit" in lowered or "minimum size" in lowered):
-        err = LimitExceeded("memory_bytes", 0, 0, governor.limit("memory_bytes"))
-        return Invocation("limit_exceeded", error_kind=err.kind, error_message=message, resource="memory_bytes")
+        return memory_refused_invocation(governor.limit("memory_bytes"), message)
     return Invocation("trap", error_kind="trap", error_message=message)
 
 

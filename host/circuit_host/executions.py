@@ -20,10 +20,10 @@ from .capabilities.http import CalloutSession, HostPattern, NamedCredential
 from .connectors.http_client import HttpConnector
 from .connectors.records import DmlOp, RecordsConnector, RecordsTransaction
 from .context import ExecutionContext
-from .errors import CircuitError, ExecutionTimeout, GuestFault, LimitExceeded
+from .errors import CircuitError
 from .execution_log import ExecutionLog, LogEntry
 from .governor import Governor, Usage
-from .invocation import Invocation
+from .invocation import Invocation, host_error_invocation, outcome_of
 from .limits import LimitsProfile
 from .runtime import Loaded, Runtime
 from .triggers.firing import TriggerFiring
@@ -65,17 +65,6 @@ class ExecutionRecord:
             "duration_ms": self.duration_ms,
             "committed": self.committed,
         }
-
-
-def outcome_of(exc: CircuitError) -> Invocation:
-    """The status an error raised outside any guest gives its execution."""
-    if isinstance(exc, LimitExceeded):
-        return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
-    if isinstance(exc, ExecutionTimeout):
-        return Invocation("timeout", error_kind=exc.kind, error_message=str(exc))
-    if isinstance(exc, GuestFault):
-        return Invocation("trap", error_kind=exc.kind, error_message=str(exc))
-    return Invocation("error", error_kind=exc.kind, error_message=str(exc))
 
 
 def _jsonable(value: Any) -> Any:
@@ -175,7 +164,7 @@ class Executor:
             outcome = outcome_of(exc)
         except Exception as exc:  # a connector bug must fail this execution, not the host
             structlog.get_logger("circuit.executions").exception("host error", execution_id=execution_id)
-            outcome = Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
+            outcome = host_error_invocation(exc)
         finally:
             if not committed:
                 transaction.rollback()

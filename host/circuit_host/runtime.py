@@ -28,8 +28,17 @@ from .capabilities.codec import decode
 from .components import CircuitComponent, ComponentHost, is_component
 from .context import ExecutionContext
 from .engine import MAX_TABLE_ELEMENTS, EpochTicker, ModuleCache, deadline_ticks, make_engine
-from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected
-from .invocation import Invocation, memory_limit_invocation, timeout_invocation, trap_reason
+from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected, Uncatchable
+from .invocation import (
+    Invocation,
+    fuel_exhausted_invocation,
+    host_error_invocation,
+    memory_limit_invocation,
+    memory_refused_invocation,
+    outcome_of,
+    timeout_invocation,
+    trap_reason,
+)
 from .limits import LimitsProfile
 
 log = structlog.get_logger("circuit.runtime")
@@ -213,27 +222,22 @@ class Runtime:
             if module.has_initialize:
                 _func(exports, "_initialize")(store)
             return call(exports, store)
-        except LimitExceeded as exc:
-            return Invocation("limit_exceeded", error_kind=exc.kind, error_message=str(exc), resource=exc.resource)
-        except ExecutionTimeout as exc:
-            return timeout_invocation(str(exc))
-        except GuestFault as exc:
-            return Invocation("trap", error_kind=exc.kind, error_message=str(exc))
+        except Uncatchable as exc:  # a limit, the deadline or a fault, raised by the host
+            return outcome_of(exc)
         except OversizedOutput as exc:
-            used = governor.used("output_bytes")
-            err = LimitExceeded("output_bytes", used, exc.length, limits.output_bytes)
-            return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource=err.resource)
+            return outcome_of(
+                LimitExceeded("output_bytes", governor.used("output_bytes"), exc.length, limits.output_bytes)
+            )
         except wasmtime.Trap as trap:
             return self._from_trap(trap, context)
         except wasmtime.WasmtimeError as exc:
             message = _first_line(str(exc))
             if "memory" in message and "limit" in message:
-                err = LimitExceeded("memory_bytes", 0, 0, limits.memory_bytes)
-                return Invocation("limit_exceeded", error_kind=err.kind, error_message=message, resource=err.resource)
+                return memory_refused_invocation(limits.memory_bytes, message)
             return Invocation("trap", error_kind="trap", error_message=message)
         except Exception as exc:  # a host bug must still not take the process down
             log.exception("host error during execution")
-            return Invocation("error", error_kind="host_error", error_message=f"{type(exc).__name__}: {exc}")
+            return host_error_invocation(exc)
         finally:
             if self.store_observer is not None and instance is not None:
                 self.store_observer(store, instance)
@@ -282,8 +286,7 @@ class Runtime:
         message = trap_reason(trap)
         governor = context.governor
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
-            err = LimitExceeded("fuel", governor.limit("fuel"), 1, governor.limit("fuel"))
-            return Invocation("limit_exceeded", error_kind=err.kind, error_message=str(err), resource="fuel")
+            return fuel_exhausted_invocation(governor.limit("fuel"))
         if code == wasmtime.TrapCode.INTERRUPT:
             return timeout_invocation(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
         cap = governor.limit("memory_bytes")

@@ -29,8 +29,8 @@ from ..capabilities import records as records_cap
 from ..capabilities import testing as testing_cap
 from ..capabilities.codec import decode, encode
 from ..context import ExecutionContext
-from ..errors import CatchableError, CircuitError, ExecutionTimeout, LimitExceeded
-from ..invocation import Invocation, timeout_invocation
+from ..errors import CatchableError, CircuitError, LimitExceeded
+from ..invocation import Invocation, outcome_of
 from ..runtime import Runtime
 
 
@@ -136,16 +136,8 @@ class NativeRuntime(Runtime):
             context.governor.charge("output_bytes", len(encode(output)))
             return Invocation("ok", output=output)
         except Uncatchable as exc:
-            return _invocation_of(exc.error)
+            return outcome_of(exc.error)
         except LimitExceeded as exc:
-            return _invocation_of(exc)
+            return outcome_of(exc)
         except Exception as exc:
             return Invocation("error", error_kind="guest_error", error_message=describe(exc))
-
-
-def _invocation_of(error: CircuitError) -> Invocation:
-    if isinstance(error, LimitExceeded):
-        return Invocation("limit_exceeded", error_kind=error.kind, error_message=str(error), resource=error.resource)
-    if isinstance(error, ExecutionTimeout):
-        return timeout_invocation(str(error))
-    return Invocation("trap", error_kind=error.kind, error_message=str(error))
