@@ -30,15 +30,15 @@ sys.path.insert(0, str(ROOT))
 from tests.examples.test_virtual_lpr import contacts  # noqa: E402
 
 from benchmarks.bench_vlpr import cpu_model  # noqa: E402
-from circuit_host.build import build_circuit  # noqa: E402
 from circuit_host.circuitdb import CircuitDB, open_store  # noqa: E402
 from circuit_host.circuitdb.manifest import read_schema  # noqa: E402
 from circuit_host.connectors.http_client import HttpConnector  # noqa: E402
 from circuit_host.connectors.records import DmlOp  # noqa: E402
-from circuit_host.executions import Executor  # noqa: E402
-from circuit_host.runtime import CircuitModule, Runtime  # noqa: E402
+from circuit_host.execution.executions import Executor  # noqa: E402
+from circuit_host.execution.trigger_events import run_trigger_event  # noqa: E402
+from circuit_host.sandbox.runtime import CircuitModule, Runtime  # noqa: E402
 from circuit_host.settings import configure_logging  # noqa: E402
-from circuit_host.trigger_runs import run_trigger_event  # noqa: E402
+from circuit_host.toolchain.zig_build import build_circuit  # noqa: E402
 
 BATCH = 200
 

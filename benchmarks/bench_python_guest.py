@@ -42,26 +42,26 @@ from wasmtime import _ffi as ffi  # noqa: E402
 
 from benchmarks import native_vlpr  # noqa: E402
 from benchmarks.bench_vlpr import cpu_model  # noqa: E402
-from circuit_host import components  # noqa: E402
 from circuit_host.abi import component_binding  # noqa: E402
-from circuit_host.build import build_circuit  # noqa: E402
-from circuit_host.build_python import build_python_circuit  # noqa: E402
+from circuit_host.abi.codec import decode, encode  # noqa: E402
 from circuit_host.capabilities import limits as limits_cap  # noqa: E402
 from circuit_host.capabilities import log as log_cap  # noqa: E402
 from circuit_host.capabilities import records as records_cap  # noqa: E402
-from circuit_host.capabilities.codec import decode, encode  # noqa: E402
-from circuit_host.capabilities.http import CalloutSession  # noqa: E402
 from circuit_host.circuitdb import CircuitDB, open_store  # noqa: E402
 from circuit_host.circuitdb.manifest import read_schema  # noqa: E402
 from circuit_host.connectors.http_client import HttpConnector  # noqa: E402
-from circuit_host.context import ExecutionContext  # noqa: E402
-from circuit_host.execution_log import ExecutionLog  # noqa: E402
-from circuit_host.executions import Executor  # noqa: E402
-from circuit_host.governor import Governor  # noqa: E402
-from circuit_host.limits import LimitsProfile  # noqa: E402
-from circuit_host.runtime import Loaded, Runtime  # noqa: E402
+from circuit_host.execution.callout_policy import CalloutSession  # noqa: E402
+from circuit_host.execution.context import ExecutionContext  # noqa: E402
+from circuit_host.execution.execution_log import ExecutionLog  # noqa: E402
+from circuit_host.execution.executions import Executor  # noqa: E402
+from circuit_host.execution.governor import Governor  # noqa: E402
+from circuit_host.execution.limits import LimitsProfile  # noqa: E402
+from circuit_host.execution.trigger_events import run_trigger_event  # noqa: E402
+from circuit_host.sandbox import components  # noqa: E402
+from circuit_host.sandbox.runtime import Loaded, Runtime  # noqa: E402
 from circuit_host.settings import configure_logging  # noqa: E402
-from circuit_host.trigger_runs import run_trigger_event  # noqa: E402
+from circuit_host.toolchain.python_build import build_python_circuit  # noqa: E402
+from circuit_host.toolchain.zig_build import build_circuit  # noqa: E402
 
 SCHEMA = ROOT / "examples" / "virtual_lpr" / "circuit.toml"
 Sample = list[float]

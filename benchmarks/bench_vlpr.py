@@ -27,15 +27,15 @@ from tests.conftest import LoopbackServer  # noqa: E402
 from tests.examples.test_virtual_lpr import census, configure_census, contacts  # noqa: E402
 
 from benchmarks import native_vlpr  # noqa: E402
-from circuit_host.build import build_circuit  # noqa: E402
-from circuit_host.capabilities.http import HostPattern  # noqa: E402
 from circuit_host.circuitdb import open_store  # noqa: E402
 from circuit_host.circuitdb.manifest import read_schema  # noqa: E402
 from circuit_host.connectors.http_client import HttpConnector  # noqa: E402
-from circuit_host.executions import ExecutionOptions, Executor  # noqa: E402
-from circuit_host.runtime import CircuitModule, Runtime  # noqa: E402
+from circuit_host.execution.callout_policy import HostPattern  # noqa: E402
+from circuit_host.execution.executions import ExecutionOptions, Executor  # noqa: E402
+from circuit_host.execution.trigger_events import run_trigger_event  # noqa: E402
+from circuit_host.sandbox.runtime import CircuitModule, Runtime  # noqa: E402
 from circuit_host.settings import configure_logging  # noqa: E402
-from circuit_host.trigger_runs import run_trigger_event  # noqa: E402
+from circuit_host.toolchain.zig_build import build_circuit  # noqa: E402
 
 
 def cpu_model() -> str:

@@ -15,8 +15,8 @@ import pytest
 
 from circuit_host.circuitdb import CircuitDB, open_store
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.executions import Executor
-from circuit_host.runtime import Runtime
+from circuit_host.execution.executions import Executor
+from circuit_host.sandbox.runtime import Runtime
 
 GUESTS = Path(__file__).parent / "runtime" / "guests"
 POSTGRES_URL = os.environ.get("CIRCUIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -10,9 +10,9 @@ from .errors import (
     QueryError,
     Rejected,
 )
-from .executions import ExecutionOptions, ExecutionRecord, Executor
-from .limits import LimitsProfile
-from .runtime import CircuitModule, Loaded, Runtime
+from .execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from .execution.limits import LimitsProfile
+from .sandbox.runtime import CircuitModule, Loaded, Runtime
 
 __all__ = [
     "CalloutError",

@@ -11,17 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .capabilities.http import HostPattern
 from .circuitdb import CircuitDB, open_store
 from .circuitdb.manifest import parse_schema, read_schema
 from .connectors.http_client import HttpConnector
-from .connectors.soql import parse
 from .errors import CircuitError, QueryError, Rejected
-from .executions import ExecutionOptions, ExecutionRecord, Executor
-from .limits import LimitsProfile
-from .runtime import Runtime
+from .execution.callout_policy import HostPattern
+from .execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from .execution.limits import LimitsProfile
+from .execution.trigger_events import run_trigger_event
+from .sandbox.runtime import Runtime
 from .settings import HostSettings, configure_logging, default_cache_dir
-from .trigger_runs import run_trigger_event
+from .soql.parser import parse
 from .triggers import TriggerBinding, TriggerRegistry
 
 if TYPE_CHECKING:
@@ -219,9 +219,9 @@ def cmd_schema_show(args: argparse.Namespace, settings: HostSettings) -> int:
 
 
 def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
-    from .build import build_circuit, build_tests
-    from .build_python import build_python_circuit, build_python_tests, is_python_circuit, vendor_declared
     from .bundles import pack_bundle
+    from .toolchain.python_build import build_python_circuit, build_python_tests, is_python_circuit, vendor_declared
+    from .toolchain.zig_build import build_circuit, build_tests
 
     manifest = args.dir / "circuit.toml"
     tests: Path | None = None

@@ -12,8 +12,8 @@ import wasmtime
 
 from circuit_host.bundles import pack_bundle, pack_bytes, read_bundle
 from circuit_host.errors import Rejected
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import Runtime
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.sandbox.runtime import Runtime
 from tests.conftest import guest_wat
 
 MANIFEST = (

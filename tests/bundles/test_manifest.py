@@ -9,7 +9,7 @@ import pytest
 from circuit_host.bundles import parse_manifest, read_manifest
 from circuit_host.bundles.manifest import requirement_path
 from circuit_host.errors import Rejected
-from circuit_host.limits import LimitsProfile
+from circuit_host.execution.limits import LimitsProfile
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = '[circuit]\nname = "scorer"\nversion = "1.2.3"\n'

@@ -9,10 +9,10 @@ from typing import Any
 import msgpack
 import pytest
 
-from circuit_host.capabilities.http import HostPattern, NamedCredential
 from circuit_host.errors import Rejected
-from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
-from circuit_host.limits import LimitsProfile
+from circuit_host.execution.callout_policy import HostPattern, NamedCredential
+from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.execution.limits import LimitsProfile
 from tests.conftest import LoopbackServer, reply, slow_reply
 
 Load = Callable[[str], Any]

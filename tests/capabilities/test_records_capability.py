@@ -9,14 +9,14 @@ import msgpack
 import pytest
 
 from circuit_host.capabilities import records
-from circuit_host.capabilities.http import CalloutSession
 from circuit_host.circuitdb import CircuitDB, FieldDef, FieldType
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.context import ExecutionContext
 from circuit_host.errors import DmlError, GuestFault, LimitExceeded, QueryError
-from circuit_host.execution_log import ExecutionLog
-from circuit_host.governor import Governor
-from circuit_host.limits import LimitsProfile
+from circuit_host.execution.callout_policy import CalloutSession
+from circuit_host.execution.context import ExecutionContext
+from circuit_host.execution.execution_log import ExecutionLog
+from circuit_host.execution.governor import Governor
+from circuit_host.execution.limits import LimitsProfile
 
 INSERT, UPDATE, UPSERT, DELETE = 0, 1, 2, 3
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from circuit_host.circuitdb import CircuitDB, CircuitTransaction, FieldDef, FieldType
 from circuit_host.connectors.records import DmlOp
-from circuit_host.connectors.soql import MAX_CONDITIONS, MAX_DEPTH
 from circuit_host.errors import QueryError
+from circuit_host.soql.parser import MAX_CONDITIONS, MAX_DEPTH
 
 from .conftest import database_url, insert, new_tenant, query_error, rows
 

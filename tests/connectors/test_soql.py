@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from circuit_host.connectors.soql import (
+from circuit_host.errors import QueryError
+from circuit_host.soql.parser import (
     MAX_CONDITIONS,
     MAX_DEPTH,
     MAX_N_DAYS,
@@ -31,7 +32,6 @@ from circuit_host.connectors.soql import (
     date_range,
     parse,
 )
-from circuit_host.errors import QueryError
 
 
 def where(condition: str) -> object:

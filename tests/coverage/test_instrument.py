@@ -17,7 +17,7 @@ from circuit_host.coverage import (
     read_counters,
 )
 from circuit_host.coverage._leb import read_s, read_u, write_s, write_u
-from circuit_host.engine import make_engine
+from circuit_host.sandbox.engine import make_engine
 
 from .conftest import code_offsets, wat
 

@@ -18,14 +18,14 @@ import msgpack
 import pytest
 from benchmarks import native_vlpr
 
-from circuit_host.build import build_circuit
-from circuit_host.capabilities.http import HostPattern
 from circuit_host.circuitdb import CircuitDB, open_store
 from circuit_host.circuitdb.manifest import read_schema
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
-from circuit_host.runtime import CircuitModule, Runtime
-from circuit_host.trigger_runs import run_trigger_event
+from circuit_host.execution.callout_policy import HostPattern
+from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.execution.trigger_events import run_trigger_event
+from circuit_host.sandbox.runtime import CircuitModule, Runtime
+from circuit_host.toolchain.zig_build import build_circuit
 from tests.conftest import LoopbackServer, require_postgres
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "virtual_lpr"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from circuit_host.build import build_circuit
 from circuit_host.circuitdb import CircuitDB, open_store
 from circuit_host.circuitdb.manifest import read_schema
+from circuit_host.toolchain.zig_build import build_circuit
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

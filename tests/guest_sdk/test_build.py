@@ -8,7 +8,7 @@ import pytest
 import wasmtime
 
 from circuit_host.abi.signatures import EXPORT_FUNCS, IMPORTS_BY_KEY, MEMORY_EXPORT
-from circuit_host.build import BuildError, build_circuit
+from circuit_host.toolchain.zig_build import BuildError, build_circuit
 
 
 def module_of(path: Path) -> wasmtime.Module:

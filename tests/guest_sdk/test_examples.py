@@ -13,11 +13,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from circuit_host.capabilities.http import HostPattern
 from circuit_host.circuitdb import CircuitDB
-from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
-from circuit_host.runtime import Runtime
-from circuit_host.trigger_runs import run_trigger_event
+from circuit_host.execution.callout_policy import HostPattern
+from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.execution.trigger_events import run_trigger_event
+from circuit_host.sandbox.runtime import Runtime
 from tests.conftest import LoopbackServer, reply
 from tests.guest_sdk.conftest import EXAMPLES
 

@@ -11,7 +11,7 @@ import pytest
 
 from circuit_host.errors import Rejected
 from circuit_host.platform import Conflict, NotFound, Platform, Tenant
-from circuit_host.runtime import Runtime
+from circuit_host.sandbox.runtime import Runtime
 
 MakeBundle = Callable[..., bytes]
 

@@ -9,7 +9,7 @@ import pytest
 
 from circuit_host.errors import Rejected
 from circuit_host.platform import ExecutionEntry, NotFound, Platform
-from circuit_host.runtime import Runtime
+from circuit_host.sandbox.runtime import Runtime
 
 
 def test_tenants_are_isolated(platform: Platform, runtime: Runtime, make_bundle: Callable[..., bytes]) -> None:

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from circuit_host.errors import Rejected
-from circuit_host.limits import LimitsProfile
+from circuit_host.execution.limits import LimitsProfile
 from circuit_host.platform import Conflict, NotFound, Platform, Tenant, TenantSettings, records_tenant
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from circuit_host.build_python import build_python_circuit
-from circuit_host.components import CircuitComponent
-from circuit_host.runtime import Runtime
+from circuit_host.sandbox.components import CircuitComponent
+from circuit_host.sandbox.runtime import Runtime
+from circuit_host.toolchain.python_build import build_python_circuit
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parents[1] / "examples" / "virtual_lpr_py"

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from circuit_host.build import BuildError
-from circuit_host.build_python import build_python_package
-from circuit_host.capabilities.codec import encode
-from circuit_host.components import CircuitComponent
-from circuit_host.context import ExecutionContext
-from circuit_host.execution_log import ExecutionLog
-from circuit_host.governor import Governor
-from circuit_host.limits import LimitsProfile
-from circuit_host.python_deps import STAMP, vendor_requirements
-from circuit_host.runtime import Runtime
+from circuit_host.abi.codec import encode
+from circuit_host.execution.context import ExecutionContext
+from circuit_host.execution.execution_log import ExecutionLog
+from circuit_host.execution.governor import Governor
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.sandbox.components import CircuitComponent
+from circuit_host.sandbox.runtime import Runtime
+from circuit_host.toolchain.python_build import build_python_package
+from circuit_host.toolchain.python_deps import STAMP, vendor_requirements
+from circuit_host.toolchain.zig_build import BuildError
 
 
 def make_wheel(

@@ -15,21 +15,21 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-import circuit_host.components
+import circuit_host.sandbox.components
 from circuit_host.abi import component_binding
+from circuit_host.abi.codec import encode
 from circuit_host.abi.component_binding import install_bytes_fast_path, unpatched_converter
-from circuit_host.capabilities.codec import encode
-from circuit_host.capabilities.http import CalloutSession
 from circuit_host.circuitdb import CircuitDB
-from circuit_host.components import CircuitComponent
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.context import ExecutionContext
 from circuit_host.errors import QueryError, Rejected
-from circuit_host.execution_log import ExecutionLog
-from circuit_host.governor import Governor
-from circuit_host.invocation import Invocation
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import Runtime
+from circuit_host.execution.callout_policy import CalloutSession
+from circuit_host.execution.context import ExecutionContext
+from circuit_host.execution.execution_log import ExecutionLog
+from circuit_host.execution.governor import Governor
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.sandbox.components import CircuitComponent
+from circuit_host.sandbox.invocation import Invocation
+from circuit_host.sandbox.runtime import Runtime
 
 EDGE_BYTES = [b"", b"\x00", b"\xff", bytes(range(256)), bytes(range(256)) * 1200]  # the last: over the scratch
 
@@ -272,7 +272,7 @@ def test_the_direct_and_the_generic_paths_give_the_same_execution(
     direct = run()
     assert direct[0] == "ok"
     generic = component_binding.Plan(None, direct_handle=False, direct_imports=False)
-    monkeypatch.setattr(circuit_host.components, "plan_for", lambda engine, component: generic)
+    monkeypatch.setattr(circuit_host.sandbox.components, "plan_for", lambda engine, component: generic)
     assert run() == direct
 
 

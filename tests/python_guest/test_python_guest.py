@@ -7,18 +7,18 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from circuit_host.capabilities.codec import encode
-from circuit_host.capabilities.http import CalloutSession
+from circuit_host.abi.codec import encode
 from circuit_host.circuitdb import CircuitDB
-from circuit_host.components import CircuitComponent
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.context import ExecutionContext
-from circuit_host.execution_log import ExecutionLog
-from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
-from circuit_host.governor import Governor
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import CircuitModule, Runtime
-from circuit_host.trigger_runs import run_trigger_event
+from circuit_host.execution.callout_policy import CalloutSession
+from circuit_host.execution.context import ExecutionContext
+from circuit_host.execution.execution_log import ExecutionLog
+from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.execution.governor import Governor
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.execution.trigger_events import run_trigger_event
+from circuit_host.sandbox.components import CircuitComponent
+from circuit_host.sandbox.runtime import CircuitModule, Runtime
 from tests.conftest import LoopbackServer
 from tests.examples.test_virtual_lpr import (  # noqa: F401  # fixtures
     census,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from circuit_host.errors import Rejected
-from circuit_host.runtime import Runtime
+from circuit_host.sandbox.runtime import Runtime
 from circuit_host.testing import run_native_tests
 
 HERE = Path(__file__).resolve().parent

@@ -9,14 +9,14 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from circuit_host.components import CircuitComponent, is_component
-from circuit_host.context import ExecutionContext
 from circuit_host.errors import Rejected
-from circuit_host.execution_log import ExecutionLog
-from circuit_host.governor import Governor
-from circuit_host.invocation import Invocation
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import Runtime
+from circuit_host.execution.context import ExecutionContext
+from circuit_host.execution.execution_log import ExecutionLog
+from circuit_host.execution.governor import Governor
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.sandbox.components import CircuitComponent, is_component
+from circuit_host.sandbox.invocation import Invocation
+from circuit_host.sandbox.runtime import Runtime
 
 HANDLE_TYPE = '(type $h (func (param "event" (list u8)) (result (result (list u8) (error string)))))'
 

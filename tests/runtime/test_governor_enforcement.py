@@ -9,9 +9,9 @@ from typing import Any
 from circuit_host.circuitdb import open_store
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.connectors.records import DmlOp, DmlResult, QueryResult, RecordsTransaction
-from circuit_host.executions import ExecutionOptions, Executor
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import Runtime
+from circuit_host.execution.executions import ExecutionOptions, Executor
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.sandbox.runtime import Runtime
 
 
 class CountingRecords:

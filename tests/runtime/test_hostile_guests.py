@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
-from circuit_host.limits import LimitsProfile
+from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.execution.limits import LimitsProfile
 
 Load = Callable[[str], Any]
 

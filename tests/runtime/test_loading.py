@@ -11,9 +11,9 @@ import pytest
 import wasmtime
 
 from circuit_host.errors import Rejected
-from circuit_host.executions import ExecutionOptions, Executor
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import Runtime
+from circuit_host.execution.executions import ExecutionOptions, Executor
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.sandbox.runtime import Runtime
 from tests.conftest import guest_wat
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from circuit_host.circuitdb import CircuitDB
 from circuit_host.errors import Rejected
-from circuit_host.executions import Executor
-from circuit_host.trigger_runs import run_trigger_event
+from circuit_host.execution.executions import Executor
+from circuit_host.execution.trigger_events import run_trigger_event
 
 Load = Callable[[str], Any]
 

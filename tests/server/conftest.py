@@ -16,10 +16,10 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from circuit_host.build import build_circuit, build_tests
 from circuit_host.bundles import pack_bundle
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
+from circuit_host.toolchain.zig_build import build_circuit, build_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "virtual_lpr"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from circuit_host.build import build_tests
 from circuit_host.bundles.manifest import read_manifest
 from circuit_host.circuitdb import CircuitDB, open_store
-from circuit_host.runtime import Runtime
+from circuit_host.sandbox.runtime import Runtime
 from circuit_host.testing import TestRunner
+from circuit_host.toolchain.zig_build import build_tests
 
 LAB = Path(__file__).resolve().parent / "circuits" / "lab"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

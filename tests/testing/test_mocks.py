@@ -80,7 +80,7 @@ def test_unknown_mock_ids_are_refused() -> None:
 
 
 def test_named_credentials_in_tests_point_at_a_mockable_placeholder() -> None:
-    from circuit_host.capabilities.http import NamedCredential
+    from circuit_host.execution.callout_policy import NamedCredential
     from circuit_host.testing.runner import test_credential_url
     from circuit_host.testing.state import TestCalloutSession
 

@@ -8,7 +8,7 @@ import pytest
 import wasmtime
 
 from circuit_host.errors import Rejected
-from circuit_host.runtime import Runtime
+from circuit_host.sandbox.runtime import Runtime
 
 WAT_IMPORTING_TESTING = """
 (module

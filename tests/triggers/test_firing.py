@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from circuit_host.build import build_circuit
 from circuit_host.circuitdb import CircuitDB
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.connectors.records import DmlOp, RecordsConnector
-from circuit_host.executions import ExecutionOptions, ExecutionRecord, Executor
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import CircuitModule, Runtime
-from circuit_host.trigger_runs import run_trigger_event
+from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.execution.limits import LimitsProfile
+from circuit_host.execution.trigger_events import run_trigger_event
+from circuit_host.sandbox.runtime import CircuitModule, Runtime
+from circuit_host.toolchain.zig_build import build_circuit
 from circuit_host.triggers import MAX_TRIGGER_DEPTH, TriggerBinding, TriggerRegistry
 
 CIRCUITS = Path(__file__).parent / "circuits"

@@ -26,8 +26,8 @@ from ..capabilities import http as http_cap
 from ..capabilities import limits as limits_cap
 from ..capabilities import log as log_cap
 from ..capabilities import records as records_cap
-from ..context import ExecutionContext
 from ..errors import CatchableError, GuestFault
+from ..execution.context import ExecutionContext
 
 DML_OPS = ("insert", "update", "upsert", "delete", "undelete")
 LOG_LEVELS = ("debug", "info", "warn", "error")

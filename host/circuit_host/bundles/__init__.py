@@ -1,6 +1,6 @@
 """Bundles: the ``circuit.toml`` manifest and the ``.circuit`` file that carries it with its module."""
 
-from circuit_host.bundles.bundle import (
+from .bundle import (
     BUNDLE_SUFFIX,
     MAX_BUNDLE_BYTES,
     MAX_MANIFEST_BYTES,
@@ -10,7 +10,7 @@ from circuit_host.bundles.bundle import (
     pack_bytes,
     read_bundle,
 )
-from circuit_host.bundles.manifest import (
+from .manifest import (
     Callouts,
     CircuitInfo,
     Credentials,

@@ -20,10 +20,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from circuit_host.bundles.manifest import Manifest, parse_manifest, read_manifest
-from circuit_host.errors import Rejected
-from circuit_host.limits import LimitsProfile
-from circuit_host.runtime import Runtime
+from ..errors import Rejected
+from ..execution.limits import LimitsProfile
+from ..sandbox.runtime import Runtime
+from .manifest import Manifest, parse_manifest, read_manifest
 
 MANIFEST_NAME = "circuit.toml"
 MODULE_NAME = "module.wasm"

@@ -4,7 +4,7 @@ The model is strict (no coercion, no unknown keys) and every error is a ``Reject
 the key, e.g. ``circuit.toml: limits.fuell: unknown limit``. See ``README.md`` here for the
 reference. ``[schema]`` is validated by the CircuitDB manifest loader; ``[tests]`` is kept
 as an opaque table for the test framework. ``[python]`` is checked here only for its form; the
-Python build (``circuit_host.python_deps``) resolves what its entries name.
+Python build (``circuit_host.toolchain.python_deps``) resolves what its entries name.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from circuit_host.capabilities.http import HostPattern
-from circuit_host.circuitdb.manifest import parse_schema
-from circuit_host.circuitdb.store import SchemaChanges
-from circuit_host.errors import Rejected
-from circuit_host.events import Operation
-from circuit_host.limits import RESOURCES, LimitsProfile
+from ..circuitdb.manifest import parse_schema
+from ..circuitdb.store import SchemaChanges
+from ..errors import Rejected
+from ..execution.callout_policy import HostPattern
+from ..execution.events import Operation
+from ..execution.limits import RESOURCES, LimitsProfile
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 # Semantic versioning 2.0: MAJOR.MINOR.PATCH with optional pre-release and build metadata.

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 import wasmtime
 
+from ..abi.codec import encode
 from ..abi.lowering import define_import
 from ..abi.signatures import LIMITS_USAGE
-from .codec import encode
 
 if TYPE_CHECKING:
-    from ..context import ExecutionContext
+    from ..execution.context import ExecutionContext
 
 
 def usage(context: ExecutionContext) -> bytes:

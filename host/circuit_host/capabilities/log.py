@@ -10,7 +10,7 @@ from ..abi.lowering import define_import
 from ..abi.signatures import LOG_LEVELS, LOG_WRITE
 
 if TYPE_CHECKING:
-    from ..context import ExecutionContext
+    from ..execution.context import ExecutionContext
 
 
 def write(context: ExecutionContext, level: int, message: str) -> None:

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from ..abi.codec import decode, encode
 from ..abi.lowering import define_import
 from ..abi.signatures import RECORDS_DML, RECORDS_QUERY
 from ..connectors.records import DmlOp
-from ..connectors.soql import IDENTIFIER
 from ..errors import DmlError, QueryError
-from .codec import decode, encode
+from ..soql.parser import IDENTIFIER
 
 if TYPE_CHECKING:
-    from ..context import ExecutionContext
+    from ..execution.context import ExecutionContext
 
 _SCALARS = (type(None), bool, int, float, str)
 _INT64 = range(-(2**63), 2**63)

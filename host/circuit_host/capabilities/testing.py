@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from ..abi.codec import decode, encode
 from ..abi.lowering import define_import
 from ..abi.signatures import (
     TESTING_CREATE_RECORDS,
@@ -25,10 +26,9 @@ from ..errors import GuestFault
 from ..testing.factories import create_records as build_and_insert
 from ..testing.state import RESET_ON_START, TestExecutionContext, TestState
 from . import records
-from .codec import decode, encode
 
 if TYPE_CHECKING:
-    from ..context import ExecutionContext
+    from ..execution.context import ExecutionContext
 
 
 class TestFailed(GuestFault):

@@ -3,8 +3,8 @@
 See README.md in this folder for the schema model, table layout and SOQL translation.
 """
 
-from circuit_host.circuitdb.manifest import parse_schema, read_schema
-from circuit_host.circuitdb.schema import (
+from .manifest import parse_schema, read_schema
+from .schema import (
     STANDARD_OBJECTS,
     FieldDef,
     FieldType,
@@ -13,7 +13,7 @@ from circuit_host.circuitdb.schema import (
     new_record_id,
     record_id_prefix,
 )
-from circuit_host.circuitdb.store import CircuitDB, CircuitTransaction, SchemaChanges, open_store
+from .store import CircuitDB, CircuitTransaction, SchemaChanges, open_store
 
 __all__ = [
     "STANDARD_OBJECTS",

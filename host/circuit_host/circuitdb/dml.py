@@ -16,7 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from circuit_host.circuitdb.schema import (
+from ..connectors.records import DmlOp, DmlResult
+from ..errors import DmlError
+from ..soql.parser import IDENTIFIER
+from .schema import (
     SYSTEM_KEYS,
     TEXT_LIKE,
     FieldDef,
@@ -26,11 +29,8 @@ from circuit_host.circuitdb.schema import (
     is_record_id,
     new_record_id,
 )
-from circuit_host.circuitdb.tables import value_table
-from circuit_host.circuitdb.values import ValueProblem, parse_datetime, shown, to_storage
-from circuit_host.connectors.records import DmlOp, DmlResult
-from circuit_host.connectors.soql import IDENTIFIER
-from circuit_host.errors import DmlError
+from .tables import value_table
+from .values import ValueProblem, parse_datetime, shown, to_storage
 
 
 class UnknownField(DmlError):

@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from circuit_host.circuitdb.schema import FieldDef, FieldType, check_custom_name, check_field, custom_object
-from circuit_host.circuitdb.store import SchemaChanges
-from circuit_host.errors import Rejected
+from ..errors import Rejected
+from .schema import FieldDef, FieldType, check_custom_name, check_field, custom_object
+from .store import SchemaChanges
 
 _FIELD_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str,

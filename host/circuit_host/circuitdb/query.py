@@ -19,10 +19,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 
-from circuit_host.circuitdb.schema import TEXT_LIKE, FieldDef, FieldType, ObjectDef, Schema
-from circuit_host.circuitdb.tables import ROW, text_key, value_table
-from circuit_host.circuitdb.values import ValueProblem, parse_date, parse_datetime, shown
-from circuit_host.connectors.soql import (
+from ..errors import QueryError
+from ..soql.parser import (
     And,
     Bind,
     Comparison,
@@ -45,7 +43,9 @@ from circuit_host.connectors.soql import (
     date_range,
     error_at,
 )
-from circuit_host.errors import QueryError
+from .schema import TEXT_LIKE, FieldDef, FieldType, ObjectDef, Schema
+from .tables import ROW, text_key, value_table
+from .values import ValueProblem, parse_date, parse_datetime, shown
 
 MAX_RELATIONSHIP_DEPTH = 5
 
@@ -60,7 +60,7 @@ class Compiled:
     add_id: bool  # Id was not selected: it is the first column and still returned
 
     def record(self, row: Sequence[Any]) -> dict[str, Any]:
-        from circuit_host.circuitdb.values import from_storage
+        from .values import from_storage
 
         record: dict[str, Any] = {}
         values = iter(row)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from circuit_host.errors import Rejected
+from ..errors import Rejected
 
 CUSTOM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,37}__c")
 """A custom object or field name; ``fullmatch`` it."""
@@ -468,7 +468,7 @@ def check_field(f: FieldDef, where: str) -> FieldDef:
     if f.default is not None:
         if f.type in (FieldType.REFERENCE, FieldType.JSON):
             raise Rejected(f"{where}: a {f.type} field cannot have a default")
-        from circuit_host.circuitdb.values import ValueProblem, to_storage
+        from .values import ValueProblem, to_storage
 
         try:
             to_storage(f, f.default)

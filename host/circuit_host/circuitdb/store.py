@@ -31,9 +31,12 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from circuit_host.circuitdb.dml import Statement, UnknownField
-from circuit_host.circuitdb.query import compile_query
-from circuit_host.circuitdb.schema import (
+from ..connectors.records import DmlOp, DmlResult, QueryResult
+from ..errors import CircuitError, DmlError, QueryError, Rejected
+from ..soql.parser import IDENTIFIER, parse
+from .dml import Statement, UnknownField
+from .query import compile_query
+from .schema import (
     STANDARD_NAMES,
     STANDARD_OBJECTS,
     SYSTEM_KEYS,
@@ -46,7 +49,7 @@ from circuit_host.circuitdb.schema import (
     incompatible_change,
     record_id_prefix,
 )
-from circuit_host.circuitdb.tables import (
+from .tables import (
     SCHEMA_TABLE,
     add_column,
     begin_migration,
@@ -58,10 +61,7 @@ from circuit_host.circuitdb.tables import (
     tenant_prefix,
     value_table,
 )
-from circuit_host.circuitdb.values import from_storage, now, shown
-from circuit_host.connectors.records import DmlOp, DmlResult, QueryResult
-from circuit_host.connectors.soql import IDENTIFIER, parse
-from circuit_host.errors import CircuitError, DmlError, QueryError, Rejected
+from .values import from_storage, now, shown
 
 MAX_TENANT_LENGTH = 200
 _T = TypeVar("_T")

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from circuit_host.circuitdb.schema import TEXT_LIKE, FieldDef, FieldType, ObjectDef
+from .schema import TEXT_LIKE, FieldDef, FieldType, ObjectDef
 
 ROW = "_row"
 SCHEMA_TABLE = "circuitdb_schema"

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from circuit_host.circuitdb.schema import FieldDef, FieldType, is_record_id
+from .schema import FieldDef, FieldType, is_record_id
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EMAIL = re.compile(

@@ -5,7 +5,7 @@ plain dataclasses and raises ``Rejected`` (bad input), ``Conflict`` (a ``Rejecte
 contradicts stored state) and ``NotFound``.
 """
 
-from circuit_host.platform.models import (
+from .models import (
     ENVIRONMENTS,
     SCOPES,
     ActiveCircuit,
@@ -20,8 +20,8 @@ from circuit_host.platform.models import (
     Scope,
     Tenant,
 )
-from circuit_host.platform.settings import TenantSettings
-from circuit_host.platform.store import KEY_PREFIX, Platform, records_tenant
+from .settings import TenantSettings
+from .store import KEY_PREFIX, Platform, records_tenant
 
 __all__ = [
     "ENVIRONMENTS",

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from circuit_host.bundles.manifest import Manifest
-from circuit_host.errors import CircuitError, Rejected
-from circuit_host.platform.settings import TenantSettings
+from ..bundles.manifest import Manifest
+from ..errors import CircuitError, Rejected
+from .settings import TenantSettings
 
 Environment = Literal["dev", "staging", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")

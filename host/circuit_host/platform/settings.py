@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from circuit_host.capabilities.http import NamedCredential
-from circuit_host.errors import Rejected
-from circuit_host.limits import MIB, LimitsProfile
-from circuit_host.webhooks.signatures import parse_ed25519_public_key, parse_rsa_public_key
+from ..errors import Rejected
+from ..execution.callout_policy import NamedCredential
+from ..execution.limits import MIB, LimitsProfile
+from ..webhooks.signatures import parse_ed25519_public_key, parse_rsa_public_key
 
 
 class TenantSettings(BaseModel):

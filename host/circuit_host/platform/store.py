@@ -32,10 +32,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from circuit_host.bundles.bundle import MAX_BUNDLE_BYTES, MODULE_NAME, read_bundle
-from circuit_host.bundles.manifest import Manifest, parse_manifest
-from circuit_host.errors import Rejected
-from circuit_host.platform.models import (
+from ..bundles.bundle import MAX_BUNDLE_BYTES, MODULE_NAME, read_bundle
+from ..bundles.manifest import Manifest, parse_manifest
+from ..errors import Rejected
+from ..sandbox.runtime import Runtime
+from .models import (
     ENVIRONMENTS,
     SCOPES,
     ActiveCircuit,
@@ -48,9 +49,8 @@ from circuit_host.platform.models import (
     NotFound,
     Tenant,
 )
-from circuit_host.platform.settings import TenantSettings
-from circuit_host.platform.tables import Tables, build_tables
-from circuit_host.runtime import Runtime
+from .settings import TenantSettings
+from .tables import Tables, build_tables
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 KEY_PREFIX = "cs_"

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build import build_circuit, build_tests
 from ..bundles import pack_bundle
+from ..toolchain.zig_build import build_circuit, build_tests
 from .state import ServerState
 
 REPO = Path(__file__).resolve().parents[3]

@@ -21,10 +21,10 @@ from ..circuitdb.store import SchemaChanges
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
 from ..errors import Rejected
-from ..executions import ExecutionOptions, ExecutionRecord, Executor
-from ..limits import RESOURCES, LimitsProfile
+from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from ..execution.limits import RESOURCES, LimitsProfile
 from ..platform import ExecutionEntry, NotFound, Platform
-from ..runtime import Runtime
+from ..sandbox.runtime import Runtime
 from ..testing import TestReport, outside_sdk, run_test_module
 from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
 from ..webhooks import Change, CoalesceKey, Coalescer

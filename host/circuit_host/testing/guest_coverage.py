@@ -14,10 +14,10 @@ import structlog
 import wasmtime
 import wasmtime.component as wc
 
-from ..capabilities.codec import decode
+from ..abi.codec import decode
 from ..coverage import CoverageReport, FileCoverage
-from ..engine import deadline_ticks
 from ..errors import CircuitError
+from ..sandbox.engine import deadline_ticks
 
 log = structlog.get_logger("circuit.testing")
 

@@ -21,17 +21,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from ..build_python import SDK_DIR
+from ..abi.codec import decode, encode
 from ..capabilities import http as http_cap
 from ..capabilities import limits as limits_cap
 from ..capabilities import log as log_cap
 from ..capabilities import records as records_cap
 from ..capabilities import testing as testing_cap
-from ..capabilities.codec import decode, encode
-from ..context import ExecutionContext
 from ..errors import CatchableError, CircuitError, LimitExceeded
-from ..invocation import Invocation, outcome_of
-from ..runtime import Runtime
+from ..execution.context import ExecutionContext
+from ..sandbox.invocation import Invocation, outcome_of
+from ..sandbox.runtime import Runtime
+from ..toolchain.python_build import SDK_DIR
 
 
 class Err(Exception):  # the name the SDK's ``unwrap`` recognises (componentize-py's)

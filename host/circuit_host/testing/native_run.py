@@ -21,7 +21,7 @@ import pytest
 
 import coverage
 
-from ..build_python import SDK_DIR
+from ..toolchain.python_build import SDK_DIR
 from .pytest_plugin import MESSAGE_PROPERTY, STATUS_PROPERTY, TEST_USAGE_PROPERTY, USAGE_PROPERTY
 
 PLUGIN = "circuit_host.testing.pytest_plugin"

@@ -19,12 +19,12 @@ from typing import Any, cast
 import pytest
 
 from ..bundles.manifest import Manifest, read_manifest
-from ..capabilities.http import NamedCredential
 from ..capabilities.testing import TestFailed
 from ..circuitdb import CircuitDB, open_store
-from ..governor import Usage
-from ..limits import LimitsProfile
-from ..runtime import Loaded
+from ..execution.callout_policy import NamedCredential
+from ..execution.governor import Usage
+from ..execution.limits import LimitsProfile
+from ..sandbox.runtime import Loaded
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..triggers.firing import TriggerFiring
 from .mocks import UnmatchedCallout

@@ -19,20 +19,20 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
+from ..abi.codec import decode
 from ..abi.signatures import LIST_AREA_SIZE, RESULT_AREA_SIZE
 from ..bundles.manifest import Manifest
-from ..capabilities.codec import decode
-from ..capabilities.http import NamedCredential
 from ..circuitdb import CircuitDB
-from ..components import CircuitComponent
 from ..connectors.http_client import HttpConnector
 from ..coverage import CoverageReport
 from ..errors import GuestFault, Rejected
-from ..execution_log import ExecutionLog, LogEntry
-from ..governor import Governor, Usage
-from ..invocation import Invocation
-from ..limits import LimitsProfile
-from ..runtime import Loaded, Runtime
+from ..execution.callout_policy import NamedCredential
+from ..execution.execution_log import ExecutionLog, LogEntry
+from ..execution.governor import Governor, Usage
+from ..execution.limits import LimitsProfile
+from ..sandbox.components import CircuitComponent
+from ..sandbox.invocation import Invocation
+from ..sandbox.runtime import Loaded, Runtime
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..triggers.firing import TriggerFiring
 from .mocks import CalloutMocks

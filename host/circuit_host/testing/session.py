@@ -11,16 +11,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ..build_python import is_python_circuit
 from ..bundles.manifest import Manifest, read_manifest
 from ..circuitdb import CircuitDB, open_store
 from ..circuitdb.store import SchemaChanges
-from ..components import is_component
 from ..coverage import CoverageReport, FileCoverage, LineTable, instrument, merge_counters, read_counters
 from ..errors import Rejected
-from ..governor import Usage
-from ..limits import LimitsProfile
-from ..runtime import Runtime
+from ..execution.governor import Usage
+from ..execution.limits import LimitsProfile
+from ..sandbox.components import is_component
+from ..sandbox.runtime import Runtime
+from ..toolchain.python_build import is_python_circuit
 from .guest_coverage import GuestCoverage
 from .runner import TestReport, TestResult, TestRunner
 
@@ -50,7 +50,7 @@ def run_circuit_tests(
     With ``coverage``, the test module is instrumented and every store's counters (the test's
     and its triggers') are merged and mapped to the circuit's own source lines.
     """
-    from ..build import build_tests
+    from ..toolchain.zig_build import build_tests
 
     source_dir = Path(source_dir)
     if is_python_circuit(source_dir):
@@ -134,7 +134,7 @@ def _run_python_circuit_tests(
 ) -> TestReport:
     """A Python circuit's ``tests.py``, twice: natively under pytest (coverage.py), then built into
     a test component and run in the sandbox. The report is the sandbox's; ``native`` the pytest run's."""
-    from ..build_python import build_python_tests, vendor_declared
+    from ..toolchain.python_build import build_python_tests, vendor_declared
 
     source_dir = Path(source_dir).resolve()
     if not (source_dir / "tests.py").is_file():

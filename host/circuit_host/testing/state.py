@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ..capabilities.http import CalloutSession
 from ..circuitdb.schema import Schema
-from ..context import ExecutionContext
-from ..governor import Usage
+from ..execution.callout_policy import CalloutSession
+from ..execution.context import ExecutionContext
+from ..execution.governor import Usage
 from .mocks import CalloutMocks
 
 # What Test.startTest gives a fresh set of; wall time, memory and the test's own I/O keep counting.

@@ -18,17 +18,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..capabilities.codec import encode
-from ..capabilities.http import CalloutSession
+from ..abi.codec import encode
 from ..connectors.records import DmlOp, DmlResult
-from ..connectors.soql import IDENTIFIER
 from ..errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, Rejected
-from ..events import Record, before_trigger_changes
+from ..execution.callout_policy import CalloutSession
+from ..execution.events import Record, before_trigger_changes
+from ..soql.parser import IDENTIFIER
 from .registry import TriggerBinding, TriggerRegistry
 
 if TYPE_CHECKING:
-    from ..context import ExecutionContext
-    from ..runtime import Runtime
+    from ..execution.context import ExecutionContext
+    from ..sandbox.runtime import Runtime
 
 MAX_TRIGGER_DEPTH = 16
 TRIGGER_CHUNK_SIZE = 200

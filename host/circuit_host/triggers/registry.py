@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import get_args
 
-from ..capabilities.http import HostPattern, NamedCredential
 from ..errors import Rejected
-from ..events import Operation
-from ..runtime import Loaded
+from ..execution.callout_policy import HostPattern, NamedCredential
+from ..execution.events import Operation
+from ..sandbox.runtime import Loaded
 
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from circuit_host.errors import CircuitError
+from ..errors import CircuitError
 
 
 class WebhookRejected(CircuitError):

@@ -10,13 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from circuit_host.connectors.crm.gohighlevel import (
+from ..connectors.crm.gohighlevel import (
     CONTACT_FIELDS,
     TASK_FIELDS,
     custom_field_circuit_name,
     record_from_ghl,
 )
-
 from .errors import malformed, unsupported
 from .model import Action, Change, expect_object, expect_string, parse_timestamp
 

@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from circuit_host.errors import Rejected
-
+from ..errors import Rejected
 from .errors import WebhookRejected, malformed
 from .model import DEFAULT_LIMITS, SOURCES, BodyLimits, expect_object, parse_json, parse_timestamp
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from circuit_host.circuitdb.schema import record_id_prefix
-from circuit_host.connectors import soql
+from circuit_host.soql import parser as soql
 
 Reply = tuple[int, dict[str, str], Any]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from circuit_host.errors import CircuitError
+from ...errors import CircuitError
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_ERROR_TEXT = 500

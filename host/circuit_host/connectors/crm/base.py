@@ -14,10 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from circuit_host.connectors.records import DmlOp, DmlResult, QueryResult
-from circuit_host.connectors.soql import IDENTIFIER, INT64_MAX, INT64_MIN, Scalar
-from circuit_host.errors import DmlError
-
+from ...errors import DmlError
+from ...soql.parser import IDENTIFIER, INT64_MAX, INT64_MIN, Scalar
+from ..records import DmlOp, DmlResult, QueryResult
 from .outbox import Operation, Outbox, OutboxWriter
 from .provisional import is_provisional, new_provisional_id
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from circuit_host.connectors.records import DmlOp, DmlResult, QueryResult
-from circuit_host.connectors.soql import (
+from ...errors import DmlError, QueryError
+from ...soql.parser import (
     Bind,
     Comparison,
     Condition,
@@ -31,8 +31,7 @@ from circuit_host.connectors.soql import (
     bind_scalar,
     parse,
 )
-from circuit_host.errors import DmlError, QueryError
-
+from ..records import DmlOp, DmlResult, QueryResult
 from .api import ApiClient, CrmError, CrmRequestError, shorten
 from .base import OutboxTransaction, check_object, check_row
 from .outbox import Delivery, DeliveryFailed, Outbox

@@ -19,7 +19,7 @@ import re
 import secrets
 import string
 
-from circuit_host.circuitdb.schema import record_id_prefix
+from ...circuitdb.schema import record_id_prefix
 
 MARKER = "PRV"
 PROVISIONAL_ID = re.compile(r"[0-9A-Za-z]{3}PRV[0-9A-Za-z]{12}")

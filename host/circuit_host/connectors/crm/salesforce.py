@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from circuit_host.connectors.records import DmlOp, DmlResult, QueryResult
-from circuit_host.connectors.soql import (
+from ...errors import DmlError, QueryError
+from ...soql.parser import (
     IDENTIFIER,
     And,
     Bind,
@@ -38,8 +38,7 @@ from circuit_host.connectors.soql import (
     error_at,
     parse,
 )
-from circuit_host.errors import DmlError, QueryError
-
+from ..records import DmlOp, DmlResult, QueryResult
 from .api import ApiClient, CrmAuthError, CrmError, CrmRequestError, CrmUnavailable, shorten
 from .base import OutboxTransaction, check_object, check_row, shown
 from .outbox import Delivery, DeliveryFailed, Outbox

@@ -23,7 +23,8 @@ import structlog
 import wasmtime
 import wasmtime.component as wc
 
-from .abi.component_binding import (
+from ..abi.codec import decode
+from ..abi.component_binding import (
     ABI_VERSION,
     HANDLE_EXPORT,
     INTERFACES,
@@ -35,10 +36,9 @@ from .abi.component_binding import (
     running,
     signature_problems,
 )
-from .capabilities.codec import decode
-from .context import ExecutionContext
+from ..errors import GuestFault, Rejected, Uncatchable
+from ..execution.context import ExecutionContext
 from .engine import MAX_TABLE_ELEMENTS, ModuleCache
-from .errors import GuestFault, Rejected, Uncatchable
 from .invocation import (
     Invocation,
     fuel_exhausted_invocation,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .errors import LimitExceeded
+from ..errors import LimitExceeded
 from .limits import RESOURCES, LimitsProfile
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import Rejected
+from ..errors import Rejected
 
 MIB = 1024 * 1024
 

@@ -20,15 +20,16 @@ import structlog
 import wasmtime
 import wasmtime.component as wc
 
-from .abi.guest_memory import GuestMemory, OversizedOutput
-from .abi.signatures import MEMORY_EXPORT
-from .abi.validation import WASM_PAGE, compile_checked, validate
-from .capabilities import link_all
-from .capabilities.codec import decode
+from ..abi.codec import decode
+from ..abi.guest_memory import GuestMemory, OversizedOutput
+from ..abi.signatures import MEMORY_EXPORT
+from ..abi.validation import WASM_PAGE, compile_checked, validate
+from ..capabilities import link_all
+from ..errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected, Uncatchable
+from ..execution.context import ExecutionContext
+from ..execution.limits import LimitsProfile
 from .components import CircuitComponent, ComponentHost, is_component
-from .context import ExecutionContext
 from .engine import MAX_TABLE_ELEMENTS, EpochTicker, ModuleCache, deadline_ticks, make_engine
-from .errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected, Uncatchable
 from .invocation import (
     Invocation,
     fuel_exhausted_invocation,
@@ -39,7 +40,6 @@ from .invocation import (
     timeout_invocation,
     trap_reason,
 )
-from .limits import LimitsProfile
 
 log = structlog.get_logger("circuit.runtime")
 
@@ -80,7 +80,7 @@ class Runtime:
         # not: how coverage reads an instrumented module's counters. Never set in production.
         self.store_observer: Callable[[wasmtime.Store, wasmtime.Instance], None] | None = None
         if testing:
-            from .capabilities.testing import link as link_testing
+            from ..capabilities.testing import link as link_testing
 
             link_testing(self.linker)
         self.cache = ModuleCache(cache_dir)

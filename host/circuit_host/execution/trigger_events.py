@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .connectors.records import DmlOp, RecordsTransaction
+from ..connectors.records import DmlOp, RecordsTransaction
+from ..sandbox.runtime import Loaded
 from .events import Record, TriggerEvent, before_trigger_changes, parse_event
 from .executions import ExecutionOptions, ExecutionRecord, Executor
-from .runtime import Loaded
 
 
 def _save(transaction: RecordsTransaction, event: TriggerEvent, new: list[Record]) -> list[Record]:

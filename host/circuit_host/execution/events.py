@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import Rejected
+from ..errors import Rejected
 
 Operation = Literal[
     "before_insert",

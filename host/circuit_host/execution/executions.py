@@ -15,19 +15,19 @@ from typing import Any
 
 import structlog
 
-from .capabilities.codec import encode
-from .capabilities.http import CalloutSession, HostPattern, NamedCredential
-from .connectors.http_client import HttpConnector
-from .connectors.records import DmlOp, RecordsConnector, RecordsTransaction
+from ..abi.codec import encode
+from ..connectors.http_client import HttpConnector
+from ..connectors.records import DmlOp, RecordsConnector, RecordsTransaction
+from ..errors import CircuitError
+from ..sandbox.invocation import Invocation, host_error_invocation, outcome_of
+from ..sandbox.runtime import Loaded, Runtime
+from ..triggers.firing import TriggerFiring
+from ..triggers.registry import TriggerRegistry
+from .callout_policy import CalloutSession, HostPattern, NamedCredential
 from .context import ExecutionContext
-from .errors import CircuitError
 from .execution_log import ExecutionLog, LogEntry
 from .governor import Governor, Usage
-from .invocation import Invocation, host_error_invocation, outcome_of
 from .limits import LimitsProfile
-from .runtime import Loaded, Runtime
-from .triggers.firing import TriggerFiring
-from .triggers.registry import TriggerRegistry
 
 BeforeHandle = Callable[[RecordsTransaction], Any]
 AfterHandle = Callable[[RecordsTransaction, Any], None]

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .abi.guest_memory import GuestMemory
-from .capabilities.http import CalloutSession
-from .connectors.records import RecordsTransaction
+from ..abi.guest_memory import GuestMemory
+from ..connectors.records import RecordsTransaction
+from .callout_policy import CalloutSession
 from .execution_log import ExecutionLog
 from .governor import Governor
 
 if TYPE_CHECKING:
-    from .triggers.firing import TriggerFiring
+    from ..triggers.firing import TriggerFiring
 
 
 @dataclass

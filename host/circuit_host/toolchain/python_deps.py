@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from circuit_host.build import BUILD_TIMEOUT_S, BuildError
-from circuit_host.bundles.manifest import requirement_path
+from ..bundles.manifest import requirement_path
+from .zig_build import BUILD_TIMEOUT_S, BuildError
 
 # The CPython that componentize-py 0.25.1 embeds (the guest reports sys.version 3.14.0).
 GUEST_PYTHON_VERSION = "3.14"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, TypeAlias
 
-from circuit_host.errors import QueryError
+from ..errors import QueryError
 
 Scalar: TypeAlias = bool | int | float | str | None
 CompareOp: TypeAlias = Literal["=", "!=", "<", "<=", ">", ">="]

@@ -14,11 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .build import BUILD_TIMEOUT_S, BuildError
-from .bundles.manifest import read_manifest
+from ..bundles.manifest import read_manifest
 from .python_deps import vendor_requirements
+from .zig_build import BUILD_TIMEOUT_S, BuildError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ABI_DIR = REPO / "abi"
 SDK_DIR = REPO / "guest_sdk" / "python"
 ENTRY_MODULE = "circuit_sdk._entry"

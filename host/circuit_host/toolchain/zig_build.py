@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from circuit_host.errors import CircuitError
+from ..errors import CircuitError
 
 OPTIMIZE_MODES = ("Debug", "ReleaseSafe", "ReleaseFast", "ReleaseSmall")
 
 # guest_sdk/zig in the source tree (host/circuit_host/build.py -> repo root).
-DEFAULT_SDK_DIR = Path(__file__).resolve().parents[2] / "guest_sdk" / "zig"
+DEFAULT_SDK_DIR = Path(__file__).resolve().parents[3] / "guest_sdk" / "zig"
 
 # 64 KiB of stack instead of Zig's default 1 MiB keeps initial memory at ~2 pages, so a
 # host's memory limit and per-instance cost stay small; the SDK recurses only boundedly.

@@ -7,7 +7,7 @@ from typing import Any
 
 import wasmtime
 
-from .errors import CircuitError, ExecutionTimeout, GuestFault, LimitExceeded
+from ..errors import CircuitError, ExecutionTimeout, GuestFault, LimitExceeded
 
 
 @dataclass(frozen=True)
