@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -401,6 +402,11 @@ def cmd_logs(args: argparse.Namespace, settings: HostSettings) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="circuit", description="Circuit Script: sandboxed CRM circuits.")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"circuit-script {version('circuit-script')} (wasmtime {version('wasmtime')})",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="compiled-module cache (default ~/.cache/...)")
     p.add_argument("--tenant", default="default", help="the tenant whose records and schema to use")
     p.add_argument("-v", "--verbose", action="store_true", help="host logs at debug level on stderr")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bundles import pack_bundle
+from ..resources import example_dir
 from ..toolchain.zig_build import build_circuit, build_tests
 from .state import ServerState
 
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLE = REPO / "examples" / "virtual_lpr"
+EXAMPLE = example_dir("virtual_lpr")
 CREDENTIALS = "admin-credentials.json"
 
 

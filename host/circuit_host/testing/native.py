@@ -29,9 +29,9 @@ from ..capabilities import records as records_cap
 from ..capabilities import testing as testing_cap
 from ..errors import CatchableError, CircuitError, LimitExceeded
 from ..execution.context import ExecutionContext
+from ..resources import python_sdk_dir
 from ..sandbox.invocation import Invocation, outcome_of
 from ..sandbox.runtime import Runtime
-from ..toolchain.python_build import SDK_DIR
 
 
 class Err(Exception):  # the name the SDK's ``unwrap`` recognises (componentize-py's)
@@ -107,7 +107,7 @@ def make_binding() -> SimpleNamespace:
 
 def import_sdk(circuit_dir: Path) -> Any:
     """Put the circuit and the SDK on ``sys.path``, bind the SDK natively, return ``circuit_sdk``."""
-    for path in (str(SDK_DIR), str(circuit_dir)):
+    for path in (str(python_sdk_dir()), str(circuit_dir)):
         if path not in sys.path:
             sys.path.insert(0, path)
     importlib.import_module("circuit_sdk._bindings").install(make_binding())

@@ -21,7 +21,7 @@ import pytest
 
 import coverage
 
-from ..toolchain.python_build import SDK_DIR
+from ..resources import python_sdk_dir
 from .pytest_plugin import MESSAGE_PROPERTY, STATUS_PROPERTY, TEST_USAGE_PROPERTY, USAGE_PROPERTY
 
 PLUGIN = "circuit_host.testing.pytest_plugin"
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-coverage", action="store_true")
     args = parser.parse_args(argv)
     sys.dont_write_bytecode = True  # leave no __pycache__ in the author's directory
-    sys.path.insert(0, str(SDK_DIR))
+    sys.path.insert(0, str(python_sdk_dir()))
     report = run(args.dir.resolve(), args.name, not args.no_coverage)
     args.out.write_text(json.dumps(report))
     return 0

@@ -15,12 +15,10 @@ import sys
 from pathlib import Path
 
 from ..bundles.manifest import read_manifest
+from ..resources import python_sdk_dir, wit_dir
 from .python_deps import vendor_requirements
 from .zig_build import BUILD_TIMEOUT_S, BuildError
 
-REPO = Path(__file__).resolve().parents[3]
-ABI_DIR = REPO / "abi"
-SDK_DIR = REPO / "guest_sdk" / "python"
 ENTRY_MODULE = "circuit_sdk._entry"
 
 
@@ -44,8 +42,8 @@ def componentize_command(
     directory: Path, out: Path, extra_paths: tuple[Path, ...] = (), world: str = "circuit", entry: str = ENTRY_MODULE
 ) -> list[str]:
     """The exact componentize-py invocation, exposed so docs and tests can show or reuse it."""
-    command = [componentize_py(), "-d", str(ABI_DIR), "-w", world, "componentize", "--stub-wasi"]
-    for path in (directory, *extra_paths, SDK_DIR):
+    command = [componentize_py(), "-d", str(wit_dir()), "-w", world, "componentize", "--stub-wasi"]
+    for path in (directory, *extra_paths, python_sdk_dir()):
         command += ["-p", str(path)]
     return [*command, entry, "-o", str(out)]
 

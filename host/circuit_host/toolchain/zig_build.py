@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CircuitError
+from ..resources import zig_sdk_dir
 
 OPTIMIZE_MODES = ("Debug", "ReleaseSafe", "ReleaseFast", "ReleaseSmall")
 
-# guest_sdk/zig in the source tree (host/circuit_host/build.py -> repo root).
-DEFAULT_SDK_DIR = Path(__file__).resolve().parents[3] / "guest_sdk" / "zig"
+DEFAULT_SDK_DIR = zig_sdk_dir()
 
 # 64 KiB of stack instead of Zig's default 1 MiB keeps initial memory at ~2 pages, so a
 # host's memory limit and per-instance cost stay small; the SDK recurses only boundedly.
