@@ -107,6 +107,16 @@ def test_lowering_imports_exactly_the_five_host_functions() -> None:
     assert imports == {key: (params, 0) for key, params in IMPORTS.items()}
 
 
+def test_the_host_function_table_is_the_lowered_wit() -> None:
+    """Every row of the one table lowers exactly as wasm-tools lowers abi/circuit.wit."""
+    from circuit_host.abi.host_functions import ABI_FUNCTIONS
+
+    assert {function.key: (len(function.core_params), 0) for function in ABI_FUNCTIONS} == {
+        key: (params, 0) for key, params in IMPORTS.items()
+    }
+    assert all(not function.test_only for function in ABI_FUNCTIONS)
+
+
 def test_lowering_exports_memory_realloc_handle_post_return() -> None:
     wat = lowered_module()
     funcs = {index: rest for index, rest in re.findall(r"\(func \(;(\d+);\) (\(type \d+\).*)\n", wat)}

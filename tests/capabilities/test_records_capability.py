@@ -18,7 +18,7 @@ from circuit_host.execution.execution_log import ExecutionLog
 from circuit_host.execution.governor import Governor
 from circuit_host.execution.limits import LimitsProfile
 
-INSERT, UPDATE, UPSERT, DELETE = 0, 1, 2, 3
+INSERT, UPDATE, UPSERT, DELETE = "insert", "update", "upsert", "delete"  # the dml-op case names
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def context(any_records: CircuitDB) -> Iterator[ExecutionContext]:
     http.close()
 
 
-def dml(context: ExecutionContext, op: int, rows: Any, object_name: str = "Contact") -> dict[str, Any]:
+def dml(context: ExecutionContext, op: str, rows: Any, object_name: str = "Contact") -> dict[str, Any]:
     return msgpack.unpackb(records.dml(context, op, object_name, msgpack.packb(rows)))  # type: ignore[no-any-return]
 
 

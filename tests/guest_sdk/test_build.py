@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from circuit_host.abi.signatures import EXPORT_FUNCS, IMPORTS_BY_KEY, MEMORY_EXPORT
+from circuit_host.abi.host_functions import ABI_FUNCTIONS
+from circuit_host.abi.signatures import EXPORT_FUNCS, MEMORY_EXPORT, by_key
 from circuit_host.toolchain.zig_build import BuildError, build_circuit
 
 
@@ -24,7 +25,7 @@ def test_example_imports_only_abi_functions_with_exact_signatures(example_wasm: 
     imports = module_of(example_wasm[name]).imports
     assert imports, "an example that imports nothing cannot log"
     for imp in imports:
-        spec = IMPORTS_BY_KEY.get((imp.module, imp.name))
+        spec = by_key(ABI_FUNCTIONS).get((imp.module, imp.name))
         assert spec is not None, f"{imp.module} {imp.name} is not an ABI v1 import"
         assert isinstance(imp.type, wasmtime.FuncType)
         assert func_sig(imp.type) == (spec.core_params, ())

@@ -272,7 +272,7 @@ def test_the_direct_and_the_generic_paths_give_the_same_execution(
     direct = run()
     assert direct[0] == "ok"
     generic = component_binding.Plan(None, direct_handle=False, direct_imports=False)
-    monkeypatch.setattr(circuit_host.sandbox.components, "plan_for", lambda engine, component: generic)
+    monkeypatch.setattr(circuit_host.sandbox.components, "plan_for", lambda engine, component, functions: generic)
     assert run() == direct
 
 

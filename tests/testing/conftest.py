@@ -11,6 +11,7 @@ from circuit_host.bundles.manifest import read_manifest
 from circuit_host.circuitdb import CircuitDB, open_store
 from circuit_host.sandbox.runtime import Runtime
 from circuit_host.testing import TestRunner
+from circuit_host.testing.capability import runtime_for_tests
 from circuit_host.toolchain.zig_build import build_tests
 
 LAB = Path(__file__).resolve().parent / "circuits" / "lab"
@@ -22,9 +23,9 @@ def lab_tests_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tests(LAB, tmp_path_factory.mktemp("lab"))
 
 
-@pytest.fixture
-def test_runtime() -> Iterator[Runtime]:
-    with Runtime(testing=True) as runtime:
+@pytest.fixture(name="test_runtime")
+def test_runtime_fixture() -> Iterator[Runtime]:
+    with runtime_for_tests() as runtime:
         yield runtime
 
 

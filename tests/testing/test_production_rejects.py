@@ -9,6 +9,7 @@ import wasmtime
 
 from circuit_host.errors import Rejected
 from circuit_host.sandbox.runtime import Runtime
+from circuit_host.testing.capability import runtime_for_tests
 
 WAT_IMPORTING_TESTING = """
 (module
@@ -40,16 +41,16 @@ def test_production_rejects_any_testing_import() -> None:
 def test_only_a_test_runtime_links_testing() -> None:
     with Runtime() as runtime, pytest.raises(wasmtime.WasmtimeError, match="not defined"):
         runtime.linker.get(wasmtime.Store(runtime.engine), "circuit:script/testing@1.0.0", "fail")
-    with Runtime(testing=True) as runtime:
+    with runtime_for_tests() as runtime:
         assert runtime.linker.get(wasmtime.Store(runtime.engine), "circuit:script/testing@1.0.0", "fail")
 
 
 def test_a_test_runtime_requires_the_test_exports() -> None:
     wasm = bytes(wasmtime.wat2wasm(WAT_IMPORTING_TESTING))
-    with Runtime(testing=True) as runtime, pytest.raises(Rejected, match="must export function 'list-tests'"):
+    with runtime_for_tests() as runtime, pytest.raises(Rejected, match="must export function 'list-tests'"):
         runtime.load(wasm)
 
 
 def test_a_test_runtime_loads_the_test_module(lab_tests_wasm: Path) -> None:
-    with Runtime(testing=True) as runtime:
+    with runtime_for_tests() as runtime:
         assert runtime.load(lab_tests_wasm.read_bytes()).sha256

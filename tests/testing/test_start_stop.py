@@ -23,7 +23,6 @@ def test_without_start_test_the_limit_stops_the_test(lab_runner: TestRunner) -> 
 
 
 def test_testing_functions_refuse_a_context_that_is_not_a_test() -> None:
-    from circuit_host.capabilities import testing
     from circuit_host.connectors.http_client import HttpConnector
     from circuit_host.errors import GuestFault
     from circuit_host.execution.callout_policy import CalloutSession
@@ -31,6 +30,7 @@ def test_testing_functions_refuse_a_context_that_is_not_a_test() -> None:
     from circuit_host.execution.execution_log import ExecutionLog
     from circuit_host.execution.governor import Governor
     from circuit_host.execution.limits import LimitsProfile
+    from circuit_host.testing import capability as testing
 
     context = ExecutionContext(
         Governor(LimitsProfile()),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 
-from circuit_host.abi.signatures import IMPORTS, TEST_EXPORT_FUNCS, TESTING_IMPORTS
+from circuit_host.abi.signatures import TEST_EXPORT_FUNCS
+from circuit_host.testing.capability import TEST_HOST_FUNCTIONS
 from tests.abi.test_wit import ABI_DIR, wasm_tools
 
 
@@ -21,7 +22,7 @@ def test_the_test_world_lowers_to_the_host_signatures() -> None:
         (module, name): types[ty].count("i32")
         for module, name, ty in re.findall(r'\(import "([^"]+)" "([^"]+)" \(func \(;\d+;\) \(type (\d+)\)', wat)
     }
-    assert imports == {(spec.module, spec.name): len(spec.core_params) for spec in (*IMPORTS, *TESTING_IMPORTS)}
+    assert imports == {function.key: len(function.core_params) for function in TEST_HOST_FUNCTIONS}
     exports = set(re.findall(r'\(export "([^"]+)" \(func', wat))
     assert {spec.name for spec in TEST_EXPORT_FUNCS} <= exports
 

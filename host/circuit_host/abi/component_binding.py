@@ -11,30 +11,25 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
 import wasmtime.component as wc
-from wasmtime import _ffi as ffi
-from wasmtime.component import _types as wc_types
-from wasmtime.component._enter import catch_exceptions, enter_wasm
 
-from ..capabilities import http as http_cap
-from ..capabilities import limits as limits_cap
-from ..capabilities import log as log_cap
-from ..capabilities import records as records_cap
 from ..errors import CatchableError, GuestFault
-from ..execution.context import ExecutionContext
-
-DML_OPS = ("insert", "update", "upsert", "delete", "undelete")
-LOG_LEVELS = ("debug", "info", "warn", "error")
-HANDLE_EXPORT = "handle"
-INTERFACES = ("records", "http", "log", "limits")
-ABI_VERSION = "1.0.0"
-
+from ..execution.context import ExecutionContext, current_context
+from . import _wasmtime_private as private
+from ._wasmtime_private import component_types as wc_types
+from .signatures import (
+    COVERAGE_EXPORT,
+    HANDLE_EXPORT,
+    TEST_EXPORT_FUNCS,
+    HostFunction,
+    Returns,
+    interface_name,
+)
 
 # -- fast paths through wasmtime-py's component binding -------------------------------------
 #
@@ -53,19 +48,20 @@ ABI_VERSION = "1.0.0"
 #
 # Strings need no patch: wasmtime-py already copies a ``string`` in one piece (~3-5 us).
 
-_VAL = ffi.wasmtime_component_val_t
-_VAL_SIZE = ctypes.sizeof(_VAL)
-_VAL_PAYLOAD = _VAL.of.offset
-_U8_KIND = bytes([ffi.WASMTIME_COMPONENT_U8.value])
-_LIST = ffi.WASMTIME_COMPONENT_LIST.value
-_STRING = ffi.WASMTIME_COMPONENT_STRING.value
-_ENUM = ffi.WASMTIME_COMPONENT_ENUM.value
-_RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
-# The strided copies rely on wasmtime-py 50's value layout: a one-byte kind at offset 0 and the
-# u8 payload at offset 8 of a 32-byte value. Any other layout disables every fast path.
-_LAYOUT_KNOWN = (_VAL.kind.offset, _VAL.kind.size, _VAL_PAYLOAD, _VAL_SIZE) == (0, 1, 8, 32)
-BYTES_RESULT = "result<list<u8>, string>"
-HANDLE_SIGNATURE = f"func(list<u8>) -> {BYTES_RESULT}"
+ffi = private.ffi
+_VAL = private.COMPONENT_VAL
+_VAL_SIZE = private.COMPONENT_VAL_SIZE
+_VAL_PAYLOAD = private.COMPONENT_VAL_PAYLOAD  # the layouts are checked when ``_wasmtime_private`` is imported
+_U8_KIND = bytes([private.U8_KIND])
+_LIST = private.LIST_KIND
+_STRING = private.STRING_KIND
+_ENUM = private.ENUM_KIND
+_RESULT = private.RESULT_KIND
+BYTES_RESULT = Returns.RESULT_BYTES_OR_STRING.value
+EXPORT_SIGNATURES = {
+    spec.name: spec.wit_signature for spec in (*TEST_EXPORT_FUNCS, COVERAGE_EXPORT) if spec.wit_signature is not None
+}
+HANDLE_SIGNATURE = EXPORT_SIGNATURES[HANDLE_EXPORT]
 _UNPATCHED: dict[str, Callable[..., Any]] = {}
 
 
@@ -138,7 +134,7 @@ def _lower_bytes_result(val: Any, value: bytes | str) -> None:
         _lower_bytes(payload, value)
     else:
         payload.kind = _STRING
-        payload.of.string = ffi.str_to_capi(value)  # TypeError for anything but str, as in wasmtime-py
+        payload.of.string = private.string_to_capi(value)  # TypeError for anything but str, as in wasmtime-py
     val.kind = _RESULT
     val.of.result.is_ok = isinstance(value, bytes)
     val.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(payload))  # takes the payload over
@@ -149,9 +145,9 @@ def install_bytes_fast_path() -> None:
 
     Only a ``ListType`` whose element is ``u8`` with a ``bytes`` value (lowering), or a list
     value (lifting), takes the fast path; every other list goes to wasmtime-py's own converter.
-    Process-wide and idempotent; a no-op if the value layout is not the one the copies assume.
+    Process-wide and idempotent.
     """
-    if not _LAYOUT_KNOWN or getattr(wc_types.ListType.convert_to_c, "_circuit_fast_path", False):
+    if getattr(wc_types.ListType.convert_to_c, "_circuit_fast_path", False):
         return
     original_to_c = _UNPATCHED["ListType.convert_to_c"] = wc_types.ListType.convert_to_c
     original_from_c = _UNPATCHED["ListType.convert_from_c"] = wc_types.ListType.convert_from_c
@@ -172,8 +168,8 @@ def install_bytes_fast_path() -> None:
 
     for patched in (convert_to_c, convert_from_c):
         setattr(patched, "_circuit_fast_path", True)  # noqa: B010  # marks the patch: idempotent across reloads
-    wc_types.ListType.convert_to_c = convert_to_c  # type: ignore[method-assign]
-    wc_types.ListType.convert_from_c = convert_from_c  # type: ignore[method-assign]
+    wc_types.ListType.convert_to_c = convert_to_c
+    wc_types.ListType.convert_from_c = convert_from_c
 
 
 def unpatched_converter(name: str) -> Callable[..., Any]:
@@ -212,80 +208,46 @@ def signature(ty: wc_types.FuncType) -> str:
     )
 
 
-# -- the execution context of the running component, per thread -----------------------------
+# -- the host functions: the table's rows, called with the running execution's context ---------
 
-_local = threading.local()
+_rows: list[HostFunction] = []  # a row's index is its C callback's data
+_row_index: dict[HostFunction, int] = {}
 
 
-@contextmanager
-def running(context: ExecutionContext) -> Iterator[None]:
-    """Make ``context`` the one the host functions called on this thread use, until the block ends."""
-    stack: list[ExecutionContext] = _local.__dict__.setdefault("stack", [])
-    stack.append(context)
+def _index(function: HostFunction) -> int:
+    index = _row_index.get(function)
+    if index is None:
+        index = _row_index[function] = len(_rows)
+        _rows.append(function)
+    return index
+
+
+def _run(function: HostFunction, context: ExecutionContext, args: Sequence[Any]) -> Any:
+    """Call the row's capability; an ``err`` result is the ``CatchableError``'s message as str."""
+    if function.returns is not Returns.RESULT_BYTES_OR_STRING:
+        return function.capability(context, *args)
     try:
-        yield
-    finally:
-        stack.pop()
-
-
-def _current() -> ExecutionContext:
-    stack: list[ExecutionContext] | None = getattr(_local, "stack", None)
-    if not stack:
-        raise GuestFault("host call outside an execution")
-    return stack[-1]
-
-
-def _result(call: Callable[[], bytes]) -> bytes | str:
-    """``result<list<u8>, string>``: bytes for ok, str for err (wasmtime-py picks the case by type)."""
-    try:
-        return call()
+        return function.capability(context, *args)
     except CatchableError as exc:
         return str(exc)
 
 
-def _query(store: Any, soql: str, binds: bytes) -> bytes | str:
-    return _result(lambda: records_cap.query(_current(), soql, binds))
+def _generic(function: HostFunction) -> Callable[..., Any]:
+    """The row as wasmtime-py calls host functions (``(store, *args)``, an enum as its case name).
 
+    An uncatchable error is recorded on the context and re-raised as a ``WasmtimeError``, which
+    wasmtime-py passes on without its process-wide "last exception" variable.
+    """
 
-def _dml(store: Any, op: str, object_name: str, rows: bytes) -> bytes | str:
-    return _result(lambda: records_cap.dml(_current(), DML_OPS.index(op), object_name, rows))
+    def call(store: Any, *args: Any) -> Any:
+        context = current_context()
+        try:
+            return _run(function, context, args)
+        except BaseException as exc:  # recorded; the sandbox classifies from it
+            context.fail(exc)
+            raise wasmtime.WasmtimeError(f"circuit host: {type(exc).__name__}: {exc}") from None
 
-
-def _callout(store: Any, request: bytes) -> bytes | str:
-    return _result(lambda: http_cap.callout(_current(), request))
-
-
-def _write(store: Any, level: str, message: str) -> None:
-    log_cap.write(_current(), LOG_LEVELS.index(level), message)
-
-
-def _usage(store: Any) -> bytes:
-    return limits_cap.usage(_current())
-
-
-@dataclass(frozen=True)
-class _HostFunction:
-    """One ABI host function: its interface, name and exact WIT signature, and the function it runs
-    (called as wasmtime-py calls host functions: ``(store, *args)``, an enum as its case name)."""
-
-    interface: str
-    name: str
-    params: tuple[str, ...]
-    result: str | None
-    function: Callable[..., Any]
-
-    @property
-    def signature(self) -> str:
-        return f"func({', '.join(self.params)})" + ("" if self.result is None else f" -> {self.result}")
-
-
-_HOST_FUNCTIONS = (
-    _HostFunction("records", "query", ("string", "list<u8>"), BYTES_RESULT, _query),
-    _HostFunction("records", "dml", (_enum(DML_OPS), "string", "list<u8>"), BYTES_RESULT, _dml),
-    _HostFunction("http", "callout", ("list<u8>",), BYTES_RESULT, _callout),
-    _HostFunction("log", "write", (_enum(LOG_LEVELS), "string"), None, _write),
-    _HostFunction("limits", "usage", (), "list<u8>", _usage),
-)
+    return call
 
 
 def _lift(val: Any) -> bytes | str:
@@ -301,40 +263,31 @@ def _lift(val: Any) -> bytes | str:
 
 
 def _call_host(
-    index: int | None, context: Any, _type: Any, args: Any, nargs: int, results: Any, nresults: int
-) -> ctypes.c_size_t:
-    """The C callback of the ABI host functions (``_HOST_FUNCTIONS[index]``), linked only for
-    components whose imports have exactly the ABI's signatures. Arguments are lifted by kind and
-    the result lowered by the known type; the C side frees both afterwards. Exceptions travel
-    as in wasmtime-py's own callback (``catch_exceptions``): the guest cannot catch them."""
-    host = _HOST_FUNCTIONS[index or 0]
-
-    def run(store: Any) -> None:
-        value = host.function(store, *[_lift(args[i]) for i in range(nargs)])
-        if host.result is None:
-            return
-        if host.result == BYTES_RESULT:
+    index: int | None, store_context: Any, _type: Any, args: Any, nargs: int, results: Any, nresults: int
+) -> int:
+    """The C callback of the ABI host functions, linked only for components whose imports have
+    exactly the ABI's signatures. Arguments are lifted by kind and the result lowered by the row's
+    type; the C side frees both afterwards. An uncatchable error is recorded on the context and
+    fails the call with a wasmtime error: the guest cannot catch it."""
+    function = _rows[index or 0]
+    context: ExecutionContext | None = None
+    try:
+        context = current_context()
+        value = _run(function, context, [_lift(args[i]) for i in range(nargs)])
+        if function.returns is Returns.RESULT_BYTES_OR_STRING:
             _lower_bytes_result(results[0], value)
-        elif isinstance(value, bytes):
+        elif function.returns is Returns.BYTES:
+            if not isinstance(value, bytes):
+                raise TypeError("expected bytes value")
             _lower_bytes(results[0], value)
-        else:
-            raise TypeError("expected bytes value")
-
-    return catch_exceptions(context, run)
-
-
-_HOST_CALLBACK = ffi.wasmtime_component_func_callback_t(_call_host)  # module-level: lives as long as linkers
-_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # NULL: the data is a plain index
+        return 0
+    except BaseException as exc:  # recorded on the context, classified by the sandbox
+        if context is not None:
+            context.fail(exc)
+        return private.new_error(f"circuit host: {type(exc).__name__}: {exc}")
 
 
-def _add_direct(instance: Any, name: str, index: int) -> None:
-    """Define ``name`` in a linker instance as ``_HOST_FUNCTIONS[index]`` through ``_call_host``."""
-    encoded = name.encode("utf-8")
-    error = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), _HOST_CALLBACK, index, _NO_FINALIZER
-    )
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
+_HOST_CALLBACK = private.COMPONENT_CALLBACK(_call_host)  # module-level: lives as long as linkers
 
 
 def call_handle(store: wasmtime.Store, instance: wc.Instance, index: Any, event: bytes) -> bytes | str:
@@ -343,15 +296,10 @@ def call_handle(store: wasmtime.Store, instance: wc.Instance, index: Any, event:
     func = instance.get_func(store, index)
     if func is None:
         raise GuestFault("component exports no handle function")
-    context = store._context()
     arg, result = _VAL(), _VAL()
     _lower_bytes(arg, event)
     try:
-        enter_wasm(
-            lambda: ffi.wasmtime_component_func_call(
-                ctypes.byref(func._func), context, ctypes.byref(arg), 1, ctypes.byref(result), 1
-            )
-        )
+        private.call_component_func(store, func, ctypes.byref(arg), 1, ctypes.byref(result), 1)
         if result.kind != _RESULT or not result.of.result.val:
             raise GuestFault("handle returned an unexpected value")
         payload = result.of.result.val.contents
@@ -371,40 +319,25 @@ class Plan:
     direct_imports: bool
 
 
-TESTING_SIGNATURES = {
-    "mock-callout": f"func(list<u8>) -> {BYTES_RESULT}",
-    "mock-calls": f"func(list<u8>) -> {BYTES_RESULT}",
-    "create-records": f"func(string, list<u8>) -> {BYTES_RESULT}",
-    "start-test": "func()",
-    "stop-test": "func()",
-    "fail": "func(string)",
-}
-EXPORT_SIGNATURES = {
-    HANDLE_EXPORT: HANDLE_SIGNATURE,
-    "list-tests": "func() -> list<u8>",
-    "run-test": "func(string) -> result<_, string>",
-    "coverage": "func() -> list<u8>",
-}
-
-
-def expected_imports() -> dict[str, dict[str, str]]:
-    """Every ABI interface a component may import: ``{instance name: {function: WIT signature}}``."""
+def expected_imports(functions: Iterable[HostFunction]) -> dict[str, dict[str, str]]:
+    """``{instance name: {function: WIT signature}}`` of the given rows."""
     expected: dict[str, dict[str, str]] = {}
-    for host in _HOST_FUNCTIONS:
-        expected.setdefault(f"circuit:script/{host.interface}@{ABI_VERSION}", {})[host.name] = host.signature
-    expected[f"circuit:script/testing@{ABI_VERSION}"] = dict(TESTING_SIGNATURES)
+    for function in functions:
+        expected.setdefault(function.module, {})[function.name] = function.wit_signature
     return expected
 
 
-def signature_problems(engine: wasmtime.Engine, component: wc.Component) -> list[str]:
-    """What in the component's ABI imports and known exports differs from ``abi/*.wit``: an unknown
+def signature_problems(
+    engine: wasmtime.Engine, component: wc.Component, functions: Iterable[HostFunction]
+) -> list[str]:
+    """What in the component's ABI imports and known exports differs from the table: an unknown
     function in an ABI interface, or a function whose type is not the ABI's."""
     kind = component.type
-    expected = expected_imports()
+    expected = expected_imports(functions)
     problems: list[str] = []
     for name, extern in kind.imports(engine).items():
-        functions = expected.get(name)
-        if functions is None:
+        signatures = expected.get(name)
+        if signatures is None:
             continue  # foreign imports are reported by name by the caller
         instance_type = extern.ty
         if not isinstance(instance_type, wc_types.ComponentInstanceType):
@@ -413,7 +346,7 @@ def signature_problems(engine: wasmtime.Engine, component: wc.Component) -> list
         for func_name, item in instance_type.exports(engine).items():
             if not isinstance(item.ty, wc_types.FuncType):
                 continue  # the interface's types (enum dml-op, enum level): checked where functions use them
-            want = functions.get(func_name)
+            want = signatures.get(func_name)
             got = signature(item.ty)
             if want is None:
                 problems.append(f"{name} has no function {func_name!r}")
@@ -429,11 +362,12 @@ def signature_problems(engine: wasmtime.Engine, component: wc.Component) -> list
     return problems
 
 
-def plan_for(engine: wasmtime.Engine, component: wc.Component) -> Plan:
+def plan_for(engine: wasmtime.Engine, component: wc.Component, functions: Sequence[HostFunction]) -> Plan:
+    """The fast paths apply to the production rows' imports and ``handle`` when their types are exact."""
     kind = component.type
-    expected = {(f"circuit:script/{h.interface}@{ABI_VERSION}", h.name): h.signature for h in _HOST_FUNCTIONS}
+    expected = {f.key: f.wit_signature for f in functions if not f.test_only}
     interfaces = {interface for interface, _ in expected}
-    direct_imports = _LAYOUT_KNOWN
+    direct_imports = True
     for name, extern in kind.imports(engine).items():
         if name not in interfaces:
             continue  # the testing interface is always linked through wasmtime-py
@@ -449,49 +383,26 @@ def plan_for(engine: wasmtime.Engine, component: wc.Component) -> Plan:
     handle_type = None if handle is None else handle.ty
     index = component.get_export_index(HANDLE_EXPORT)
     direct_handle = (
-        _LAYOUT_KNOWN
-        and index is not None
-        and isinstance(handle_type, wc_types.FuncType)
-        and signature(handle_type) == HANDLE_SIGNATURE
+        index is not None and isinstance(handle_type, wc_types.FuncType) and signature(handle_type) == HANDLE_SIGNATURE
     )
     return Plan(index, direct_handle, direct_imports)
 
 
-def _testing_functions() -> dict[str, Callable[..., Any]]:
-    from ..capabilities import testing as testing_cap
+def link_components(linker: wc.Linker, functions: Sequence[HostFunction], direct: bool = True) -> None:
+    """Define every row's interface and function on ``linker``.
 
-    return {
-        "mock-callout": lambda store, spec: _result(lambda: testing_cap.mock_callout(_current(), spec)),
-        "mock-calls": lambda store, mock_id: _result(lambda: testing_cap.mock_calls(_current(), mock_id)),
-        "create-records": lambda store, name, template: _result(
-            lambda: testing_cap.create_records(_current(), name, template)
-        ),
-        "start-test": lambda store: testing_cap.start_test(_current()),
-        "stop-test": lambda store: testing_cap.stop_test(_current()),
-        "fail": lambda store, message: testing_cap.fail(_current(), message),
-    }
-
-
-def link_components(linker: wc.Linker, testing: bool = False, direct: bool = True) -> None:
-    """Define the four ``circuit:script`` interfaces over the capability functions, and with
-    ``testing`` the test-only ``testing`` interface (abi/circuit-test.wit).
-
-    With ``direct`` the ABI's functions convert their values themselves (``_call_host``): such a
+    With ``direct`` the production rows convert their values themselves (``_call_host``): such a
     linker is only for components whose imports have exactly the ABI's signatures (``plan_for``).
-    Without, every function goes through wasmtime-py's generic conversions.
+    Test-only rows, and every row without ``direct``, go through wasmtime-py's generic conversions.
     """
-    functions: dict[str, dict[str, Callable[..., Any]]] = {}
-    for host in _HOST_FUNCTIONS:
-        functions.setdefault(host.interface, {})[host.name] = host.function
-    if testing:
-        functions["testing"] = _testing_functions()
-    direct_index = {(h.interface, h.name): i for i, h in enumerate(_HOST_FUNCTIONS)} if direct else {}
+    by_interface: dict[str, list[HostFunction]] = {}
+    for function in functions:
+        by_interface.setdefault(function.interface, []).append(function)
     with linker.root() as root:
-        for interface, funcs in functions.items():
-            with root.add_instance(f"circuit:script/{interface}@1.0.0") as instance:
-                for name, func in funcs.items():
-                    index = direct_index.get((interface, name))
-                    if index is None:
-                        instance.add_func(name, func)
+        for interface, rows in by_interface.items():
+            with root.add_instance(interface_name(interface)) as instance:
+                for function in rows:
+                    if direct and not function.test_only:
+                        private.define_component_func(instance, function.name, _HOST_CALLBACK, _index(function))
                     else:
-                        _add_direct(instance, name, index)
+                        instance.add_func(function.name, _generic(function))

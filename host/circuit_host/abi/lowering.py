@@ -1,90 +1,112 @@
-"""Turn host functions that speak Python values into core-wasm imports.
+"""The core-module binding: the host-function table linked as core-wasm imports.
 
-A capability implements ``impl(context, *args)`` where strings arrive as ``str``,
-``list<u8>`` as ``bytes`` and enums as validated ``int``. This module lifts those
-arguments from guest memory and lowers the return value back into it:
-``Returns.RESULT_BYTES_OR_STRING`` writes ``ok(bytes)`` or, when the impl raises a
-``CatchableError``, ``err(message)``. Anything else the impl raises unwinds the guest.
+Each row of the table (``host_functions.py``) becomes one import whose C callback lifts the
+arguments from guest memory, calls the row's capability with the running execution's context
+(``current_context()``), and lowers the result back: ``Returns.RESULT_BYTES_OR_STRING`` writes
+``ok(bytes)``, or ``err(message)`` when the capability raises a ``CatchableError``. Anything else
+it raises is recorded on the context (``ExecutionContext.fail``) and unwinds the guest as a trap;
+the sandbox classifies the call from what was recorded. The callback never lets an exception
+reach wasmtime-py, whose process-wide "last exception" could hand it to another thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import wasmtime
-from wasmtime import _ffi, _value  # store data lookup has no public API in wasmtime-py 50
 
 from ..errors import CatchableError, GuestFault
+from ..execution.context import ExecutionContext, current_context
+from . import _wasmtime_private as private
 from .guest_memory import GuestMemory, as_u32
-from .signatures import LIST_AREA_SIZE, RESULT_AREA_SIZE, ImportSpec, Param, Returns
+from .signatures import LIST_AREA_SIZE, MEMORY_EXPORT, RESULT_AREA_SIZE, HostFunction, Lowering, Returns
+
+_rows: list[HostFunction] = []  # a row's index is its C callback's data
+_row_index: dict[HostFunction, int] = {}
 
 
-class HostContext(Protocol):
-    """What lowering needs from the per-execution context kept as the store's data."""
-
-    guest: GuestMemory | None
-
-
-def context_of(caller: wasmtime.Caller) -> Any:
-    """The per-execution context the runtime attached to the store (``Store(engine, data=...)``)."""
-    data = _ffi.wasmtime_context_get_data(caller._context())
-    if not data:
-        raise RuntimeError("store has no execution context")
-    return _value._unintern(data)  # type: ignore[arg-type]  # the slab index, as wasmtime-py does
+def _index(function: HostFunction) -> int:
+    index = _row_index.get(function)
+    if index is None:
+        index = _row_index[function] = len(_rows)
+        _rows.append(function)
+    return index
 
 
-def _guest_of(context: HostContext, caller: wasmtime.Caller) -> GuestMemory:
-    if context.guest is not None:
-        # The store handle is usable inside a host call: a Caller shares the store's context.
-        if context.guest.in_callback:
-            raise GuestFault("imports may not be called from cabi_realloc or cabi_post_handle")
-        return context.guest
-    # A start function may call imports before the runtime has looked up the exports.
-    memory, realloc = caller.get("memory"), caller.get("cabi_realloc")
+def link_core(linker: wasmtime.Linker, functions: Sequence[HostFunction]) -> None:
+    """Define every row of ``functions`` on ``linker``."""
+    i32 = wasmtime.ValType.i32()
+    for function in functions:
+        ty = wasmtime.FuncType([i32] * len(function.core_params), [])
+        private.define_core_func(linker, function.module, function.name, ty, _CALLBACK, _index(function))
+
+
+def _guest_of(context: ExecutionContext, caller: wasmtime.Caller) -> GuestMemory:
+    """A start function may call imports before the sandbox has looked up the exports."""
+    memory, realloc = caller.get(MEMORY_EXPORT), caller.get("cabi_realloc")
     if not isinstance(memory, wasmtime.Memory):
         raise GuestFault("host call made before the module's memory exists")
     return GuestMemory(caller, memory, realloc if isinstance(realloc, wasmtime.Func) else None)
 
 
-def define_import(linker: wasmtime.Linker, spec: ImportSpec, impl: Callable[..., Any]) -> None:
-    """Define ``spec`` on ``linker``, dispatching to ``impl(context, *lifted_args)``."""
-    i32 = wasmtime.ValType.i32()
-    ty = wasmtime.FuncType([i32] * len(spec.core_params), [])
-    where = f"{spec.interface}.{spec.name}"
+def _call(function: HostFunction, context: ExecutionContext, guest: GuestMemory, raw: Sequence[int]) -> None:
+    where = f"{function.interface}.{function.name}"
+    args: list[Any] = []
+    pos = 0
+    for param in function.params:
+        if param.lowering is Lowering.ENUM:
+            value = as_u32(raw[pos])
+            if value >= len(param.cases):
+                raise GuestFault(f"{where}: enum value {value} out of range 0..{len(param.cases) - 1}")
+            args.append(param.cases[value])
+            pos += 1
+        elif param.lowering is Lowering.STRING:
+            args.append(guest.read_str(raw[pos], raw[pos + 1], f"{where} string argument"))
+            pos += 2
+        else:
+            args.append(guest.read(raw[pos], raw[pos + 1], f"{where} list argument"))
+            pos += 2
+    capability = function.capability
+    if function.returns is Returns.NOTHING:
+        capability(context, *args)
+        return
+    retptr = raw[pos]
+    area = RESULT_AREA_SIZE if function.returns is Returns.RESULT_BYTES_OR_STRING else LIST_AREA_SIZE
+    guest.check_area(retptr, area, f"{where} return area")  # before any work is done
+    if function.returns is Returns.BYTES:
+        guest.write_list(retptr, capability(context, *args), f"{where} return area")
+        return
+    try:
+        payload: bytes = capability(context, *args)
+    except CatchableError as exc:
+        guest.write_result(retptr, False, str(exc).encode("utf-8"), f"{where} return area")
+        return
+    guest.write_result(retptr, True, payload, f"{where} return area")
 
-    def host_function(caller: wasmtime.Caller, *raw: int) -> None:
-        context = context_of(caller)
-        guest = _guest_of(context, caller)
-        args: list[Any] = []
-        pos = 0
-        for param in spec.params:
-            if param is Param.ENUM:
-                value = as_u32(raw[pos])
-                if value >= spec.enum_cases:
-                    raise GuestFault(f"{where}: enum value {value} out of range 0..{spec.enum_cases - 1}")
-                args.append(value)
-                pos += 1
-            elif param is Param.STRING:
-                args.append(guest.read_str(raw[pos], raw[pos + 1], f"{where} string argument"))
-                pos += 2
-            else:
-                args.append(guest.read(raw[pos], raw[pos + 1], f"{where} list argument"))
-                pos += 2
-        if spec.returns is Returns.NOTHING:
-            impl(context, *args)
-            return
-        retptr = raw[pos]
-        area = RESULT_AREA_SIZE if spec.returns is Returns.RESULT_BYTES_OR_STRING else LIST_AREA_SIZE
-        guest.check_area(retptr, area, f"{where} return area")  # before any work is done
-        if spec.returns is Returns.BYTES:
-            guest.write_list(retptr, impl(context, *args), f"{where} return area")
-            return
-        try:
-            payload: bytes = impl(context, *args)
-        except CatchableError as exc:
-            guest.write_result(retptr, False, str(exc).encode("utf-8"), f"{where} return area")
-            return
-        guest.write_result(retptr, True, payload, f"{where} return area")
 
-    linker.define_func(spec.module, spec.name, ty, host_function, access_caller=True)
+def _host_call(index: int | None, caller_ptr: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
+    """The C callback of every core host function: 0 when the call returned, else a trap."""
+    function = _rows[index or 0]
+    caller: wasmtime.Caller | None = None
+    context: ExecutionContext | None = None
+    try:
+        context = current_context()
+        guest = context.guest
+        if guest is None:
+            caller = private.caller(caller_ptr)
+            guest = _guest_of(context, caller)
+        elif guest.in_callback:
+            raise GuestFault("imports may not be called from cabi_realloc or cabi_post_handle")
+        _call(function, context, guest, [args[i].of.i32 for i in range(nargs)])
+        return 0
+    except BaseException as exc:  # recorded on the context, classified by the sandbox
+        if context is not None:
+            context.fail(exc)
+        return private.new_trap(f"circuit host: {type(exc).__name__}: {exc}")
+    finally:
+        if caller is not None:
+            private.release_caller(caller)
+
+
+_CALLBACK = private.CORE_CALLBACK(_host_call)  # module-level: lives as long as the linkers

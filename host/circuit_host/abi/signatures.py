@@ -1,23 +1,60 @@
-"""ABI v1 as core-wasm signatures: what ``wasm-tools component embed --dummy-names legacy`` prints.
+"""The shapes the ABI is described in: WIT parameter and result types, host functions, exports.
 
-The WIT file is the source of truth; ``tests/abi`` checks this table against it.
+This module holds types only; the one table of host functions is ``host_functions.py`` (and the
+test world's extra rows, ``testing/capability.py``). From a row both bindings derive what they
+need: the core-module lowering (what ``wasm-tools component embed --dummy-names legacy`` prints)
+and the Component Model signature. The WIT files are the source of truth; ``tests/abi`` checks
+the table against them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 ABI_VERSION = "1.0.0"
 PACKAGE = "circuit:script"
 
 
-class Param(Enum):
+def interface_name(interface: str) -> str:
+    """The fully qualified name of one ABI interface, e.g. ``circuit:script/records@1.0.0``."""
+    return f"{PACKAGE}/{interface}@{ABI_VERSION}"
+
+
+class Lowering(Enum):
     """How one WIT parameter is lowered to core values."""
 
     STRING = "string"  # (ptr, len), UTF-8
     BYTES = "list<u8>"  # (ptr, len)
     ENUM = "enum"  # one i32 discriminant
+
+
+@dataclass(frozen=True)
+class Param:
+    """One WIT parameter type; an enum carries its case names (the capability receives the name)."""
+
+    lowering: Lowering
+    cases: tuple[str, ...] = ()
+
+    @property
+    def wit(self) -> str:
+        if self.lowering is Lowering.ENUM:
+            return f"enum {{{', '.join(self.cases)}}}"
+        return str(self.lowering.value)
+
+    @property
+    def core_count(self) -> int:
+        return 1 if self.lowering is Lowering.ENUM else 2
+
+
+STRING = Param(Lowering.STRING)
+BYTES = Param(Lowering.BYTES)
+
+
+def enum(cases: Iterable[str]) -> Param:
+    return Param(Lowering.ENUM, tuple(cases))
 
 
 class Returns(Enum):
@@ -27,55 +64,82 @@ class Returns(Enum):
     BYTES = "list<u8>"  # 8-byte area: ptr, len
     RESULT_BYTES_OR_STRING = "result<list<u8>, string>"  # 12-byte area: tag u8, ptr, len
 
+    @property
+    def wit(self) -> str | None:
+        return None if self is Returns.NOTHING else self.value
+
+
+Capability = Callable[..., Any]  # (context, *arguments) -> bytes | None; never sees wasmtime
+
 
 @dataclass(frozen=True)
-class ImportSpec:
-    """One host function a guest may import."""
+class HostFunction:
+    """One host function a guest may import, described once.
+
+    ``capability`` is called as ``capability(context, *args)`` with strings as ``str``, ``list<u8>``
+    as ``bytes`` and enums as their case name. With ``Returns.RESULT_BYTES_OR_STRING`` it returns
+    the ok bytes, and a ``CatchableError`` it raises becomes ``err(message)``; anything else it
+    raises unwinds the guest. ``test_only`` rows exist only in test runtimes (``circuit-test``).
+    """
 
     interface: str
     name: str
     params: tuple[Param, ...]
     returns: Returns
-    enum_cases: int = 0  # number of cases of the (single) enum param, if any
+    capability: Capability
+    test_only: bool = False
 
     @property
     def module(self) -> str:
-        return f"{PACKAGE}/{self.interface}@{ABI_VERSION}"
+        return interface_name(self.interface)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.module, self.name)
 
     @property
     def core_params(self) -> tuple[str, ...]:
-        count = sum(1 if p is Param.ENUM else 2 for p in self.params)
-        if self.returns is not Returns.NOTHING:
-            count += 1
+        """The core-module lowering: i32 parameters, one more for the return area if any."""
+        count = sum(p.core_count for p in self.params) + (self.returns is not Returns.NOTHING)
         return ("i32",) * count
 
+    @property
+    def wit_signature(self) -> str:
+        """The Component Model type, e.g. ``func(string, list<u8>) -> result<list<u8>, string>``."""
+        result = self.returns.wit
+        return f"func({', '.join(p.wit for p in self.params)})" + ("" if result is None else f" -> {result}")
 
-DML_OPS = ("insert", "update", "upsert", "delete", "undelete")
-LOG_LEVELS = ("debug", "info", "warn", "error")
+    @property
+    def python_name(self) -> str:
+        """The name the guest SDKs' bindings give it (``mock-callout`` -> ``mock_callout``)."""
+        return self.name.replace("-", "_")
 
-RECORDS_QUERY = ImportSpec("records", "query", (Param.STRING, Param.BYTES), Returns.RESULT_BYTES_OR_STRING)
-RECORDS_DML = ImportSpec(
-    "records", "dml", (Param.ENUM, Param.STRING, Param.BYTES), Returns.RESULT_BYTES_OR_STRING, len(DML_OPS)
-)
-HTTP_CALLOUT = ImportSpec("http", "callout", (Param.BYTES,), Returns.RESULT_BYTES_OR_STRING)
-LOG_WRITE = ImportSpec("log", "write", (Param.ENUM, Param.STRING), Returns.NOTHING, len(LOG_LEVELS))
-LIMITS_USAGE = ImportSpec("limits", "usage", (), Returns.BYTES)
 
-IMPORTS: tuple[ImportSpec, ...] = (RECORDS_QUERY, RECORDS_DML, HTTP_CALLOUT, LOG_WRITE, LIMITS_USAGE)
-IMPORTS_BY_KEY: dict[tuple[str, str], ImportSpec] = {(spec.module, spec.name): spec for spec in IMPORTS}
+def by_key(functions: Iterable[HostFunction]) -> Mapping[tuple[str, str], HostFunction]:
+    return {function.key: function for function in functions}
 
 
 @dataclass(frozen=True)
 class ExportSpec:
+    """One function the host calls on a guest: its core lowering and its Component Model type."""
+
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
     required: bool
+    wit_signature: str | None = None  # None: a core-module-only export (the canonical ABI's helpers)
 
 
+HANDLE_EXPORT = "handle"
 EXPORT_FUNCS: tuple[ExportSpec, ...] = (
     ExportSpec("cabi_realloc", ("i32", "i32", "i32", "i32"), ("i32",), required=True),
-    ExportSpec("handle", ("i32", "i32"), ("i32",), required=True),
+    ExportSpec(
+        HANDLE_EXPORT,
+        ("i32", "i32"),
+        ("i32",),
+        required=True,
+        wit_signature="func(list<u8>) -> " + Returns.RESULT_BYTES_OR_STRING.value,
+    ),
     ExportSpec("cabi_post_handle", ("i32",), (), required=True),
     ExportSpec("_initialize", (), (), required=False),
 )
@@ -85,33 +149,12 @@ RESULT_AREA_SIZE = 12
 LIST_AREA_SIZE = 8
 AREA_ALIGN = 4
 
-# -- the additive test world (abi/circuit-test.wit): linked only for test modules ----------------
-
-TESTING_MOCK_CALLOUT = ImportSpec("testing", "mock-callout", (Param.BYTES,), Returns.RESULT_BYTES_OR_STRING)
-TESTING_MOCK_CALLS = ImportSpec("testing", "mock-calls", (Param.BYTES,), Returns.RESULT_BYTES_OR_STRING)
-TESTING_CREATE_RECORDS = ImportSpec(
-    "testing", "create-records", (Param.STRING, Param.BYTES), Returns.RESULT_BYTES_OR_STRING
-)
-TESTING_START_TEST = ImportSpec("testing", "start-test", (), Returns.NOTHING)
-TESTING_STOP_TEST = ImportSpec("testing", "stop-test", (), Returns.NOTHING)
-TESTING_FAIL = ImportSpec("testing", "fail", (Param.STRING,), Returns.NOTHING)
-
-TESTING_IMPORTS: tuple[ImportSpec, ...] = (
-    TESTING_MOCK_CALLOUT,
-    TESTING_MOCK_CALLS,
-    TESTING_CREATE_RECORDS,
-    TESTING_START_TEST,
-    TESTING_STOP_TEST,
-    TESTING_FAIL,
-)
-TEST_IMPORTS_BY_KEY: dict[tuple[str, str], ImportSpec] = {
-    **IMPORTS_BY_KEY,
-    **{(spec.module, spec.name): spec for spec in TESTING_IMPORTS},
-}
+# The additive test world (abi/circuit-test.wit), and the component-only coverage world.
 TEST_EXPORT_FUNCS: tuple[ExportSpec, ...] = (
     *EXPORT_FUNCS,
-    ExportSpec("list-tests", (), ("i32",), required=True),  # -> retptr of a list<u8> area
+    ExportSpec("list-tests", (), ("i32",), required=True, wit_signature="func() -> list<u8>"),
     ExportSpec("cabi_post_list-tests", ("i32",), (), required=True),
-    ExportSpec("run-test", ("i32", "i32"), ("i32",), required=True),  # name -> retptr of result<_, string>
+    ExportSpec("run-test", ("i32", "i32"), ("i32",), required=True, wit_signature="func(string) -> result<_, string>"),
     ExportSpec("cabi_post_run-test", ("i32",), (), required=True),
 )
+COVERAGE_EXPORT = ExportSpec("coverage", (), (), required=False, wit_signature="func() -> list<u8>")

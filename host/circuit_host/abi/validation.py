@@ -8,7 +8,7 @@ the host never calls them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import wasmtime
@@ -16,12 +16,12 @@ import wasmtime
 from ..errors import Rejected
 from .signatures import (
     EXPORT_FUNCS,
-    IMPORTS_BY_KEY,
     MEMORY_EXPORT,
     TEST_EXPORT_FUNCS,
-    TEST_IMPORTS_BY_KEY,
     ExportSpec,
-    ImportSpec,
+    HostFunction,
+    by_key,
+    interface_name,
 )
 
 WASM_PAGE = 65536
@@ -35,13 +35,13 @@ def _describe(params: tuple[str, ...], results: tuple[str, ...]) -> str:
     return f"({' '.join(params)}) -> ({' '.join(results)})"
 
 
-def check_imports(module: wasmtime.Module, allowed: Mapping[tuple[str, str], ImportSpec] = IMPORTS_BY_KEY) -> None:
+def check_imports(module: wasmtime.Module, allowed: Mapping[tuple[str, str], HostFunction]) -> None:
     for imp in module.imports:
         where = f"import {imp.module!r} {imp.name!r}"
         spec = allowed.get((imp.module, imp.name or ""))
         if spec is None:
             hint = " (WASI is not available to circuits)" if imp.module.startswith("wasi") else ""
-            if (imp.module, imp.name or "") in TEST_IMPORTS_BY_KEY:
+            if imp.module == interface_name("testing"):
                 hint = " (testing is linked only into test modules, run by `circuit test`)"
             raise Rejected(f"{where} is not part of the circuit ABI v1{hint}")
         ty = imp.type
@@ -92,11 +92,9 @@ def compile_checked(engine: wasmtime.Engine, wasm: bytes, max_bytes: int) -> was
         raise Rejected(f"invalid WebAssembly: {first}") from None
 
 
-def validate(module: wasmtime.Module, memory_cap: int, testing: bool = False) -> None:
-    """Check ``module`` against the production world, or with ``testing`` against ``circuit-test``."""
-    if testing:
-        check_imports(module, TEST_IMPORTS_BY_KEY)
-        check_exports(module, memory_cap, TEST_EXPORT_FUNCS)
-    else:
-        check_imports(module)
-        check_exports(module, memory_cap)
+def validate(module: wasmtime.Module, memory_cap: int, functions: Sequence[HostFunction]) -> None:
+    """Check ``module`` against the runtime's host functions; a runtime with the test world's rows
+    also requires the test exports (world ``circuit-test``)."""
+    check_imports(module, by_key(functions))
+    testing = any(function.test_only for function in functions)
+    check_exports(module, memory_cap, TEST_EXPORT_FUNCS if testing else EXPORT_FUNCS)

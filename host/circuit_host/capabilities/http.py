@@ -10,19 +10,14 @@ interrupt a host call in progress.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
-import wasmtime
 
 from ..abi.codec import decode, encode
-from ..abi.lowering import define_import
-from ..abi.signatures import HTTP_CALLOUT
 from ..connectors.http_client import CalloutRequest, CalloutTimeout
 from ..errors import CalloutError, ExecutionTimeout, LimitExceeded
-
-if TYPE_CHECKING:
-    from ..execution.context import ExecutionContext
+from ..execution.context import ExecutionContext
 
 DEFAULT_TIMEOUT_MS = 10_000
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
@@ -92,7 +87,3 @@ def callout(context: ExecutionContext, request_payload: bytes) -> bytes:
             "callout_time_ms", min(governor.limit("callout_time_ms"), governor.used("callout_time_ms") + spent)
         )
     return encode({"status": response.status, "headers": response.headers, "body": response.body})
-
-
-def link(linker: wasmtime.Linker) -> None:
-    define_import(linker, HTTP_CALLOUT, callout)

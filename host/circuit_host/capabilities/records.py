@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-import wasmtime
+from typing import Any
 
 from ..abi.codec import decode, encode
-from ..abi.lowering import define_import
-from ..abi.signatures import RECORDS_DML, RECORDS_QUERY
 from ..connectors.records import DmlOp
 from ..errors import DmlError, QueryError
+from ..execution.context import ExecutionContext
 from ..soql.parser import IDENTIFIER
-
-if TYPE_CHECKING:
-    from ..execution.context import ExecutionContext
 
 _SCALARS = (type(None), bool, int, float, str)
 _INT64 = range(-(2**63), 2**63)
@@ -69,21 +63,15 @@ def _rows_of(payload: Any) -> tuple[list[Mapping[str, Any]], str]:
     return rows, external_id
 
 
-def dml(context: ExecutionContext, op: int, object_name: str, rows_payload: bytes) -> bytes:
+def dml(context: ExecutionContext, op: str, object_name: str, rows_payload: bytes) -> bytes:
+    """One DML statement; on an object with triggers, ``context.records`` fires them (``triggers/``)."""
     governor = context.governor
     payload = decode(rows_payload, "records.dml rows")
     governor.charge("dml_statements")  # a statement that fails validation still counts, as in Apex
     rows, external_id = _rows_of(payload)
     governor.charge("dml_rows", len(rows))
-    with context.log.timed("DML", f"{DmlOp(op).name} {object_name}") as span:
+    operation = DmlOp[op.upper()]
+    with context.log.timed("DML", f"{operation.name} {object_name}") as span:
         span.rows = len(rows)
-        if context.firing is not None:
-            result = context.firing.dml(context, DmlOp(op), object_name, rows, external_id)
-        else:
-            result = context.records.dml(DmlOp(op), object_name, rows, external_id=external_id)
+        result = context.records.dml(operation, object_name, rows, external_id=external_id)
     return encode({"ids": result.ids, "created": result.created})
-
-
-def link(linker: wasmtime.Linker) -> None:
-    define_import(linker, RECORDS_QUERY, query)
-    define_import(linker, RECORDS_DML, dml)

@@ -1,46 +1,53 @@
-"""Per-execution state, attached to the wasmtime store as its data.
+"""Per-execution state, and which execution the running code belongs to.
 
-Nothing here is global: the runtime builds one ``ExecutionContext`` per execution and
-the host functions find it through the store they are called on.
+Nothing here is global but the ``ContextVar`` that says which execution a host call is for:
+the sandbox enters it (``running``) around every guest call, and every binding (core modules,
+components, the native test binding) finds the context through ``current_context()``. A child
+context (a trigger fired by DML) is entered the same way, nested inside its parent's host call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..abi.guest_memory import GuestMemory
 from ..connectors.records import RecordsTransaction
+from ..errors import GuestFault
 from .callout_policy import CalloutSession
 from .execution_log import ExecutionLog
 from .governor import Governor
-
-if TYPE_CHECKING:
-    from ..triggers.firing import TriggerFiring
 
 
 @dataclass
 class ExecutionContext:
     governor: Governor
     log: ExecutionLog
-    records: RecordsTransaction
+    records: RecordsTransaction  # with triggers registered, a firing wrapper (``triggers/firing.py``)
     http: CalloutSession
     guest: GuestMemory | None = None
     store: Any = None  # the wasmtime.Store, for fuel and memory probes
     fuel_granted: int = 0  # fuel in the store when last settled
     depth: int = 0  # 0 for the execution itself, n for a trigger fired n levels deep
-    firing: TriggerFiring | None = None  # runs DML through registered triggers, if any
+    # The first uncatchable error a host function raised for this guest call (a limit, the
+    # deadline, a fault, or a host bug). The call's outcome is classified from it, never from the
+    # exception that surfaced: wasmtime-py hands exceptions back through a process-wide variable.
+    failure: BaseException | None = None
 
     def child(self) -> ExecutionContext:
         """The context of a trigger fired by this one's DML: same budget, log and transaction."""
         return ExecutionContext(
-            governor=self.governor,
-            log=self.log,
-            records=self.records,
-            http=self.http,
-            depth=self.depth + 1,
-            firing=self.firing,
+            governor=self.governor, log=self.log, records=self.records, http=self.http, depth=self.depth + 1
         )
+
+    def fail(self, error: BaseException) -> BaseException:
+        """Record ``error`` as what ended this guest call (the first one wins) and return it."""
+        if self.failure is None:
+            self.failure = error
+        return error
 
     def settle_fuel(self) -> None:
         """Move the fuel this store burnt since the last settle into the governor.
@@ -66,3 +73,24 @@ class ExecutionContext:
         self.settle_fuel()
         if self.guest is not None:
             self.governor.record("memory_bytes", max(self.governor.used("memory_bytes"), self.guest.size))
+
+
+_current: ContextVar[ExecutionContext | None] = ContextVar("circuit_execution", default=None)
+
+
+@contextmanager
+def running(context: ExecutionContext) -> Iterator[ExecutionContext]:
+    """Make ``context`` the one host calls on this thread are for, until the block ends."""
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)
+
+
+def current_context() -> ExecutionContext:
+    """The execution the running host call is for; a fault outside any execution."""
+    context = _current.get()
+    if context is None:
+        raise GuestFault("host call outside an execution")
+    return context

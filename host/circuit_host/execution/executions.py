@@ -20,11 +20,11 @@ from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp, RecordsConnector, RecordsTransaction
 from ..errors import CircuitError
 from ..sandbox.invocation import Invocation, host_error_invocation, outcome_of
-from ..sandbox.runtime import Loaded, Runtime
-from ..triggers.firing import TriggerFiring
+from ..sandbox.loaded import Loaded
+from ..triggers.firing import Invoker, TriggerFiring
 from ..triggers.registry import TriggerRegistry
 from .callout_policy import CalloutSession, HostPattern, NamedCredential
-from .context import ExecutionContext
+from .context import ExecutionContext, running
 from .execution_log import ExecutionLog, LogEntry
 from .governor import Governor, Usage
 from .limits import LimitsProfile
@@ -82,7 +82,7 @@ class Executor:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Invoker,
         records: RecordsConnector,
         http: HttpConnector,
         triggers: TriggerRegistry | None = None,
@@ -108,7 +108,7 @@ class Executor:
         return self._execute(
             f"of {module.sha256[:12]}",
             options,
-            lambda context: self._invoke(module, event, context, before_handle, after_handle),
+            lambda context, transaction: self._invoke(module, event, context, transaction, before_handle, after_handle),
         )
 
     def apply_change(
@@ -126,19 +126,19 @@ class Executor:
         all of them succeed.
         """
 
-        def change(context: ExecutionContext) -> Invocation:
+        def change(context: ExecutionContext, transaction: RecordsTransaction) -> Invocation:
             with context.log.timed("DML", f"{op.name} {object_name}") as span:
                 span.rows = len(rows)
-                if context.firing is not None:
-                    result = context.firing.dml(context, op, object_name, rows, external_id)
-                else:
-                    result = context.records.dml(op, object_name, rows, external_id)
+                result = context.records.dml(op, object_name, rows, external_id)
             return Invocation("ok", output={"ids": result.ids, "created": result.created})
 
         return self._execute(f"{op.name.lower()} {len(rows)} {object_name}", options, change)
 
     def _execute(
-        self, label: str, options: ExecutionOptions | None, body: Callable[[ExecutionContext], Invocation]
+        self,
+        label: str,
+        options: ExecutionOptions | None,
+        body: Callable[[ExecutionContext, RecordsTransaction], Invocation],
     ) -> ExecutionRecord:
         options = options or ExecutionOptions()
         execution_id = uuid.uuid4().hex
@@ -149,14 +149,14 @@ class Executor:
         context = ExecutionContext(
             governor=governor,
             log=log,
-            records=transaction,
+            records=self.firing.wrap(transaction) if self.firing is not None else transaction,
             http=CalloutSession(self.http, options.allowed_hosts, credentials=options.credentials),
-            firing=self.firing,
         )
         log.event("EXECUTION_START", f"execution {execution_id} {label}")
         committed = False
         try:
-            outcome = body(context)
+            with running(context):  # host DML (a change, a saved trigger event) fires triggers for it
+                outcome = body(context, transaction)
             if outcome.status == "ok":
                 transaction.commit()
                 committed = True
@@ -198,13 +198,14 @@ class Executor:
         module: Loaded,
         event: Any,
         context: ExecutionContext,
+        transaction: RecordsTransaction,
         before_handle: BeforeHandle | None,
         after_handle: AfterHandle | None,
     ) -> Invocation:
         if before_handle is not None:
-            event = before_handle(context.records)
+            event = before_handle(transaction)
         payload = event if isinstance(event, bytes) else encode(event)
         outcome = self.runtime.invoke(module, payload, context)
         if outcome.status == "ok" and after_handle is not None:
-            after_handle(context.records, outcome.output)
+            after_handle(transaction, outcome.output)
         return outcome

@@ -13,11 +13,8 @@ execution's context) is ``abi/component_binding.py``'s job.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import structlog
 import wasmtime
@@ -25,32 +22,19 @@ import wasmtime.component as wc
 
 from ..abi.codec import decode
 from ..abi.component_binding import (
-    ABI_VERSION,
-    HANDLE_EXPORT,
-    INTERFACES,
-    Plan,
     call_handle,
     install_bytes_fast_path,
     link_components,
     plan_for,
-    running,
     signature_problems,
 )
-from ..errors import GuestFault, Rejected, Uncatchable
+from ..abi.signatures import HANDLE_EXPORT, HostFunction
+from ..errors import GuestFault, Rejected
 from ..execution.context import ExecutionContext
-from .engine import MAX_TABLE_ELEMENTS, ModuleCache
-from .invocation import (
-    Invocation,
-    fuel_exhausted_invocation,
-    host_error_invocation,
-    memory_limit_invocation,
-    memory_refused_invocation,
-    outcome_of,
-    trap_reason,
-)
-from .invocation import timeout_invocation as _timeout
-
-Arm = Callable[[wasmtime.Store, ExecutionContext], None]
+from .engine import ModuleCache
+from .invocation import Invocation, memory_limit_invocation
+from .loaded import CircuitComponent
+from .session import COMPONENT_STORE, error_cause, run_session
 
 log = structlog.get_logger("circuit.components")
 
@@ -63,39 +47,25 @@ def is_component(wasm: bytes) -> bool:
     return wasm[:4] == b"\x00asm" and wasm[6:8] == b"\x01\x00"
 
 
-@dataclass(frozen=True)
-class CircuitComponent:
-    """A compiled Python-guest component, ready for fresh instances."""
-
-    sha256: str
-    component: wc.Component
-    from_disk_cache: bool
-    plan: Plan  # how it is called and linked, decided once from its types
-
-
 class ComponentHost:
-    """Loads and runs components for one ``Runtime`` (its engine and on-disk cache)."""
+    """Loads and runs components for one ``Runtime`` (its engine, host functions and on-disk cache)."""
 
-    def __init__(self, engine: wasmtime.Engine, cache: ModuleCache, testing: bool = False) -> None:
+    def __init__(self, engine: wasmtime.Engine, cache: ModuleCache, host_functions: Sequence[HostFunction]) -> None:
         install_bytes_fast_path()
         self.engine = engine
         self.cache = cache
-        self.testing = testing
+        self.host_functions = tuple(host_functions)
+        self.testing = any(function.test_only for function in self.host_functions)
         self.linker = wc.Linker(engine)
-        link_components(self.linker, testing)
-        interfaces = (*INTERFACES, "testing") if testing else INTERFACES
-        self.allowed_imports = frozenset(f"circuit:script/{name}@{ABI_VERSION}" for name in interfaces)
-        self.required_exports = (HANDLE_EXPORT, *TEST_EXPORTS) if testing else (HANDLE_EXPORT,)
+        link_components(self.linker, self.host_functions)
+        self.allowed_imports = frozenset(function.module for function in self.host_functions)
+        self.required_exports = (HANDLE_EXPORT, *TEST_EXPORTS) if self.testing else (HANDLE_EXPORT,)
         # Called with (store, instance) after every instance a test runtime ran: how the guest's
         # own coverage is collected. Never set in production.
         self.observer: Callable[[wasmtime.Store, wc.Instance], None] | None = None
         self._components: dict[str, CircuitComponent] = {}
         self._generic_linker: wc.Linker | None = None  # for components the fast paths do not fit
         self._lock = threading.Lock()
-
-    def _component_path(self, sha256: str) -> Path | None:
-        directory = self.cache.directory
-        return None if directory is None else directory / f"{ModuleCache.key(sha256)}.component.cwasm"
 
     def load(self, wasm: bytes) -> CircuitComponent:
         """Validate and compile ``wasm`` (seconds), or deserialize it from the disk cache (milliseconds)."""
@@ -106,26 +76,17 @@ class ComponentHost:
             cached = self._components.get(sha256)
         if cached is not None:
             return cached
-        path = self._component_path(sha256)
-        component: wc.Component | None = None
-        if path is not None and path.exists():
-            try:
-                component = wc.Component.deserialize_file(self.engine, str(path))
-            except wasmtime.WasmtimeError as exc:
-                log.warning("discarding unreadable compiled component", path=str(path), error=str(exc))
-                path.unlink(missing_ok=True)
+        component = self.cache.load_component(self.engine, sha256)
         from_disk = component is not None
         if component is None:
             try:
                 component = wc.Component(self.engine, wasm)
             except wasmtime.WasmtimeError as exc:
-                raise Rejected(f"invalid component: {_cause(str(exc))}") from None
+                raise Rejected(f"invalid component: {error_cause(str(exc))}") from None
         self._validate(component)
-        if path is not None and not from_disk:
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(component.serialize())
-            os.replace(tmp, path)
-        loaded = CircuitComponent(sha256, component, from_disk, plan_for(self.engine, component))
+        if not from_disk:
+            self.cache.store(sha256, component)
+        loaded = CircuitComponent(sha256, component, from_disk, plan_for(self.engine, component, self.host_functions))
         with self._lock:
             self._components.setdefault(sha256, loaded)
         log.debug("component loaded", sha256=sha256, from_disk_cache=from_disk)
@@ -150,7 +111,7 @@ class ComponentHost:
             if name not in exports:
                 world = "circuit-test, abi/circuit-test.wit" if self.testing else "circuit, abi/circuit.wit"
                 raise Rejected(f"component exports no {name!r} function (world {world})")
-        problems = signature_problems(self.engine, component)
+        problems = signature_problems(self.engine, component, self.host_functions)
         if problems:
             raise Rejected("component does not match the ABI: " + "; ".join(problems))
 
@@ -159,10 +120,10 @@ class ComponentHost:
         with self._lock:
             if self._generic_linker is None:
                 self._generic_linker = wc.Linker(self.engine)
-                link_components(self._generic_linker, self.testing, direct=False)
+                link_components(self._generic_linker, self.host_functions, direct=False)
             return self._generic_linker
 
-    def invoke(self, loaded: CircuitComponent, event: bytes, context: ExecutionContext, arm: Arm) -> Invocation:
+    def invoke(self, loaded: CircuitComponent, event: bytes, context: ExecutionContext) -> Invocation:
         """Run ``handle(event)`` in a fresh store and instance; never raises because of the guest."""
         memory_cap = context.governor.limits.memory_bytes
         plan = loaded.plan
@@ -182,14 +143,13 @@ class ComponentHost:
             context.governor.charge("output_bytes", len(result))
             return Invocation("ok", output=decode(result, "handle output"))
 
-        return self.run(loaded, context, call, arm, input_bytes=len(event))
+        return self.run(loaded, context, call, input_bytes=len(event))
 
     def run(
         self,
         loaded: CircuitComponent,
         context: ExecutionContext,
         call: Callable[[wc.Instance, wasmtime.Store], Invocation],
-        arm: Arm,
         input_bytes: int = 0,
     ) -> Invocation:
         """Instantiate ``loaded`` in a fresh, armed store and run ``call(instance, store)``.
@@ -197,36 +157,12 @@ class ComponentHost:
         Every way the guest can fail becomes an ``Invocation``; ``input_bytes`` is charged before
         instantiation. ``observer`` (tests only) sees every instance afterwards, trap or not.
         """
-        governor = context.governor
-        limits = governor.limits
-        store = wasmtime.Store(self.engine)
-        store.set_limits(
-            memory_size=limits.memory_bytes, table_elements=MAX_TABLE_ELEMENTS, instances=64, tables=64, memories=16
-        )
-        context.store = store
-        instance: wc.Instance | None = None
-        try:
-            with running(context):
-                arm(store, context)
-                governor.charge("input_bytes", input_bytes)
-                linker = self.linker if loaded.plan.direct_imports else self._generic()
-                instance = linker.instantiate(store, loaded.component)
-                return call(instance, store)
-        except Uncatchable as exc:  # a limit, the deadline or a fault, raised by the host
-            return outcome_of(exc)
-        except wasmtime.Trap as trap:
-            return _from_trap(trap.trap_code, trap_reason(trap), context)
-        except wasmtime.WasmtimeError as exc:
-            # Component calls report traps as errors whose cause names them.
-            return _from_trap(None, _cause(str(exc)), context)
-        except Exception as exc:  # a host bug must still not take the process down
-            log.exception("host error during component execution")
-            return host_error_invocation(exc)
-        finally:
-            if self.observer is not None and instance is not None:
-                self.observer(store, instance)
-            context.measure()
-            context.store = None
+        linker = self.linker if loaded.plan.direct_imports else self._generic()
+
+        def instantiate(store: wasmtime.Store) -> wc.Instance:
+            return linker.instantiate(store, loaded.component)
+
+        return run_session(self.engine, context, COMPONENT_STORE, instantiate, call, input_bytes, self.observer)
 
 
 def _guest_error(message: str, memory_cap: int) -> Invocation:
@@ -234,23 +170,3 @@ def _guest_error(message: str, memory_cap: int) -> Invocation:
     if message.startswith("MemoryError"):
         return memory_limit_invocation(memory_cap, f"and the interpreter raised {message}")
     return Invocation("error", error_kind="guest_error", error_message=message)
-
-
-def _from_trap(code: wasmtime.TrapCode | None, message: str, context: ExecutionContext) -> Invocation:
-    governor = context.governor
-    lowered = message.lower()
-    if code == wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in lowered or "out of fuel" in lowered:
-        return fuel_exhausted_invocation(governor.limit("fuel"))
-    if code == wasmtime.TrapCode.INTERRUPT or "interrupt" in lowered:
-        return _timeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
-    if "memory" in lowered and ("limit" in lowered or "minimum size" in lowered):
-        return memory_refused_invocation(governor.limit("memory_bytes"), message)
-    return Invocation("trap", error_kind="trap", error_message=message)
-
-
-def _cause(text: str) -> str:
-    """The cause of a wasmtime error without its backtrace."""
-    _, _, cause = text.partition("Caused by:")
-    lines = [line.strip() for line in (cause or text).strip().splitlines() if line.strip()]
-    lines = [line.split(": ", 1)[1] if line.split(":", 1)[0].isdigit() else line for line in lines]
-    return ": ".join(lines) or "unknown error"

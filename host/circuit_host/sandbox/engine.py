@@ -11,11 +11,14 @@ import atexit
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import ClassVar
 
 import structlog
 import wasmtime
+import wasmtime.component as wc
 
 EPOCH_TICK_MS = 10
 MAX_TABLE_ELEMENTS = 100_000  # per store: a table bomb is refused, not allocated
@@ -70,10 +73,13 @@ def deadline_ticks(timeout_ms: int) -> int:
 
 
 class ModuleCache:
-    """Compiled modules on disk, keyed by wasm sha256 + wasmtime version + engine settings.
+    """Compiled code on disk, core modules and components alike, keyed by wasm sha256 + wasmtime
+    version + engine settings.
 
     The directory must be private to the host: deserializing compiled code trusts it.
     """
+
+    SUFFIXES: ClassVar[dict[str, str]] = {"module": ".cwasm", "component": ".component.cwasm"}
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
@@ -85,26 +91,35 @@ class ModuleCache:
         settings = hashlib.sha256(f"{WASMTIME_VERSION};{ENGINE_SETTINGS}".encode()).hexdigest()[:16]
         return f"{wasm_sha256}-{settings}"
 
-    def _path(self, wasm_sha256: str) -> Path | None:
+    def _path(self, wasm_sha256: str, kind: str) -> Path | None:
         if self.directory is None:
             return None
-        return self.directory / f"{self.key(wasm_sha256)}.cwasm"
+        return self.directory / f"{self.key(wasm_sha256)}{self.SUFFIXES[kind]}"
 
     def load(self, engine: wasmtime.Engine, wasm_sha256: str) -> wasmtime.Module | None:
-        path = self._path(wasm_sha256)
+        loaded = self._load(wasm_sha256, "module", lambda path: wasmtime.Module.deserialize_file(engine, path))
+        return loaded if isinstance(loaded, wasmtime.Module) else None
+
+    def load_component(self, engine: wasmtime.Engine, wasm_sha256: str) -> wc.Component | None:
+        loaded = self._load(wasm_sha256, "component", lambda path: wc.Component.deserialize_file(engine, path))
+        return loaded if isinstance(loaded, wc.Component) else None
+
+    def _load(self, wasm_sha256: str, kind: str, deserialize: Callable[[str], object]) -> object | None:
+        path = self._path(wasm_sha256, kind)
         if path is None or not path.exists():
             return None
         try:
-            return wasmtime.Module.deserialize_file(engine, str(path))
+            return deserialize(str(path))
         except wasmtime.WasmtimeError as exc:
-            log.warning("discarding unreadable compiled module", path=str(path), error=str(exc))
+            log.warning("discarding unreadable compiled code", path=str(path), error=str(exc))
             path.unlink(missing_ok=True)
             return None
 
-    def store(self, wasm_sha256: str, module: wasmtime.Module) -> None:
-        path = self._path(wasm_sha256)
+    def store(self, wasm_sha256: str, compiled: wasmtime.Module | wc.Component) -> None:
+        kind = "component" if isinstance(compiled, wc.Component) else "module"
+        path = self._path(wasm_sha256, kind)
         if path is None:
             return
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(module.serialize())
+        tmp.write_bytes(compiled.serialize())
         os.replace(tmp, path)  # atomic: concurrent writers of the same key are harmless

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import wasmtime
-
 from ..errors import CircuitError, ExecutionTimeout, GuestFault, LimitExceeded
 
 
@@ -23,17 +21,6 @@ class Invocation:
 
 def timeout_invocation(message: str) -> Invocation:
     return Invocation("timeout", error_kind=ExecutionTimeout.kind, error_message=message)
-
-
-def trap_reason(trap: wasmtime.Trap) -> str:
-    """The cause of a trap without the backtrace, e.g. ``wasm trap: call stack exhausted``."""
-    text = trap.message
-    _, _, cause = text.partition("Caused by:")
-    lines = [line.strip() for line in (cause or text).strip().splitlines() if line.strip()]
-    lines = [line.split(": ", 1)[1] if line.split(":", 1)[0].isdigit() else line for line in lines]
-    reason = ": ".join(lines) or "unknown trap"
-    code = trap.trap_code
-    return f"{reason} ({code.name.lower()})" if code is not None else reason
 
 
 def memory_limit_invocation(cap: int, detail: str) -> Invocation:

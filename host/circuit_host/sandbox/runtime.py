@@ -1,88 +1,70 @@
-"""The sandboxed runtime: load modules once, run each execution in a fresh store.
+"""The sandboxed runtime: load guests once, run each call in a fresh store.
 
-``Runtime.load`` validates and compiles (or fetches from the cache) a module and
-pre-links it against the capabilities. ``Runtime.invoke`` runs one ``handle`` call in a
-new ``Store`` whose fuel, memory cap and epoch deadline are armed *before*
-instantiation, so a start function runs under them too, and turns every way a guest
-can fail into an ``Invocation`` with a status: the host never raises because of a guest.
+``Runtime.load`` validates and compiles (or fetches from the cache) a core module or a component
+and links it against the runtime's host functions (``abi/host_functions.py``, plus the test
+world's rows for a test runtime). ``Runtime.invoke`` runs one ``handle`` call in a sandbox session
+(``session.py``): a new store armed before instantiation, and every way a guest can fail turned
+into an ``Invocation`` with a status. The host never raises because of a guest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import structlog
 import wasmtime
 import wasmtime.component as wc
 
 from ..abi.codec import decode
-from ..abi.guest_memory import GuestMemory, OversizedOutput
-from ..abi.signatures import MEMORY_EXPORT
-from ..abi.validation import WASM_PAGE, compile_checked, validate
-from ..capabilities import link_all
-from ..errors import ExecutionTimeout, GuestFault, LimitExceeded, Rejected, Uncatchable
+from ..abi.guest_memory import GuestMemory
+from ..abi.host_functions import ABI_FUNCTIONS
+from ..abi.lowering import link_core
+from ..abi.signatures import HANDLE_EXPORT, MEMORY_EXPORT, HostFunction
+from ..abi.validation import compile_checked, validate
+from ..errors import GuestFault, Rejected
 from ..execution.context import ExecutionContext
 from ..execution.limits import LimitsProfile
-from .components import CircuitComponent, ComponentHost, is_component
-from .engine import MAX_TABLE_ELEMENTS, EpochTicker, ModuleCache, deadline_ticks, make_engine
-from .invocation import (
-    Invocation,
-    fuel_exhausted_invocation,
-    host_error_invocation,
-    memory_limit_invocation,
-    memory_refused_invocation,
-    outcome_of,
-    timeout_invocation,
-    trap_reason,
-)
+from .components import ComponentHost, is_component
+from .engine import EpochTicker, ModuleCache, make_engine
+from .invocation import Invocation
+from .loaded import CircuitComponent, CircuitModule, Loaded
+from .session import CORE_MODULE_STORE, run_session
 
 log = structlog.get_logger("circuit.runtime")
 
 MAX_MODULE_BYTES = 32 * 1024 * 1024
 DEFAULT_MEMORY_CAP = LimitsProfile().memory_bytes
 
-
-Loaded = Union["CircuitModule", CircuitComponent]  # what ``Runtime.load`` returns
-
-
-@dataclass(frozen=True)
-class CircuitModule:
-    """A validated, compiled, pre-linked module, ready for fresh instances."""
-
-    sha256: str
-    module: wasmtime.Module
-    instance_pre: wasmtime.InstancePre
-    has_initialize: bool
-    from_disk_cache: bool
+__all__ = ["CircuitComponent", "CircuitModule", "Loaded", "Runtime"]
 
 
 class Runtime:
     """One engine, one linker, one epoch ticker, shared by every execution in the process.
 
-    ``testing=True`` makes a test runtime (``circuit test``): its linker also has the
-    ``testing`` interface and it loads only test modules (world ``circuit-test``). A runtime
-    without it never links ``testing``, so production rejects modules that import it.
+    ``host_functions`` are the imports guests may use: the ABI's by default. A test runtime
+    (``circuit test``, the deploy gate; made by ``testing.capability.runtime_for_tests``) adds the test world's
+    rows and loads only test modules; a runtime without them never links ``testing``, so
+    production rejects modules that import it.
     """
 
     def __init__(
-        self, cache_dir: Path | None = None, max_module_bytes: int = MAX_MODULE_BYTES, testing: bool = False
+        self,
+        cache_dir: Path | None = None,
+        max_module_bytes: int = MAX_MODULE_BYTES,
+        host_functions: Sequence[HostFunction] = ABI_FUNCTIONS,
     ) -> None:
         self.engine = make_engine()
+        self.host_functions = tuple(host_functions)
+        self.testing = any(function.test_only for function in self.host_functions)
         self.linker = wasmtime.Linker(self.engine)
-        link_all(self.linker)
-        self.testing = testing
+        link_core(self.linker, self.host_functions)
         # Called with (store, instance) after every store this runtime ran, triggers included, trap or
         # not: how coverage reads an instrumented module's counters. Never set in production.
         self.store_observer: Callable[[wasmtime.Store, wasmtime.Instance], None] | None = None
-        if testing:
-            from ..capabilities.testing import link as link_testing
-
-            link_testing(self.linker)
         self.cache = ModuleCache(cache_dir)
         self.max_module_bytes = max_module_bytes
         self._loaded: dict[str, CircuitModule] = {}
@@ -137,7 +119,7 @@ class Runtime:
         """The component half of this runtime, made on first use (it links a second linker)."""
         with self._lock:
             if self._components is None:
-                self._components = ComponentHost(self.engine, self.cache, self.testing)
+                self._components = ComponentHost(self.engine, self.cache, self.host_functions)
             return self._components
 
     def load_module(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
@@ -148,13 +130,13 @@ class Runtime:
         with self._lock:
             cached = self._loaded.get(sha256)
         if cached is not None:
-            validate(cached.module, memory_cap, self.testing)  # cheap; the cap may differ between callers
+            validate(cached.module, memory_cap, self.host_functions)  # cheap; the cap may differ between callers
             return cached
         module = self.cache.load(self.engine, sha256)
         from_disk = module is not None
         if module is None:
             module = compile_checked(self.engine, wasm, self.max_module_bytes)
-        validate(module, memory_cap, self.testing)
+        validate(module, memory_cap, self.host_functions)
         if not from_disk:
             self.cache.store(sha256, module)
         loaded = CircuitModule(
@@ -174,7 +156,7 @@ class Runtime:
     def invoke(self, module: Loaded, event: bytes, context: ExecutionContext) -> Invocation:
         """Run ``handle(event)`` in a fresh store; never raises because of the guest."""
         if isinstance(module, CircuitComponent):
-            return self.components.invoke(module, event, context, self._arm)
+            return self.components.invoke(module, event, context)
         return self.run_in_store(
             module,
             context,
@@ -190,7 +172,7 @@ class Runtime:
         input_bytes: int = 0,
     ) -> Invocation:
         """``run_in_store`` for a component: ``call(instance, store)`` in a fresh, armed store."""
-        return self.components.run(loaded, context, call, self._arm, input_bytes)
+        return self.components.run(loaded, context, call, input_bytes)
 
     def run_in_store(
         self,
@@ -205,65 +187,22 @@ class Runtime:
         guest can fail becomes an ``Invocation``, as for ``invoke``. ``input_bytes`` is charged
         before the module is instantiated, so an oversized input never runs any guest code.
         """
-        governor = context.governor
-        limits = governor.limits
-        store = wasmtime.Store(self.engine, data=context)
-        context.store = store
-        store.set_limits(
-            memory_size=limits.memory_bytes, table_elements=MAX_TABLE_ELEMENTS, instances=1, tables=4, memories=2
-        )
-        instance: wasmtime.Instance | None = None
-        try:
-            self._arm(store, context)
-            governor.charge("input_bytes", input_bytes)
-            instance = module.instance_pre.instantiate(store)
+
+        def instantiate(store: wasmtime.Store) -> wasmtime.Instance:
+            return module.instance_pre.instantiate(store)
+
+        def run(instance: wasmtime.Instance, store: wasmtime.Store) -> Invocation:
             exports = instance.exports(store)
             context.guest = GuestMemory(store, exports[MEMORY_EXPORT], _func(exports, "cabi_realloc"))
             if module.has_initialize:
                 _func(exports, "_initialize")(store)
             return call(exports, store)
-        except Uncatchable as exc:  # a limit, the deadline or a fault, raised by the host
-            return outcome_of(exc)
-        except OversizedOutput as exc:
-            return outcome_of(
-                LimitExceeded("output_bytes", governor.used("output_bytes"), exc.length, limits.output_bytes)
-            )
-        except wasmtime.Trap as trap:
-            return self._from_trap(trap, context)
-        except wasmtime.WasmtimeError as exc:
-            message = _first_line(str(exc))
-            if "memory" in message and "limit" in message:
-                return memory_refused_invocation(limits.memory_bytes, message)
-            return Invocation("trap", error_kind="trap", error_message=message)
-        except Exception as exc:  # a host bug must still not take the process down
-            log.exception("host error during execution")
-            return host_error_invocation(exc)
-        finally:
-            if self.store_observer is not None and instance is not None:
-                self.store_observer(store, instance)
-            context.measure()
-            # The store holds the context as its data; drop the back references so the store
-            # (and its address-space reservation) is freed now, not at interpreter exit.
-            context.guest = None
-            context.store = None
 
-    @staticmethod
-    def _arm(store: wasmtime.Store, context: ExecutionContext) -> None:
-        """Give the store what is left of the execution's fuel and wall-clock budget."""
-        governor = context.governor
-        fuel = governor.remaining("fuel")
-        if fuel <= 0:
-            raise LimitExceeded("fuel", governor.used("fuel"), 1, governor.limit("fuel"))
-        time_left = governor.time_left_ms()
-        if time_left <= 0:
-            raise ExecutionTimeout(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
-        store.set_fuel(fuel)
-        context.fuel_granted = fuel
-        store.set_epoch_deadline(deadline_ticks(time_left))
+        return run_session(self.engine, context, CORE_MODULE_STORE, instantiate, run, input_bytes, self.store_observer)
 
     def _call_handle(self, event: bytes, context: ExecutionContext, store: wasmtime.Store, exports: Any) -> Invocation:
         governor = context.governor
-        handle, post = _func(exports, "handle"), _func(exports, "cabi_post_handle")
+        handle, post = _func(exports, HANDLE_EXPORT), _func(exports, "cabi_post_handle")
         assert context.guest is not None
         ptr, length = context.guest.allocate(event, "event buffer")
         retptr = handle(store, ptr, length)
@@ -281,20 +220,6 @@ class Runtime:
             return Invocation("ok", output=output)
         return Invocation("error", error_kind="guest_error", error_message=message)
 
-    def _from_trap(self, trap: wasmtime.Trap, context: ExecutionContext) -> Invocation:
-        code = trap.trap_code
-        message = trap_reason(trap)
-        governor = context.governor
-        if code == wasmtime.TrapCode.OUT_OF_FUEL:
-            return fuel_exhausted_invocation(governor.limit("fuel"))
-        if code == wasmtime.TrapCode.INTERRUPT:
-            return timeout_invocation(f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached")
-        cap = governor.limit("memory_bytes")
-        if context.guest is not None and context.guest.size + WASM_PAGE > cap:
-            # memory.grow was refused at the cap and the guest gave up.
-            return memory_limit_invocation(cap, f"and the guest trapped: {message}")
-        return Invocation("trap", error_kind="trap", error_message=message)
-
 
 def _func(exports: Any, name: str) -> wasmtime.Func:
     """An export validation guaranteed to be a function (``Instance.exports`` is untyped)."""
@@ -302,8 +227,3 @@ def _func(exports: Any, name: str) -> wasmtime.Func:
     if not isinstance(item, wasmtime.Func):
         raise GuestFault(f"export {name!r} is not a function")
     return item
-
-
-def _first_line(text: str) -> str:
-    text = text.strip()
-    return text.splitlines()[0] if text else "unknown error"

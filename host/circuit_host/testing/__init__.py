@@ -2,7 +2,8 @@
 
 ``TestRunner`` runs each test of a test module (world ``circuit-test``) in a fresh store and a
 fresh, rolled-back records transaction; ``CalloutMocks`` answers its callouts; the ``testing``
-capability (``capabilities/testing.py``) is what the guest calls.
+capability (``capability.py``, whose rows only test runtimes link: ``runtime_for_tests()``) is what
+the guest calls.
 """
 
 from __future__ import annotations

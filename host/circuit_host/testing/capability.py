@@ -1,34 +1,26 @@
 """``testing``: mocks, test records, start/stop-test and fail, for test modules only.
 
-Linked only by ``Runtime(testing=True)`` (``circuit test``, the deploy gate), never into the
-production linker, so a production load rejects a module that imports it. The functions find
-their per-test state on the ``TestExecutionContext``; called from any other context (a trigger
+Its rows (``TESTING_FUNCTIONS``) are linked only into test runtimes (``runtime_for_tests()``: ``circuit
+test``, the deploy gate), never into the production linker, so a production load rejects a module
+that imports it. The runtime never imports this module; the test framework hands it the rows.
+The functions find their per-test state on the ``TestExecutionContext``; called from any other context (a trigger
 the test fired), they trap.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import wasmtime
+from pathlib import Path
+from typing import Any
 
 from ..abi.codec import decode, encode
-from ..abi.lowering import define_import
-from ..abi.signatures import (
-    TESTING_CREATE_RECORDS,
-    TESTING_FAIL,
-    TESTING_MOCK_CALLOUT,
-    TESTING_MOCK_CALLS,
-    TESTING_START_TEST,
-    TESTING_STOP_TEST,
-)
+from ..abi.host_functions import ABI_FUNCTIONS
+from ..abi.signatures import BYTES, STRING, HostFunction, Returns
+from ..capabilities import records
 from ..errors import GuestFault
-from ..testing.factories import create_records as build_and_insert
-from ..testing.state import RESET_ON_START, TestExecutionContext, TestState
-from . import records
-
-if TYPE_CHECKING:
-    from ..execution.context import ExecutionContext
+from ..execution.context import ExecutionContext
+from ..sandbox.runtime import Runtime
+from .factories import create_records as build_and_insert
+from .state import RESET_ON_START, TestExecutionContext, TestState
 
 
 class TestFailed(GuestFault):
@@ -64,7 +56,7 @@ def create_records(context: ExecutionContext, object_name: str, template: bytes)
     state = _state(context)
 
     def insert(name: str, rows: list[dict[str, Any]]) -> list[str]:
-        reply = decode(records.dml(context, 0, name, encode(rows)), "dml reply")
+        reply = decode(records.dml(context, "insert", name, encode(rows)), "dml reply")
         return list(reply["ids"])
 
     return encode(build_and_insert(state.schema, object_name, decode(template, "testing.create-records"), insert))
@@ -109,10 +101,19 @@ def fail(context: ExecutionContext, message: str) -> None:
     raise _fail(_state(context), message)
 
 
-def link(linker: wasmtime.Linker) -> None:
-    define_import(linker, TESTING_MOCK_CALLOUT, mock_callout)
-    define_import(linker, TESTING_MOCK_CALLS, mock_calls)
-    define_import(linker, TESTING_CREATE_RECORDS, create_records)
-    define_import(linker, TESTING_START_TEST, start_test)
-    define_import(linker, TESTING_STOP_TEST, stop_test)
-    define_import(linker, TESTING_FAIL, fail)
+TESTING_FUNCTIONS: tuple[HostFunction, ...] = (
+    HostFunction("testing", "mock-callout", (BYTES,), Returns.RESULT_BYTES_OR_STRING, mock_callout, test_only=True),
+    HostFunction("testing", "mock-calls", (BYTES,), Returns.RESULT_BYTES_OR_STRING, mock_calls, test_only=True),
+    HostFunction(
+        "testing", "create-records", (STRING, BYTES), Returns.RESULT_BYTES_OR_STRING, create_records, test_only=True
+    ),
+    HostFunction("testing", "start-test", (), Returns.NOTHING, start_test, test_only=True),
+    HostFunction("testing", "stop-test", (), Returns.NOTHING, stop_test, test_only=True),
+    HostFunction("testing", "fail", (STRING,), Returns.NOTHING, fail, test_only=True),
+)
+TEST_HOST_FUNCTIONS = (*ABI_FUNCTIONS, *TESTING_FUNCTIONS)  # the ``circuit-test`` world
+
+
+def runtime_for_tests(cache_dir: Path | None = None) -> Runtime:
+    """A runtime for test modules: the ABI plus the ``testing`` interface (world ``circuit-test``)."""
+    return Runtime(cache_dir=cache_dir, host_functions=TEST_HOST_FUNCTIONS)

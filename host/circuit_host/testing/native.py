@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from ..abi.codec import decode, encode
-from ..capabilities import http as http_cap
-from ..capabilities import limits as limits_cap
-from ..capabilities import log as log_cap
-from ..capabilities import records as records_cap
-from ..capabilities import testing as testing_cap
+from ..abi.signatures import HostFunction, Lowering, Param, Returns
 from ..errors import CatchableError, CircuitError, LimitExceeded
-from ..execution.context import ExecutionContext
+from ..execution.context import ExecutionContext, current_context, running
 from ..resources import python_sdk_dir
 from ..sandbox.invocation import Invocation, outcome_of
 from ..sandbox.runtime import Runtime
+from .capability import TEST_HOST_FUNCTIONS
 
 
 class Err(Exception):  # the name the SDK's ``unwrap`` recognises (componentize-py's)
@@ -50,59 +46,40 @@ class Uncatchable(BaseException):
         self.error = error
 
 
-_stack: list[ExecutionContext] = []
+def _argument(param: Param, value: Any) -> Any:
+    """An SDK argument as the capability takes it: an enum by case name, ``list<u8>`` as bytes."""
+    if param.lowering is Lowering.ENUM:
+        return param.cases[int(getattr(value, "value", value))]
+    if param.lowering is Lowering.BYTES:
+        return bytes(value)
+    return value
 
 
-def current() -> ExecutionContext:
-    if not _stack:
-        raise RuntimeError("a circuit_sdk call outside a circuit test (use the circuit pytest plugin)")
-    return _stack[-1]
+def _native(function: HostFunction) -> Callable[..., Any]:
+    """The row as the SDK calls it; errors travel as they would out of a component."""
+    has_err = function.returns is Returns.RESULT_BYTES_OR_STRING
+
+    def call(*args: Any) -> Any:
+        context = current_context()
+        arguments = [_argument(param, value) for param, value in zip(function.params, args, strict=True)]
+        try:
+            return function.capability(context, *arguments)
+        except CatchableError as exc:
+            if has_err:
+                raise Err(str(exc)) from None
+            raise Uncatchable(context.fail(exc)) from None  # type: ignore[arg-type]
+        except CircuitError as exc:  # limits, timeouts, faults, testing.fail: not the circuit's to catch
+            raise Uncatchable(context.fail(exc)) from None  # type: ignore[arg-type]
+
+    return call
 
 
-@contextmanager
-def running(context: ExecutionContext) -> Iterator[None]:
-    """Make ``context`` the one SDK calls use until the block ends."""
-    _stack.append(context)
-    try:
-        yield
-    finally:
-        _stack.pop()
-
-
-def _call(function: Callable[..., Any], *args: Any, result: bool = True) -> Any:
-    try:
-        return function(current(), *args)
-    except CatchableError as exc:
-        if result:
-            raise Err(str(exc)) from None
-        raise Uncatchable(exc) from None
-    except CircuitError as exc:  # limits, timeouts, faults, testing.fail: not the circuit's to catch
-        raise Uncatchable(exc) from None
-
-
-def _value(enum_or_int: Any) -> int:
-    return int(getattr(enum_or_int, "value", enum_or_int))
-
-
-def make_binding() -> SimpleNamespace:
-    """The five interfaces ``circuit_sdk._bindings.install`` expects, as plain functions."""
-    return SimpleNamespace(
-        records=SimpleNamespace(
-            query=lambda soql, binds: _call(records_cap.query, soql, bytes(binds)),
-            dml=lambda op, name, rows: _call(records_cap.dml, _value(op), name, bytes(rows)),
-        ),
-        http=SimpleNamespace(callout=lambda request: _call(http_cap.callout, bytes(request))),
-        log=SimpleNamespace(write=lambda level, message: _call(log_cap.write, _value(level), message, result=False)),
-        limits=SimpleNamespace(usage=lambda: _call(limits_cap.usage, result=False)),
-        testing=SimpleNamespace(
-            mock_callout=lambda spec: _call(testing_cap.mock_callout, bytes(spec)),
-            mock_calls=lambda mock_id: _call(testing_cap.mock_calls, bytes(mock_id)),
-            create_records=lambda name, template: _call(testing_cap.create_records, name, bytes(template)),
-            start_test=lambda: _call(testing_cap.start_test, result=False),
-            stop_test=lambda: _call(testing_cap.stop_test, result=False),
-            fail=lambda message: _call(testing_cap.fail, message, result=False),
-        ),
-    )
+def make_binding(functions: tuple[HostFunction, ...] = TEST_HOST_FUNCTIONS) -> SimpleNamespace:
+    """The interfaces ``circuit_sdk._bindings.install`` expects, one plain function per table row."""
+    interfaces: dict[str, dict[str, Callable[..., Any]]] = {}
+    for function in functions:
+        interfaces.setdefault(function.interface, {})[function.python_name] = _native(function)
+    return SimpleNamespace(**{name: SimpleNamespace(**calls) for name, calls in interfaces.items()})
 
 
 def import_sdk(circuit_dir: Path) -> Any:

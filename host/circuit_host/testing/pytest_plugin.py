@@ -19,16 +19,17 @@ from typing import Any, cast
 import pytest
 
 from ..bundles.manifest import Manifest, read_manifest
-from ..capabilities.testing import TestFailed
 from ..circuitdb import CircuitDB, open_store
 from ..execution.callout_policy import NamedCredential
+from ..execution.context import running
 from ..execution.governor import Usage
 from ..execution.limits import LimitsProfile
-from ..sandbox.runtime import Loaded
+from ..sandbox.loaded import Loaded
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..triggers.firing import TriggerFiring
+from .capability import TestFailed
 from .mocks import UnmatchedCallout
-from .native import NativeCircuit, NativeRuntime, Uncatchable, import_sdk, running
+from .native import NativeCircuit, NativeRuntime, Uncatchable, import_sdk
 from .runner import open_test_context, test_credential_url
 from .state import TestExecutionContext
 

@@ -27,12 +27,13 @@ from ..connectors.http_client import HttpConnector
 from ..coverage import CoverageReport
 from ..errors import GuestFault, Rejected
 from ..execution.callout_policy import NamedCredential
+from ..execution.context import running
 from ..execution.execution_log import ExecutionLog, LogEntry
 from ..execution.governor import Governor, Usage
 from ..execution.limits import LimitsProfile
-from ..sandbox.components import CircuitComponent
 from ..sandbox.invocation import Invocation
-from ..sandbox.runtime import Loaded, Runtime
+from ..sandbox.loaded import CircuitComponent, Loaded
+from ..sandbox.runtime import Runtime
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..triggers.firing import TriggerFiring
 from .mocks import CalloutMocks
@@ -126,14 +127,14 @@ def open_test_context(
     context = TestExecutionContext(
         governor=Governor(limits),
         log=log,
-        records=transaction,
+        records=firing.wrap(transaction) if firing is not None else transaction,
         http=TestCalloutSession(http, credentials=dict(credentials)),
-        firing=firing,
         testing=TestState(mocks, records.schema),
     )
     log.event("EXECUTION_START", f"test {label}")
     try:
-        yield context
+        with running(context):  # the native run's SDK calls, and host DML, are for this test
+            yield context
     finally:
         transaction.rollback()  # tests never see each other's data
         transaction.close()
@@ -161,7 +162,7 @@ class TestRunner:
         tenant: str = "default",
     ) -> None:
         if not runtime.testing:
-            raise Rejected("tests need a test runtime: Runtime(testing=True)")
+            raise Rejected("tests need a test runtime: testing.runtime_for_tests()")
         self.runtime = runtime
         self.module = module
         self.records = records

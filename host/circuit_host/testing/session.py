@@ -21,6 +21,7 @@ from ..execution.limits import LimitsProfile
 from ..sandbox.components import is_component
 from ..sandbox.runtime import Runtime
 from ..toolchain.python_build import is_python_circuit
+from .capability import runtime_for_tests
 from .guest_coverage import GuestCoverage
 from .runner import TestReport, TestResult, TestRunner
 
@@ -84,7 +85,7 @@ def run_test_module(
                 records.apply_schema(schema)
             if manifest is not None:
                 records.apply_schema(manifest.schema_changes())
-            with Runtime(cache_dir=cache_dir, testing=True) as runtime:
+            with runtime_for_tests(cache_dir) as runtime:
                 if is_component(wasm):
                     return _run_test_component(runtime, wasm, records, manifest, limits, names, coverage_of)
                 if coverage_of is None:

@@ -11,37 +11,50 @@ A trigger that returns ``err`` fails the statement that fired it: its writes are
 back to the statement's savepoint and the caller receives a catchable ``DmlError`` (as
 Apex's ``addError`` surfaces as a ``DmlException``). A trigger that traps, times out or
 hits a limit ends the whole execution.
+
+Two ports keep this module below the runtime: ``Invoker`` is what runs a trigger's guest (the
+runtime, or the native test runtime), and ``FiringRecords`` wraps an execution's records
+transaction so that every DML statement, from a guest or from the host, goes through here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from ..abi.codec import encode
-from ..connectors.records import DmlOp, DmlResult
+from ..connectors.records import DmlOp, DmlResult, QueryResult, RecordsTransaction
 from ..errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, Rejected
 from ..execution.callout_policy import CalloutSession
+from ..execution.context import ExecutionContext, current_context
 from ..execution.events import Record, before_trigger_changes
+from ..sandbox.invocation import Invocation
 from ..soql.parser import IDENTIFIER
 from .registry import TriggerBinding, TriggerRegistry
-
-if TYPE_CHECKING:
-    from ..execution.context import ExecutionContext
-    from ..sandbox.runtime import Runtime
 
 MAX_TRIGGER_DEPTH = 16
 TRIGGER_CHUNK_SIZE = 200
 SYSTEM_FIELDS = frozenset({"Id", "IsDeleted", "CreatedDate", "LastModifiedDate"})
 
 
+class Invoker(Protocol):
+    """What runs one guest call for a trigger: ``Runtime`` (or the native test runtime)."""
+
+    def invoke(self, module: Any, event: bytes, context: ExecutionContext) -> Invocation: ...
+
+
 class TriggerFiring:
     """Runs DML statements through the triggers registered for one tenant."""
 
-    def __init__(self, runtime: Runtime, registry: TriggerRegistry, tenant: str) -> None:
-        self.runtime = runtime
+    def __init__(self, invoker: Invoker, registry: TriggerRegistry, tenant: str) -> None:
+        self.invoker = invoker
         self.registry = registry
         self.tenant = tenant
+
+    def wrap(self, transaction: RecordsTransaction) -> FiringRecords:
+        """``transaction`` as an execution's records: its DML fires this tenant's triggers."""
+        return FiringRecords(transaction, self)
 
     def dml(
         self,
@@ -52,7 +65,7 @@ class TriggerFiring:
         external_id: str = "Id",
     ) -> DmlResult:
         """One all-or-none statement, with its triggers inside the statement's savepoint."""
-        records = context.records
+        records = _raw(context.records)
         if not self.registry.handles(self.tenant, object_name):
             return records.dml(op, object_name, rows, external_id)
         with records.savepoint():
@@ -103,7 +116,7 @@ class TriggerFiring:
         return DmlResult(ids, created)
 
     def _chunk(self, context: ExecutionContext, op: DmlOp, object_name: str, rows: list[Record]) -> DmlResult:
-        records = context.records
+        records = _raw(context.records)
         if op is DmlOp.INSERT:
             new = self._before(context, object_name, "before_insert", rows, None)
             result = records.dml(op, object_name, new)
@@ -181,7 +194,7 @@ class TriggerFiring:
                 binding.credentials if binding.credentials is not None else context.http.credentials,
             )
         try:
-            outcome = self.runtime.invoke(binding.module, encode(event), child)
+            outcome = self.invoker.invoke(binding.module, encode(event), child)
         finally:
             context.cap_fuel()
         context.log.event("CODE_UNIT_FINISHED", f"{where}: {outcome.status}")
@@ -199,3 +212,46 @@ class TriggerFiring:
         if outcome.status == "timeout":
             raise ExecutionTimeout(message)
         raise GuestFault(message)
+
+
+class FiringRecords:
+    """An execution's records transaction whose DML goes through the triggers.
+
+    Guests' DML (the ``records`` capability) and the host's (webhooks, the records API) call
+    ``dml`` like on any transaction; the statement is run for the execution that is running
+    (``current_context()``), so a trigger's own DML is one level deeper. Everything else is the
+    transaction's own.
+    """
+
+    def __init__(self, transaction: RecordsTransaction, firing: TriggerFiring) -> None:
+        self.transaction = transaction
+        self.firing = firing
+
+    def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
+        return self.firing.dml(current_context(), op, object_name, rows, external_id)
+
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+        return self.transaction.query(soql, binds, max_rows)
+
+    def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        return self.transaction.seed(object_name, rows)
+
+    def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self.transaction.fetch(object_name, ids)
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        return self.transaction.savepoint()
+
+    def commit(self) -> None:
+        self.transaction.commit()
+
+    def rollback(self) -> None:
+        self.transaction.rollback()
+
+    def close(self) -> None:
+        self.transaction.close()
+
+
+def _raw(records: RecordsTransaction) -> RecordsTransaction:
+    """The transaction under a firing wrapper: where the firing itself writes."""
+    return records.transaction if isinstance(records, FiringRecords) else records

@@ -10,7 +10,7 @@ from typing import get_args
 from ..errors import Rejected
 from ..execution.callout_policy import HostPattern, NamedCredential
 from ..execution.events import Operation
-from ..sandbox.runtime import Loaded
+from ..sandbox.loaded import Loaded
 
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 
