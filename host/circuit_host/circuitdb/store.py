@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..connectors.records import DmlOp, DmlResult, QueryResult
 from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..soql.parser import IDENTIFIER, parse
+from ..storage_engine import make_engine
 from .dml import Statement, UnknownField
 from .query import compile_query
 from .schema import (
@@ -123,27 +124,11 @@ class CircuitDB:
     ) -> None:
         if not isinstance(tenant, str) or not tenant or len(tenant) > MAX_TENANT_LENGTH:
             raise Rejected(f"tenant must be a non-empty string of at most {MAX_TENANT_LENGTH} characters")
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.tenant = tenant
         self._temporary = _temporary
         self._closed = False
         self._lock = threading.Lock()
-        self.engine: Engine
-        if url.startswith("sqlite"):
-            self.engine = sa.create_engine(
-                url,
-                isolation_level="AUTOCOMMIT",
-                connect_args={"timeout": busy_timeout, "check_same_thread": False},
-                pool_size=8,
-                max_overflow=-1,
-            )
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        elif url.startswith("postgresql"):
-            self.engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=30)
-        else:
-            raise Rejected(f"unsupported database URL scheme: {url.split(':', 1)[0]!r} (sqlite or postgresql)")
+        self.engine: Engine = make_engine(url, busy_timeout=busy_timeout)
         self.dialect = self.engine.dialect.name
         try:
             self._catalog = self._migrate(SchemaChanges())

@@ -33,7 +33,6 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
-    Engine,
     Index,
     Integer,
     MetaData,
@@ -42,13 +41,12 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
-    event,
     insert,
     select,
     update,
 )
 
+from ...storage_engine import database_url, make_engine
 from .api import CrmAuthError, CrmError, CrmUnavailable
 from .provisional import is_provisional
 from .settings import RetryPolicy
@@ -103,10 +101,8 @@ class Outbox:
     """The outbox tables in one database: a SQLite file path or an SQLAlchemy URL (PostgreSQL)."""
 
     def __init__(self, url: str | Path, *, table_prefix: str = "crm_", busy_timeout_s: float = 30.0) -> None:
-        if isinstance(url, Path) or "://" not in url:
-            url = f"sqlite:///{Path(url)}"
-        self.url = url
-        self.engine = _engine(url, busy_timeout_s)
+        self.url = database_url(url)
+        self.engine = make_engine(self.url, busy_timeout=busy_timeout_s, autocommit=False)
         self.write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self.metadata = MetaData()
         self.entries_table = Table(
@@ -181,26 +177,6 @@ class Outbox:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _engine(url: str, busy_timeout_s: float) -> Engine:
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
-
-    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over.
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # Writers take the write lock up front (waiting up to the busy timeout) rather than
-        # failing when a read snapshot cannot be upgraded; readers never wait.
-        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'DEFERRED')}")
-
-    return engine
 
 
 def _entry(row: Mapping[Any, Any]) -> OutboxEntry:

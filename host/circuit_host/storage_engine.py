@@ -1,0 +1,66 @@
+"""The one way a store opens its database: a SQLAlchemy engine on a SQLite file or PostgreSQL.
+
+The platform, CircuitDB and the CRM outbox all open their databases here, so they agree on
+what a path or URL means and on how connections behave: SQLite files in WAL mode, with a
+busy timeout and connections usable from any thread; PostgreSQL through psycopg, with a
+pool that checks a connection before handing it out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .errors import Rejected
+
+SQLITE_POOL = {"pool_size": 8, "max_overflow": -1}  # SQLite connections are cheap; writers queue on the lock
+POSTGRES_POOL = {"pool_size": 5, "max_overflow": 30, "pool_pre_ping": True}
+
+
+def database_url(target: str | Path) -> str:
+    """``target`` as a SQLAlchemy URL: a path becomes ``sqlite:///path``, ``postgresql://`` gets psycopg."""
+    text = str(target)
+    if isinstance(target, Path) or "://" not in text:
+        return f"sqlite:///{Path(text)}"
+    if text.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
+    if text.startswith(("sqlite", "postgresql")):
+        return text
+    raise Rejected(f"unsupported database URL scheme: {text.split(':', 1)[0]!r} (sqlite or postgresql)")
+
+
+def make_engine(target: str | Path, *, busy_timeout: float = 30.0, autocommit: bool = True) -> Engine:
+    """An engine on a SQLite path or URL, or a PostgreSQL URL.
+
+    ``autocommit`` (the platform, CircuitDB): the store issues ``BEGIN``/``COMMIT`` itself on
+    connections in driver autocommit mode. Otherwise (the outbox) SQLAlchemy begins and ends
+    transactions; on SQLite a transaction then starts with ``BEGIN <sqlite_begin>`` (an
+    execution option, ``DEFERRED`` unless given), because pysqlite's own transaction
+    handling defers ``BEGIN`` and breaks ``SAVEPOINT``.
+    """
+    url = database_url(target)
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, **options, **POSTGRES_POOL)
+    engine = sa.create_engine(
+        url, **options, **SQLITE_POOL, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        if not autocommit:
+            dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    if not autocommit:
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take the write lock up front (waiting up to the busy timeout) rather than
+            # failing when a read snapshot cannot be upgraded; readers never wait.
+            conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'DEFERRED')}")
+
+    return engine
