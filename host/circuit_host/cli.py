@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .circuitdb import CircuitDB, open_store
 from .circuitdb.manifest import parse_schema, read_schema
@@ -23,10 +23,8 @@ from .execution.trigger_events import run_trigger_event
 from .sandbox.runtime import Runtime
 from .settings import HostSettings, configure_logging, default_cache_dir
 from .soql.parser import parse
+from .testing.runner import TestReport
 from .triggers import TriggerBinding, TriggerRegistry
-
-if TYPE_CHECKING:
-    from .testing import TestReport
 
 MAX_EVENT_FILE_BYTES = 64 * 1024 * 1024
 

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Rejected
-from .schema import FieldDef, FieldType, check_custom_name, check_field, custom_object
+from .field_checks import check_field
+from .schema import FieldDef, FieldType, check_custom_name, custom_object
 from .store import SchemaChanges
 
 _FIELD_KEYS: dict[str, type | tuple[type, ...]] = {

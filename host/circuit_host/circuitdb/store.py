@@ -36,6 +36,7 @@ from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..soql.parser import IDENTIFIER, parse
 from ..storage_engine import make_engine
 from .dml import Statement, UnknownField
+from .field_checks import check_field
 from .query import compile_query
 from .schema import (
     STANDARD_NAMES,
@@ -45,7 +46,6 @@ from .schema import (
     ObjectDef,
     Schema,
     check_custom_name,
-    check_field,
     custom_object,
     incompatible_change,
     record_id_prefix,
