@@ -18,7 +18,7 @@ from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.execution.executions import Executor
 from circuit_host.sandbox.runtime import Runtime
 
-GUESTS = Path(__file__).parent / "runtime" / "guests"
+GUESTS = Path(__file__).parent / "sandbox" / "guests"
 POSTGRES_URL = os.environ.get("CIRCUIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CIRCUIT_REQUIRE_POSTGRES") == "1"
 
