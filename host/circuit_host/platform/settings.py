@@ -1,23 +1,38 @@
-"""Per-tenant settings: rate limit, limit ceilings, webhook keys and secrets, retention.
+"""Per-tenant settings: rate limit, limit ceilings, retention, and each webhook source's own settings.
 
-Keys are validated when set, so a tenant can never be configured with a key the webhook
-verifier would fail to load. ``ghl_public_key`` is GoHighLevel's Ed25519 key, as PEM or
-as base64 (the raw 32 bytes or the DER SubjectPublicKeyInfo).
+Storage and operators see one flat object (``{"rate_limit_per_minute": ..., "ghl_public_key": ...}``).
+The host's own settings are fields here; the rest belong to the registered webhook sources
+(``CrmPlugin.configuration``), each validated by its source's model when set, so a tenant can
+never be configured with a key its verifier would fail to load. ``section(Model)`` answers a
+source's typed part.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
+from ..connectors.crm import registry
 from ..errors import Rejected
 from ..execution.callout_policy import NamedCredential
 from ..execution.limits import MIB, LimitsProfile
-from ..webhooks.signatures import parse_ed25519_public_key, parse_rsa_public_key
+
+S = TypeVar("S", bound=BaseModel)
 
 
 class TenantSettings(BaseModel):
@@ -28,58 +43,72 @@ class TenantSettings(BaseModel):
     rate_limit_per_minute: int = Field(1000, ge=1, le=10_000_000)
     max_limits: LimitsProfile = Field(default_factory=LimitsProfile, description="Ceiling for manifest overrides.")
     coverage_threshold: int = Field(75, ge=0, le=100, description="Minimum test coverage (%) to deploy.")
-    allow_unsigned_ghl: bool = Field(False, description="Accept unsigned GoHighLevel webhooks (unsafe).")
-    ghl_public_key: str | None = Field(None, description="GoHighLevel Ed25519 public key (PEM or base64).")
-    ghl_legacy_rsa_public_key: str | None = Field(None, description="GoHighLevel legacy RSA public key (PEM).")
     named_credentials: dict[str, NamedCredential] = Field(
         default_factory=dict,
         description="Endpoints and secret headers reached as `callout:NAME/path` by circuits declaring NAME.",
     )
-    ghl_custom_fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="GoHighLevel custom-field id -> its key or a circuit field name ending in __c.",
-    )
-    ghl_location_ids: list[str] = Field(
-        default_factory=list, description="GoHighLevel locations this tenant accepts (GHL signs all with one key)."
-    )
-    generic_hmac_secret: SecretStr | None = Field(None, description="HMAC-SHA256 secret for generic webhooks.")
     coalesce_window_ms: int = Field(0, ge=0, le=60_000, description="Window to batch webhooks per object.")
     execution_retention_days: int = Field(30, ge=1, le=3650)
     max_request_bytes: int = Field(1 * MIB, ge=1024, le=64 * MIB)
 
-    @field_validator("ghl_public_key")
+    _sections: dict[type[BaseModel], BaseModel] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _ed25519(cls, value: str | None) -> str | None:
-        if value is not None:
-            _as_value_error(parse_ed25519_public_key, value)
-        return value
+    def _with_sections(cls, data: Any, handler: ModelWrapValidatorHandler[TenantSettings]) -> TenantSettings:
+        """Hand each source's keys to its model and the rest to this one; report every error as a flat key."""
+        if not isinstance(data, Mapping):
+            return handler(data)
+        models = registry.configurations()
+        claimed = {name for model in models for name in model.model_fields}
+        errors: list[InitErrorDetails] = []
+        settings: TenantSettings | None = None
+        try:
+            settings = handler({k: v for k, v in data.items() if k not in claimed})
+        except ValidationError as exc:
+            errors.extend(_details(exc))
+        sections: dict[type[BaseModel], BaseModel] = {}
+        for model in models:
+            try:
+                sections[model] = model.model_validate({k: data[k] for k in model.model_fields if k in data})
+            except ValidationError as exc:
+                errors.extend(_details(exc))
+        if errors or settings is None:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        settings._sections = sections
+        return settings
 
-    @field_validator("ghl_legacy_rsa_public_key")
-    @classmethod
-    def _rsa(cls, value: str | None) -> str | None:
-        if value is not None:
-            _as_value_error(parse_rsa_public_key, value)
-        return value
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for section in self._sections.values():
+            data.update(section.model_dump(mode=info.mode))
+        return data
 
-    @field_validator("generic_hmac_secret")
-    @classmethod
-    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("generic_hmac_secret must be at least 16 characters")
-        return value
+    def section(self, model: type[S]) -> S:
+        """A webhook source's settings (``CrmPlugin.configuration``), defaults if it was registered since."""
+        found = self._sections.get(model)
+        return found if isinstance(found, model) else model()
 
-    def ghl_ed25519_key(self) -> Ed25519PublicKey | None:
-        return None if self.ghl_public_key is None else parse_ed25519_public_key(self.ghl_public_key)
+    if not TYPE_CHECKING:
 
-    def ghl_rsa_key(self) -> RSAPublicKey | None:
-        key = self.ghl_legacy_rsa_public_key
-        return None if key is None else parse_rsa_public_key(key)
+        def __getattr__(self, name: str) -> Any:
+            """A source's setting read as the flat key it is stored under (typed code uses ``section``)."""
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                for section in (self.__pydantic_private__ or {}).get("_sections", {}).values():
+                    if hasattr(section, name):
+                        return getattr(section, name)
+                raise
 
     def to_storage(self) -> dict[str, Any]:
-        """JSON for the database, the secret included (``model_dump`` would mask it)."""
+        """JSON for the database, secrets included (``model_dump`` would mask them)."""
         data = self.model_dump(mode="json")
-        secret = self.generic_hmac_secret
-        data["generic_hmac_secret"] = None if secret is None else secret.get_secret_value()
+        for section in self._sections.values():
+            for name, value in section:
+                if isinstance(value, SecretStr):
+                    data[name] = value.get_secret_value()
         data["named_credentials"] = {
             name: {"url": c.url, "headers": c.secret_headers()} for name, c in self.named_credentials.items()
         }
@@ -97,9 +126,12 @@ class TenantSettings(BaseModel):
             raise Rejected(f"settings.{where}: {message.removeprefix('Value error, ')}") from None
 
 
-def _as_value_error(parse: Callable[[str], object], value: str) -> None:
-    """Run the webhooks' key parser inside a pydantic validator (which reports ValueError)."""
-    try:
-        parse(value)
-    except Rejected as exc:
-        raise ValueError(str(exc).removeprefix("key: ")) from None
+def _details(exc: ValidationError) -> list[InitErrorDetails]:
+    """``exc``'s errors in the form a new ``ValidationError`` is built from."""
+    details: list[InitErrorDetails] = []
+    for err in exc.errors():
+        detail = InitErrorDetails(type=err["type"], loc=err["loc"], input=err["input"])
+        if "ctx" in err:
+            detail["ctx"] = err["ctx"]
+        details.append(detail)
+    return details

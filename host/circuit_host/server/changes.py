@@ -1,9 +1,10 @@
 """From a normalised webhook ``Change`` to the DML that applies it to an environment's records.
 
 Records that come from a CRM carry the CRM's ids, not ours, so each source keys its records
-on an external-id field (``GHL_Id__c``, ``Salesforce_Id__c``) that the server adds to the
-object on first use: creates and updates become upserts on that key (firing insert or update
-triggers as appropriate), deletes and undeletes look our ids up by it.
+on the external-id field its plugin names (``CrmPlugin.external_id``: ``GHL_Id__c``,
+``Salesforce_Id__c``), which the server adds to the object on first use: creates and updates
+become upserts on that key (firing insert or update triggers as appropriate), deletes and
+undeletes look our ids up by it. A source without one (generic) carries our own ids.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..circuitdb import CircuitDB, FieldDef, FieldType
+from ..connectors.crm import registry
 from ..connectors.records import DmlOp
 from ..webhooks.model import Change
-
-SOURCE_KEYS = {"ghl": "GHL_Id__c", "salesforce-cdc": "Salesforce_Id__c"}
 
 
 def ensure_key_field(store: CircuitDB, object_name: str, key: str) -> None:
@@ -26,16 +26,18 @@ def ensure_key_field(store: CircuitDB, object_name: str, key: str) -> None:
 
 def as_dml(store: CircuitDB, change: Change) -> tuple[DmlOp, list[dict[str, Any]], str]:
     """The operation, rows and external-id field that apply ``change``."""
-    key = SOURCE_KEYS.get(change.source)
-    if key is None:
+    plugin = registry.find(change.source)
+    external = plugin.external_id if plugin is not None else None
+    if external is None:
         return DmlOp[change.action.upper()], [dict(r) for r in change.records], "Id"
+    key = external.field
     ensure_key_field(store, change.object, key)
     definition = store.schema.object(change.object)
     rows = []
     for record in change.records:
         row = dict(record)
-        if change.source == "salesforce-cdc" and "Id" in row:
-            row[key] = row.pop("Id")
+        if external.carried_as != key and external.carried_as in row:
+            row[key] = row.pop(external.carried_as)
         # A CRM sends fields this tenant's schema may not declare: keep what the schema knows.
         known = {f.name for f in definition.fields if not f.system} if definition is not None else set(row)
         rows.append({name: value for name, value in row.items() if name in known})

@@ -10,8 +10,6 @@ from typing import Any, Literal, get_args
 
 from .errors import WebhookRejected, malformed
 
-Source = Literal["ghl", "salesforce-cdc", "generic"]
-SOURCES: tuple[Source, ...] = get_args(Source)
 Action = Literal["insert", "update", "delete", "undelete"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 
@@ -36,7 +34,8 @@ class Change:
     action: Action
     records: list[dict[str, Any]]
     changed_fields: list[str] | None = None
-    source: Source = "generic"
+    source: str = "generic"
+    """The registered source that sent it (``CrmPlugin.source``)."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def operation(self, timing: Literal["before", "after"]) -> str:
@@ -110,6 +109,12 @@ def parse_json(body: bytes, limits: BodyLimits = DEFAULT_LIMITS) -> Any:
     if depth > limits.max_depth:
         raise malformed(f"JSON nested {depth} levels deep, over the limit of {limits.max_depth}")
     return data
+
+
+def read_json_body(body: bytes, content_type: str | None, limits: BodyLimits = DEFAULT_LIMITS) -> Any:
+    """What every source's normaliser starts from: a JSON content type, then ``parse_json``."""
+    check_content_type(content_type)
+    return parse_json(body, limits)
 
 
 def _depth(data: Any) -> int:

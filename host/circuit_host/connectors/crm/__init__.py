@@ -1,11 +1,19 @@
-"""CRMs as systems of record: reads go to the CRM, writes go through a transactional outbox.
+"""CRMs as systems of record and as webhook sources, one package per CRM, found through ``registry``.
 
-See README.md in this folder for configuration, what each CRM supports, and the outbox's
-delivery guarantees.
+Reads go to the CRM, writes go through a transactional outbox. See README.md in this folder
+for configuration, what each CRM supports, the outbox's delivery guarantees, and how to add a CRM.
 """
 
 from .api import CrmAuthError, CrmError, CrmRequestError, CrmUnavailable
-from .gohighlevel import CONTACT_FIELDS, TASK_FIELDS, GoHighLevelConnector, GoHighLevelTransaction
+from .generic import GENERIC
+from .gohighlevel import (
+    CONTACT_FIELDS,
+    GOHIGHLEVEL,
+    TASK_FIELDS,
+    GoHighLevelConnector,
+    GoHighLevelSettings,
+    GoHighLevelTransaction,
+)
 from .outbox import (
     Delivery,
     DeliveryFailed,
@@ -17,20 +25,37 @@ from .outbox import (
     OutboxWriter,
 )
 from .provisional import PROVISIONAL_ID, is_provisional, new_provisional_id
-from .salesforce import SalesforceConnector, SalesforceTransaction, bind_soql, soql_literal
-from .settings import GoHighLevelSettings, RetryPolicy, SalesforceSettings
+from .registry import CrmPlugin, ExternalId, register
+from .retry_policy import RetryPolicy
+from .salesforce import (
+    SALESFORCE_CDC,
+    SalesforceConnector,
+    SalesforceSettings,
+    SalesforceTransaction,
+    bind_soql,
+    soql_literal,
+)
+
+# The sources this host ships, in the order their webhook URLs are listed. Adding a CRM: one line here.
+for _plugin in (GOHIGHLEVEL, SALESFORCE_CDC, GENERIC):
+    register(_plugin)
 
 __all__ = [
     "CONTACT_FIELDS",
+    "GENERIC",
+    "GOHIGHLEVEL",
     "PROVISIONAL_ID",
+    "SALESFORCE_CDC",
     "TASK_FIELDS",
     "CrmAuthError",
     "CrmError",
+    "CrmPlugin",
     "CrmRequestError",
     "CrmUnavailable",
     "Delivery",
     "DeliveryFailed",
     "DispatchReport",
+    "ExternalId",
     "GoHighLevelConnector",
     "GoHighLevelSettings",
     "GoHighLevelTransaction",

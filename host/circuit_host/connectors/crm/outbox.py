@@ -49,7 +49,7 @@ from sqlalchemy import (
 from ...storage_engine import database_url, make_engine
 from .api import CrmAuthError, CrmError, CrmUnavailable
 from .provisional import is_provisional
-from .settings import RetryPolicy
+from .retry_policy import RetryPolicy
 
 Status = Literal["pending", "sending", "sent", "dead"]
 Operation = Literal["create", "update", "upsert", "delete", "undelete"]

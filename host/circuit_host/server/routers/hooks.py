@@ -1,13 +1,21 @@
-"""Webhook intake: authenticate, normalise, de-duplicate, then run the changes through the triggers."""
+"""Webhook intake: authenticate, normalise, de-duplicate, then run the changes through the triggers.
+
+Every source is a ``CrmPlugin`` looked up by the URL's ``{source}``: its ``verify`` and
+``normalize`` run with the tenant's settings for it; nothing here names a source.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
-from ...platform import TenantSettings
-from ...webhooks import SOURCES, GhlMapping, WebhookKeys, WebhookRejected, normalize, verify
+from ...connectors.crm import registry
+from ...connectors.crm.registry import CrmPlugin
+from ...webhooks import DEFAULT_LIMITS, WebhookRejected, read_json_body
 from ..auth import Caller, enforce_rate_limit, limiter_of, require, state_of
 from ..problems import Problem
 from ..state import ServerState
@@ -17,19 +25,24 @@ router = APIRouter(prefix="/v1/hooks", tags=["webhooks"])
 
 
 async def _intake(request: Request, state: ServerState, tenant_id: str, env: str, source: str) -> HookResult:
-    if source not in SOURCES:
-        raise Problem(404, "Unknown webhook source", f"sources are {', '.join(SOURCES)}")
+    plugin = registry.find(source)
+    if plugin is None:
+        raise Problem(404, "Unknown webhook source", f"sources are {', '.join(registry.sources())}")
     body = await request.body()
     # Verification, storage and the sandboxed executions are blocking work: keep them off the event loop.
-    return await run_in_threadpool(_process, state, tenant_id, env, source, body, request.headers)
+    return await run_in_threadpool(_process, state, tenant_id, env, plugin, body, request.headers)
 
 
-def _process(state: ServerState, tenant_id: str, env: str, source: str, body: bytes, headers: Headers) -> HookResult:
+def _process(
+    state: ServerState, tenant_id: str, env: str, plugin: CrmPlugin[Any], body: bytes, headers: Headers
+) -> HookResult:
     settings = state.platform.get_settings(tenant_id)
+    configuration = settings.section(plugin.configuration)
+    source = plugin.source
     try:
-        verify(source, body, headers, webhook_keys(settings))
-        mapping = GhlMapping(custom_fields=settings.ghl_custom_fields)
-        changes = normalize(source, body, headers.get("content-type"), ghl_mapping=mapping)
+        plugin.verify(body, headers, configuration, datetime.now(UTC))
+        data = read_json_body(body, headers.get("content-type"), DEFAULT_LIMITS)
+        changes = plugin.normalize(data, configuration, DEFAULT_LIMITS)
     except WebhookRejected as exc:
         raise Problem(exc.status, exc.reason.replace("_", " ").capitalize(), exc.message) from None
     if any(c.webhook_id and state.platform.seen_webhook_id(tenant_id, source, c.webhook_id) for c in changes):
@@ -44,19 +57,6 @@ def _process(state: ServerState, tenant_id: str, env: str, source: str, body: by
         executions=[
             ExecutionSummary(id=r.id, status=r.status, error=r.error, duration_ms=r.duration_ms) for r in records
         ]
-    )
-
-
-def webhook_keys(settings: TenantSettings) -> WebhookKeys:
-    """The tenant's configured verification keys (the generic HMAC secret also signs CDC relays)."""
-    secret = settings.generic_hmac_secret.get_secret_value() if settings.generic_hmac_secret else None
-    return WebhookKeys.from_config(
-        ghl_public_keys=[settings.ghl_public_key] if settings.ghl_public_key else [],
-        ghl_legacy_rsa_public_keys=[settings.ghl_legacy_rsa_public_key] if settings.ghl_legacy_rsa_public_key else [],
-        allow_unsigned_ghl=settings.allow_unsigned_ghl,
-        ghl_location_ids=settings.ghl_location_ids,
-        generic_secrets=[secret] if secret else [],
-        salesforce_cdc_secrets=[secret] if secret else [],
     )
 
 

@@ -7,13 +7,18 @@ from typing import Any
 
 import pytest
 
-from circuit_host.webhooks import BodyLimits, WebhookRejected, generic_json_schema, normalize
+from circuit_host.connectors.crm.generic import GENERIC, generic_json_schema
+from circuit_host.webhooks import DEFAULT_LIMITS, BodyLimits, Change, WebhookRejected
+from tests.webhooks import helpers
+from tests.webhooks.helpers import body, data, dumps
 
-from .helpers import body, data, dumps
+
+def normalize(raw: bytes, content_type: str | None, *, limits: BodyLimits = DEFAULT_LIMITS) -> list[Change]:
+    return helpers.normalize(GENERIC.source, raw, content_type, limits=limits)
 
 
 def test_insert() -> None:
-    [change] = normalize("generic", body("generic_contact_insert"), "application/json")
+    [change] = normalize(body("generic_contact_insert"), "application/json")
     assert (change.webhook_id, change.object, change.action) == ("evt_01J8Z3K7Q2W5X9Y4M6N8P0R2T4", "Contact", "insert")
     assert change.occurred_at == datetime(2026, 8, 3, 14, 35, 12, tzinfo=UTC)
     assert len(change.records) == 2 and change.records[1]["Website_Visits__c"] == 4.0
@@ -21,7 +26,7 @@ def test_insert() -> None:
 
 
 def test_update_with_an_offset_and_changed_fields() -> None:
-    [change] = normalize("generic", body("generic_contact_update"), "application/vnd.circuit+json")
+    [change] = normalize(body("generic_contact_update"), "application/vnd.circuit+json")
     assert change.occurred_at == datetime(2026, 8, 3, 15, 2, 47, 118000, tzinfo=UTC)
     assert change.changed_fields == ["Website_Visits__c"]
     assert change.records == [{"Id": "003Qy00000VLp01IAB", "Website_Visits__c": 17}]
@@ -45,14 +50,14 @@ def test_update_with_an_offset_and_changed_fields() -> None:
 )
 def test_invalid_generic_webhooks_are_400(patch: dict[str, Any], message: str) -> None:
     with pytest.raises(WebhookRejected) as caught:
-        normalize("generic", dumps({**data("generic_contact_insert"), **patch}), None)
+        normalize(dumps({**data("generic_contact_insert"), **patch}), None)
     assert caught.value.status == 400
     assert message in caught.value.message
 
 
 def test_missing_fields_are_named() -> None:
     with pytest.raises(WebhookRejected) as caught:
-        normalize("generic", b'{"object": "Contact"}', None)
+        normalize(b'{"object": "Contact"}', None)
     for name in ("id: Field required", "operation: Field required", "records: Field required"):
         assert name in caught.value.message
 
@@ -60,10 +65,10 @@ def test_missing_fields_are_named() -> None:
 def test_record_cap() -> None:
     payload = {**data("generic_contact_insert"), "records": [{"LastName": f"L{i}"} for i in range(201)]}
     with pytest.raises(WebhookRejected, match="201 records, over the limit of 200"):
-        normalize("generic", dumps(payload), None)
+        normalize(dumps(payload), None)
     payload["records"] = payload["records"][:3]
     with pytest.raises(WebhookRejected, match="3 records, over the limit of 2"):
-        normalize("generic", dumps(payload), None, limits=BodyLimits(max_records=2))
+        normalize(dumps(payload), None, limits=BodyLimits(max_records=2))
 
 
 def test_schema_is_published() -> None:

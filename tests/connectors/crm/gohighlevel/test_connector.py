@@ -14,8 +14,8 @@ from circuit_host.connectors.crm import (
 from circuit_host.connectors.records import DmlOp
 from circuit_host.errors import DmlError, QueryError
 
-from .conftest import dispatcher
-from .fakes import FakeGoHighLevel
+from ..conftest import dispatcher
+from ..fakes import FakeGoHighLevel
 
 
 def test_insert_maps_standard_and_custom_fields_and_caches_the_field_list(

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from circuit_host.webhooks import GHL_EVENT_TYPES, GHL_ID_FIELD, GhlMapping, WebhookRejected, normalize
-
-from .helpers import body, data, dumps
+from circuit_host.connectors.crm.gohighlevel import EVENT_TYPES, GHL_ID_FIELD, GhlMapping, normalize_ghl
+from circuit_host.webhooks import Change, WebhookRejected, read_json_body
+from tests.webhooks.helpers import body, data, dumps
 
 VLPR = GhlMapping(
     custom_fields={
@@ -20,8 +20,12 @@ VLPR = GhlMapping(
 )
 
 
+def normalize(raw: bytes, content_type: str | None, *, ghl_mapping: GhlMapping | None = None) -> list[Change]:
+    return normalize_ghl(read_json_body(raw, content_type), ghl_mapping)
+
+
 def test_contact_create_maps_fields_the_way_the_connector_does() -> None:
-    [change] = normalize("ghl", body("ghl_contact_create"), "application/json", ghl_mapping=VLPR)
+    [change] = normalize(body("ghl_contact_create"), "application/json", ghl_mapping=VLPR)
     assert (change.object, change.action, change.source) == ("Contact", "insert", "ghl")
     assert change.operation("after") == "after_insert"
     assert change.webhook_id == "2f5a7c51-8d0e-4c1b-9a55-1b8a9f4e6c02"
@@ -62,7 +66,7 @@ def test_contact_create_maps_fields_the_way_the_connector_does() -> None:
 
 
 def test_without_a_mapping_custom_fields_and_tags_stay_in_meta() -> None:
-    [change] = normalize("ghl", body("ghl_contact_create"), None)
+    [change] = normalize(body("ghl_contact_create"), None)
     assert not any(k.endswith("__c") and k != GHL_ID_FIELD for k in change.records[0])
     assert [c["id"] for c in change.meta["custom_fields"]] == [
         "BcdmQEsNgz6AVpgLVUJ0",
@@ -75,7 +79,7 @@ def test_without_a_mapping_custom_fields_and_tags_stay_in_meta() -> None:
 
 def test_tags_field_and_multi_select_values_join_with_semicolons() -> None:
     mapping = GhlMapping(custom_fields={"Unk0QEsNgz6AVpgLVUJ4": "Channels__c"}, tags_field="Tags__c")
-    [change] = normalize("ghl", body("ghl_contact_create"), None, ghl_mapping=mapping)
+    [change] = normalize(body("ghl_contact_create"), None, ghl_mapping=mapping)
     assert change.records[0]["Tags__c"] == "inbound;enterprise"
     assert change.records[0]["Channels__c"] == "Email;SMS"
     assert "tags" not in change.meta
@@ -84,12 +88,12 @@ def test_tags_field_and_multi_select_values_join_with_semicolons() -> None:
 def test_a_custom_field_carrying_its_key_needs_no_mapping() -> None:
     payload = data("ghl_contact_update")
     payload["customFields"] = [{"id": "XyWvQEsNgz6AVpgLVUJ1", "fieldKey": "contact.website_visits", "value": 17}]
-    [change] = normalize("ghl", dumps(payload), None)
+    [change] = normalize(dumps(payload), None)
     assert change.records[0]["website_visits__c"] == 17
 
 
 def test_contact_update_carries_only_what_was_sent() -> None:
-    [change] = normalize("ghl", body("ghl_contact_update"), None, ghl_mapping=VLPR)
+    [change] = normalize(body("ghl_contact_update"), None, ghl_mapping=VLPR)
     assert change.action == "update"
     record = change.records[0]
     assert record["MailingPostalCode"] == "94107" and record["Website_Visits__c"] == 17
@@ -99,29 +103,29 @@ def test_contact_update_carries_only_what_was_sent() -> None:
 
 
 def test_contact_delete() -> None:
-    [change] = normalize("ghl", body("ghl_contact_delete"), None)
+    [change] = normalize(body("ghl_contact_delete"), None)
     assert (change.object, change.action) == ("Contact", "delete")
     assert change.records[0][GHL_ID_FIELD] == "nmFmQEsNgz6AVpgLVUJ0"
 
 
 def test_dnd_update_is_an_update_of_do_not_call() -> None:
-    [change] = normalize("ghl", body("ghl_contact_dnd_update"), None)
+    [change] = normalize(body("ghl_contact_dnd_update"), None)
     assert (change.action, change.changed_fields) == ("update", ["DoNotCall"])
     assert change.records == [{"DoNotCall": True, GHL_ID_FIELD: "nmFmQEsNgz6AVpgLVUJ0"}]
     assert change.meta["unmapped"]["dndSettings"]["Call"]["code"] == "103"
 
 
 def test_tag_update_is_an_update() -> None:
-    [change] = normalize("ghl", body("ghl_contact_tag_update"), None)
+    [change] = normalize(body("ghl_contact_tag_update"), None)
     assert (change.action, change.changed_fields) == ("update", [])
     assert change.meta["tags"] == ["inbound", "enterprise", "hot-lead"]
-    [mapped] = normalize("ghl", body("ghl_contact_tag_update"), None, ghl_mapping=GhlMapping(tags_field="Tags__c"))
+    [mapped] = normalize(body("ghl_contact_tag_update"), None, ghl_mapping=GhlMapping(tags_field="Tags__c"))
     assert mapped.changed_fields == ["Tags__c"]
     assert mapped.records[0]["Tags__c"] == "inbound;enterprise;hot-lead"
 
 
 def test_task_create_maps_task_fields_and_marks_the_contact_reference() -> None:
-    [change] = normalize("ghl", body("ghl_task_create"), None)
+    [change] = normalize(body("ghl_task_create"), None)
     assert (change.object, change.action) == ("Task", "insert")
     assert change.records == [
         {
@@ -139,13 +143,13 @@ def test_task_create_maps_task_fields_and_marks_the_contact_reference() -> None:
 
 
 def test_task_complete_is_an_update_of_status() -> None:
-    [change] = normalize("ghl", body("ghl_task_complete"), None)
+    [change] = normalize(body("ghl_task_complete"), None)
     assert (change.object, change.action, change.changed_fields) == ("Task", "update", ["Status"])
     assert change.records[0]["Status"] == "Completed"
 
 
 def test_task_delete() -> None:
-    [change] = normalize("ghl", body("ghl_task_delete"), None)
+    [change] = normalize(body("ghl_task_delete"), None)
     assert (change.object, change.action) == ("Task", "delete")
     assert change.records[0][GHL_ID_FIELD] == "t7GhQm2LpX9wVb3NcR5d"
 
@@ -155,7 +159,7 @@ def test_task_delete() -> None:
 )
 def test_unsupported_types_are_422_naming_the_type(fixture: str, event_type: str) -> None:
     with pytest.raises(WebhookRejected) as caught:
-        normalize("ghl", body(fixture), None)
+        normalize(body(fixture), None)
     assert (caught.value.status, caught.value.reason) == (422, "unsupported_event")
     assert event_type in caught.value.message and "ContactCreate" in caught.value.message
 
@@ -166,14 +170,14 @@ def test_unsupported_types_are_422_naming_the_type(fixture: str, event_type: str
 def test_other_known_ghl_types_are_unsupported(event_type: str) -> None:
     payload = {**data("ghl_contact_create"), "type": event_type}
     with pytest.raises(WebhookRejected) as caught:
-        normalize("ghl", dumps(payload), None)
+        normalize(dumps(payload), None)
     assert caught.value.status == 422
 
 
 def test_every_supported_type_normalises() -> None:
-    for event_type, (obj, action) in GHL_EVENT_TYPES.items():
+    for event_type, (obj, action) in EVENT_TYPES.items():
         payload = {"type": event_type, "locationId": "loc", "id": "abc", "contactId": "c1"}
-        [change] = normalize("ghl", dumps(payload), None)
+        [change] = normalize(dumps(payload), None)
         assert (change.object, change.action) == (obj, action)
         assert change.webhook_id is None and change.occurred_at is None
 
@@ -196,12 +200,12 @@ def test_malformed_ghl_payloads_are_400(patch: dict[str, object], message: str) 
     payload = {**data("ghl_contact_create"), **patch}
     payload = {k: v for k, v in payload.items() if v is not None or k not in patch}
     with pytest.raises(WebhookRejected) as caught:
-        normalize("ghl", dumps(payload), None)
+        normalize(dumps(payload), None)
     assert caught.value.status == 400
     assert message in caught.value.message
 
 
 def test_a_ghl_body_must_be_an_object() -> None:
     with pytest.raises(WebhookRejected, match="expected a JSON object, got an array") as caught:
-        normalize("ghl", b"[]", None)
+        normalize(b"[]", None)
     assert caught.value.status == 400

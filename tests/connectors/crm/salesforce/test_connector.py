@@ -19,8 +19,8 @@ from circuit_host.connectors.crm import (
 from circuit_host.connectors.records import DmlOp
 from circuit_host.errors import DmlError, QueryError
 
-from .conftest import FAST, dispatcher, sf_settings
-from .fakes import FakeSalesforce
+from ..conftest import FAST, dispatcher, sf_settings
+from ..fakes import FakeSalesforce
 
 HOSTILE = [
     "O'Brien",

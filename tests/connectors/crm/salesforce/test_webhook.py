@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from circuit_host.webhooks import BodyLimits, WebhookRejected, normalize
+from circuit_host.connectors.crm.salesforce import SALESFORCE_CDC
+from circuit_host.webhooks import DEFAULT_LIMITS, BodyLimits, Change, WebhookRejected
+from tests.webhooks import helpers
+from tests.webhooks.helpers import body, data, dumps
 
-from .helpers import body, data, dumps
+
+def normalize(raw: bytes, content_type: str | None, *, limits: BodyLimits = DEFAULT_LIMITS) -> list[Change]:
+    return helpers.normalize(SALESFORCE_CDC.source, raw, content_type, limits=limits)
 
 
 def header_of(payload: dict[str, Any]) -> dict[str, Any]:
@@ -18,7 +23,7 @@ def header_of(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_create_in_a_pub_sub_envelope() -> None:
-    [change] = normalize("salesforce-cdc", body("sfdc_contact_create"), "application/json; charset=utf-8")
+    [change] = normalize(body("sfdc_contact_create"), "application/json; charset=utf-8")
     assert (change.object, change.action, change.source) == ("Contact", "insert", "salesforce-cdc")
     assert change.webhook_id == "0002343d-9d90-e395-ed20-cf416ba652ad:1"
     assert change.occurred_at == datetime(2026, 8, 3, 14, 35, 12, tzinfo=UTC)
@@ -41,7 +46,7 @@ def test_create_in_a_pub_sub_envelope() -> None:
 
 
 def test_update_in_a_streaming_envelope_one_record_per_record_id() -> None:
-    [change] = normalize("salesforce-cdc", body("sfdc_contact_update_streaming"), "application/json")
+    [change] = normalize(body("sfdc_contact_update_streaming"), "application/json")
     assert change.action == "update"
     assert change.webhook_id == "00051c9e-5ba7-1f2f-8a7e-6b9b31b70b5e:3"
     assert [r["Id"] for r in change.records] == ["003Qy00000VLp01IAB", "003Qy00000VLp02IAB"]
@@ -67,13 +72,13 @@ def test_update_in_a_streaming_envelope_one_record_per_record_id() -> None:
 
 
 def test_delete_of_a_bare_payload() -> None:
-    [change] = normalize("salesforce-cdc", body("sfdc_contact_delete"), None)
+    [change] = normalize(body("sfdc_contact_delete"), None)
     assert (change.action, change.records) == ("delete", [{"Id": "003Qy00000VLp03IAB"}])
     assert change.webhook_id == "0006a2bc-1d2e-3f40-5162-738495a6b7c8:1"
 
 
 def test_undelete_with_a_geolocation_field() -> None:
-    [change] = normalize("salesforce-cdc", body("sfdc_account_undelete"), None)
+    [change] = normalize(body("sfdc_account_undelete"), None)
     assert (change.object, change.action) == ("Account", "undelete")
     [record] = change.records
     assert record["Name"] == "Northwind Logistics"  # Account.Name is a plain field
@@ -86,7 +91,7 @@ def test_undelete_with_a_geolocation_field() -> None:
 )
 def test_gap_events_are_422_and_say_to_resync(fixture: str, change_type: str) -> None:
     with pytest.raises(WebhookRejected) as caught:
-        normalize("salesforce-cdc", body(fixture), None)
+        normalize(body(fixture), None)
     assert (caught.value.status, caught.value.reason) == (422, "unsupported_event")
     assert change_type in caught.value.message and "re-read the records" in caught.value.message
 
@@ -95,7 +100,7 @@ def test_unknown_change_type_is_422() -> None:
     payload = data("sfdc_contact_create")
     header_of(payload)["changeType"] = "MERGE"
     with pytest.raises(WebhookRejected, match="changeType 'MERGE' is not supported") as caught:
-        normalize("salesforce-cdc", dumps(payload), None)
+        normalize(dumps(payload), None)
     assert caught.value.status == 422
 
 
@@ -121,14 +126,14 @@ def test_malformed_change_events_are_400(mutate: Any, message: str) -> None:
     payload = data("sfdc_contact_create")
     mutate(payload)
     with pytest.raises(WebhookRejected) as caught:
-        normalize("salesforce-cdc", dumps(payload), None)
+        normalize(dumps(payload), None)
     assert caught.value.status == 400, caught.value
     assert message in caught.value.message
 
 
 def test_no_header_anywhere_says_which_shapes_are_accepted() -> None:
     with pytest.raises(WebhookRejected, match=r'\{"data": \{"payload"') as caught:
-        normalize("salesforce-cdc", b'{"event": {"replayId": 1}}', None)
+        normalize(b'{"event": {"replayId": 1}}', None)
     assert caught.value.status == 400
 
 
@@ -136,7 +141,7 @@ def test_an_unknown_compound_field_is_unsupported() -> None:
     payload = data("sfdc_contact_create")
     payload["payload"]["Weird"] = {"A": 1}
     with pytest.raises(WebhookRejected, match="compound field Weird is not supported") as caught:
-        normalize("salesforce-cdc", dumps(payload), None)
+        normalize(dumps(payload), None)
     assert caught.value.status == 422
 
 
@@ -144,12 +149,12 @@ def test_record_id_cap() -> None:
     payload = data("sfdc_contact_update_streaming")
     payload["data"]["payload"]["ChangeEventHeader"]["recordIds"] = [f"003Qy0000{i:09d}" for i in range(11)]
     with pytest.raises(WebhookRejected, match="11 recordIds, over the limit of 10") as caught:
-        normalize("salesforce-cdc", dumps(payload), None, limits=BodyLimits(max_cdc_record_ids=10))
+        normalize(dumps(payload), None, limits=BodyLimits(max_cdc_record_ids=10))
     assert caught.value.status == 413
 
 
 def test_without_transaction_key_there_is_no_webhook_id() -> None:
     payload = data("sfdc_contact_create")
     del header_of(payload)["transactionKey"]
-    [change] = normalize("salesforce-cdc", dumps(payload), None)
+    [change] = normalize(dumps(payload), None)
     assert change.webhook_id is None

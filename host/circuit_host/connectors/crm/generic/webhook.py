@@ -7,8 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
-from .errors import malformed
-from .model import DEFAULT_LIMITS, Action, BodyLimits, Change, expect_object, parse_timestamp
+from ....webhooks.errors import malformed
+from ....webhooks.model import DEFAULT_LIMITS, Action, BodyLimits, Change, expect_object, parse_timestamp
+
+SOURCE = "generic"
+"""The webhook source name: ``/v1/hooks/generic``, and ``Change.source``."""
 
 FieldName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")]
 Value = StrictStr | StrictInt | StrictFloat | StrictBool | None
@@ -50,7 +53,7 @@ def normalize_generic(data: Any, limits: BodyLimits = DEFAULT_LIMITS) -> list[Ch
             action=hook.operation,
             records=[dict(r) for r in hook.records],
             changed_fields=list(hook.changed_fields) if hook.changed_fields is not None else None,
-            source="generic",
+            source=SOURCE,
         )
     ]
 

@@ -1,10 +1,10 @@
 """GoHighLevel as the system of record: Contact and Task through the REST API v2.
 
-Circuits keep Salesforce's field names; ``CONTACT_FIELDS`` and ``TASK_FIELDS`` map them to
-GHL's, and ``Name__c`` fields map to the location's custom fields by key (``contact.name``),
-resolved to ids from the location's custom-field list (cached). Queries are limited to what
-the API can answer by id, email or contact; anything else is a ``QueryError`` naming the
-unsupported part. Writes are queued in the outbox like Salesforce's, one request per row.
+Circuits keep Salesforce's field names (mapped in ``fields``), and ``Name__c`` fields map to
+the location's custom fields by key (``contact.name``), resolved to ids from the location's
+custom-field list (cached). Queries are limited to what the API can answer by id, email or
+contact; anything else is a ``QueryError`` naming the unsupported part. Writes are queued in
+the outbox like Salesforce's, one request per row.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from ...errors import DmlError, QueryError
-from ...soql.parser import (
+from ....errors import DmlError, QueryError
+from ....soql.parser import (
     Bind,
     Comparison,
     Condition,
@@ -31,60 +31,15 @@ from ...soql.parser import (
     bind_scalar,
     parse,
 )
-from ..records import DmlOp, DmlResult, QueryResult
-from .api import ApiClient, CrmError, CrmRequestError, shorten
-from .base import OutboxTransaction, check_object, check_row
-from .outbox import Delivery, DeliveryFailed, Outbox
-from .provisional import is_provisional
-from .settings import GoHighLevelSettings
+from ...records import DmlOp, DmlResult, QueryResult
+from ..api import ApiClient, CrmError, CrmRequestError, shorten
+from ..base import OutboxTransaction, check_object, check_row
+from ..outbox import Delivery, DeliveryFailed, Outbox
+from ..provisional import is_provisional
+from .configuration import GoHighLevelSettings
+from .fields import READ_ONLY, custom_field_circuit_name, field_name, object_fields, value_from_ghl, value_to_ghl
 
-CONTACT_FIELDS = {
-    "Id": "id",
-    "FirstName": "firstName",
-    "LastName": "lastName",
-    "Email": "email",
-    "Phone": "phone",
-    "MailingStreet": "address1",
-    "MailingCity": "city",
-    "MailingState": "state",
-    "MailingPostalCode": "postalCode",
-    "MailingCountry": "country",
-    "LeadSource": "source",
-    "Website": "website",
-    "Birthdate": "dateOfBirth",
-    "CompanyName": "companyName",
-    "OwnerId": "assignedTo",
-    "DoNotCall": "dnd",
-    "CreatedDate": "dateAdded",
-    "LastModifiedDate": "dateUpdated",
-}
-"""Salesforce-style Contact field -> GHL contact property."""
-
-TASK_FIELDS = {
-    "Id": "id",
-    "Subject": "title",
-    "Description": "body",
-    "ActivityDate": "dueDate",  # a date here, a datetime in GHL (midnight UTC)
-    "Status": "completed",  # "Completed" <-> true, anything else <-> false
-    "OwnerId": "assignedTo",
-    "WhoId": "contactId",
-}
-"""Salesforce-style Task field -> GHL task property. Tasks live under their contact (WhoId)."""
-
-_READ_ONLY = frozenset({"id", "createddate", "lastmodifieddate"})
-_OBJECTS = {"contact": ("Contact", CONTACT_FIELDS), "task": ("Task", TASK_FIELDS)}
 _SUPPORTED = "Contact WHERE Id = x, Id IN x or Email = x; Task WHERE WhoId = x or WhoId IN x"
-
-
-def _object(object_name: str, error: type[QueryError] | type[DmlError]) -> tuple[str, dict[str, str]]:
-    if object_name.lower() not in _OBJECTS:
-        raise error(f"GoHighLevel: object {object_name} is not supported (only Contact and Task)")
-    return _OBJECTS[object_name.lower()]
-
-
-def _field_name(fields: Mapping[str, str], name: str) -> str | None:
-    """The canonical circuit name of ``name`` in ``fields`` (SOQL names ignore case)."""
-    return next((k for k in fields if k.lower() == name.lower()), None)
 
 
 class GoHighLevelConnector:
@@ -201,19 +156,19 @@ class GoHighLevelConnector:
 
     def to_record(self, object_name: str, item: Mapping[str, Any], names: Sequence[str] | None) -> dict[str, Any]:
         """A GHL contact or task as a circuit record with ``names`` (all mapped fields if None)."""
-        _, fields = _object(object_name, QueryError)
+        _, fields = object_fields(object_name, QueryError)
         values: dict[str, Any] = {}
         for name, prop in fields.items():
-            values[name.lower()] = _from_ghl(name, item.get(prop))
+            values[name.lower()] = value_from_ghl(name, item.get(prop))
         if object_name.lower() == "contact":
             by_id = {str(c.get("id")): c.get("value") for c in item.get("customFields") or [] if isinstance(c, dict)}
             definitions = self.custom_fields() if names is None else []
             for d in definitions:
-                values[self.custom_field_name(d).lower()] = _from_ghl("", by_id.get(str(d.get("id"))))
+                values[self.custom_field_name(d).lower()] = value_from_ghl("", by_id.get(str(d.get("id"))))
             for name in names or []:
                 if name.lower().endswith("__c"):
                     found = self.custom_field(name)
-                    values[name.lower()] = _from_ghl("", by_id.get(str(found.get("id")))) if found else None
+                    values[name.lower()] = value_from_ghl("", by_id.get(str(found.get("id")))) if found else None
         if names is None:
             canonical = {n.lower(): n for n in fields}
             return {canonical.get(k, k): v for k, v in values.items()}
@@ -221,22 +176,22 @@ class GoHighLevelConnector:
 
     def to_ghl(self, object_name: str, index: int, row: Mapping[str, Scalar]) -> dict[str, Any]:
         """A circuit row as a GHL body (without ``id``); unknown fields are a ``DmlError``."""
-        _, fields = _object(object_name, DmlError)
+        _, fields = object_fields(object_name, DmlError)
         body: dict[str, Any] = {}
         custom: list[dict[str, Any]] = []
         for name, value in row.items():
-            canonical = _field_name(fields, name)
+            canonical = field_name(fields, name)
             if canonical is not None:
-                if canonical.lower() in _READ_ONLY:
+                if canonical.lower() in READ_ONLY:
                     continue
-                body[fields[canonical]] = _to_ghl(canonical, value)
+                body[fields[canonical]] = value_to_ghl(canonical, value)
             elif name.lower().endswith("__c") and object_name.lower() == "contact":
                 definition = self.custom_field(name)
                 if definition is None:
                     raise DmlError(f"row {index}: field {name}: no such custom field in the GoHighLevel location")
                 custom.append({"id": definition["id"], "field_value": value})
             else:
-                known = ", ".join(k for k in fields if k.lower() not in _READ_ONLY)
+                known = ", ".join(k for k in fields if k.lower() not in READ_ONLY)
                 raise DmlError(f"row {index}: field {name}: not mapped to GoHighLevel {object_name} (known: {known})")
         if custom:
             body["customFields"] = custom
@@ -246,7 +201,7 @@ class GoHighLevelConnector:
 
     def deliver(self, delivery: Delivery) -> None:
         entry = delivery.entry
-        obj, _ = _object(entry.object_name, DmlError)
+        obj, _ = object_fields(entry.object_name, DmlError)
         for index, row, provisional in delivery.pending_rows():
             row = delivery.resolve_row(row)
             record_id = row.get("Id")
@@ -302,47 +257,12 @@ class GoHighLevelConnector:
         return {}
 
 
-def record_from_ghl(object_name: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    """The mapped properties ``item`` (a GHL contact or task) carries, under their circuit names.
-
-    Needs no connector, and keeps only the properties present, so a partial payload (a webhook)
-    does not null the fields it omits. ``id`` becomes ``Id``; custom fields are left to the caller.
-    """
-    _, fields = _object(object_name, QueryError)
-    return {name: _from_ghl(name, item[prop]) for name, prop in fields.items() if prop in item}
-
-
-def custom_field_circuit_name(key: str) -> str:
-    """The default circuit name of a GHL custom field key: ``contact.company_size`` -> ``company_size__c``."""
-    return key.removeprefix("contact.") + "__c"
-
-
 def _new_id(answer: Any, kind: str) -> str:
     item = answer.get(kind) if isinstance(answer, dict) else None
     new_id = item.get("id") if isinstance(item, dict) else None
     if not isinstance(new_id, str):
         raise CrmError(f"GoHighLevel answered a create without a {kind} id: {shorten(answer)}")
     return new_id
-
-
-def _from_ghl(name: str, value: Any) -> Any:
-    if name == "Status":
-        return "Completed" if value is True else "Not Started"
-    if name in ("ActivityDate", "Birthdate") and isinstance(value, str):
-        return value[:10]
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return None
-    return value
-
-
-def _to_ghl(name: str, value: Scalar) -> Any:
-    if name == "Status":
-        return isinstance(value, str) and value.lower() == "completed"
-    if name == "ActivityDate" and isinstance(value, str) and len(value) == 10:
-        return f"{value}T00:00:00.000Z"
-    return value
 
 
 class GoHighLevelTransaction(OutboxTransaction):
@@ -359,7 +279,7 @@ class GoHighLevelTransaction(OutboxTransaction):
         if max_rows < 0:
             raise ValueError("max_rows must not be negative")
         q = parse(soql)
-        obj, fields = _object(q.object_name, QueryError)
+        obj, fields = object_fields(q.object_name, QueryError)
         if q.order_by:
             raise QueryError(f"GoHighLevel: ORDER BY is not supported (supported: {_SUPPORTED})")
         names = [self._select_name(obj, fields, f) for f in q.fields]
@@ -383,7 +303,7 @@ class GoHighLevelTransaction(OutboxTransaction):
     def _select_name(self, obj: str, fields: Mapping[str, str], f: Field) -> str:
         if len(f.path) > 1:
             raise QueryError(f"{f.pos}: GoHighLevel: parent field {f.name} is not supported")
-        if _field_name(fields, f.name) is None:
+        if field_name(fields, f.name) is None:
             if obj == "Contact" and f.name.lower().endswith("__c"):
                 if self.connector.custom_field(f.name) is None:
                     raise QueryError(f"{f.pos}: GoHighLevel: no custom field {f.name} in the location")
@@ -438,7 +358,7 @@ class GoHighLevelTransaction(OutboxTransaction):
         return items
 
     def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        obj, _ = _object(check_object(object_name), QueryError)
+        obj, _ = object_fields(check_object(object_name), QueryError)
         mapped = self.real_ids(list(ids))
         fetched: dict[str, dict[str, Any]] = {}
         contacts_seen: dict[str, list[dict[str, Any]]] = {}
@@ -463,7 +383,7 @@ class GoHighLevelTransaction(OutboxTransaction):
 
     def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
         op = DmlOp(op)
-        obj, _ = _object(check_object(object_name), DmlError)
+        obj, _ = object_fields(check_object(object_name), DmlError)
         checked = [check_row(i, row) for i, row in enumerate(rows)]
         if external_id.lower() != "id":
             raise DmlError(f"GoHighLevel: upsert by {external_id} is not supported (only by Id)")

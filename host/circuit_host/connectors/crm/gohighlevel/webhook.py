@@ -1,6 +1,6 @@
 """GoHighLevel webhooks (``ContactCreate``, ``TaskComplete``...) to ``Change``s.
 
-Field names come from the GoHighLevel connector's mapping (``record_from_ghl``), so a webhook
+Field names come from the GoHighLevel connector's mapping (``fields.record_from_ghl``), so a webhook
 record and a record the connector reads have the same shape.
 """
 
@@ -10,14 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..connectors.crm.gohighlevel import (
-    CONTACT_FIELDS,
-    TASK_FIELDS,
-    custom_field_circuit_name,
-    record_from_ghl,
-)
-from .errors import malformed, unsupported
-from .model import Action, Change, expect_object, expect_string, parse_timestamp
+from ....webhooks.errors import malformed, unsupported
+from ....webhooks.model import Action, Change, expect_object, expect_string, parse_timestamp
+from .fields import CONTACT_FIELDS, TASK_FIELDS, custom_field_circuit_name, record_from_ghl
+
+SOURCE = "ghl"
+"""The webhook source name: ``/v1/hooks/ghl``, and ``Change.source``."""
 
 GHL_ID_FIELD = "GHL_Id__c"
 """Where a GoHighLevel record's own id goes: the record has no Circuit ``Id`` until the server keys it."""
@@ -124,7 +122,7 @@ def normalize_ghl(data: Any, mapping: GhlMapping | None = None) -> list[Change]:
             action=action,
             records=[record],
             changed_fields=changed,
-            source="ghl",
+            source=SOURCE,
             meta=meta,
         )
     ]

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from ...errors import DmlError, QueryError
-from ...soql.parser import (
+from ....errors import DmlError, QueryError
+from ....soql.parser import (
     IDENTIFIER,
     And,
     Bind,
@@ -38,12 +38,12 @@ from ...soql.parser import (
     error_at,
     parse,
 )
-from ..records import DmlOp, DmlResult, QueryResult
-from .api import ApiClient, CrmAuthError, CrmError, CrmRequestError, CrmUnavailable, shorten
-from .base import OutboxTransaction, check_object, check_row, shown
-from .outbox import Delivery, DeliveryFailed, Outbox
-from .provisional import is_provisional
-from .settings import SalesforceSettings
+from ...records import DmlOp, DmlResult, QueryResult
+from ..api import ApiClient, CrmAuthError, CrmError, CrmRequestError, CrmUnavailable, shorten
+from ..base import OutboxTransaction, check_object, check_row, shown
+from ..outbox import Delivery, DeliveryFailed, Outbox
+from ..provisional import is_provisional
+from .configuration import SalesforceSettings
 
 CHUNK = 200
 """sObject Collections take at most 200 records per request."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import WebhookRejected, malformed, unsupported
-from .model import (
+from ....webhooks.errors import WebhookRejected, malformed, unsupported
+from ....webhooks.model import (
     DEFAULT_LIMITS,
     OBJECT_NAME,
     Action,
@@ -21,6 +21,12 @@ from .model import (
     expect_string,
     parse_timestamp,
 )
+
+SOURCE = "salesforce-cdc"
+"""The webhook source name: ``/v1/hooks/salesforce-cdc``, and ``Change.source``."""
+
+SALESFORCE_ID_FIELD = "Salesforce_Id__c"
+"""Where the server keeps a Salesforce record's id (events carry it as ``Id``)."""
 
 CHANGE_TYPES: dict[str, Action] = {"CREATE": "insert", "UPDATE": "update", "DELETE": "delete", "UNDELETE": "undelete"}
 FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
@@ -114,7 +120,7 @@ def normalize_salesforce_cdc(data: Any, limits: BodyLimits = DEFAULT_LIMITS) -> 
             action=action,
             records=[{"Id": record_id, **fields} for record_id in record_ids],
             changed_fields=changed if action == "update" else None,
-            source="salesforce-cdc",
+            source=SOURCE,
             meta=meta,
         )
     ]
