@@ -163,7 +163,7 @@ MARSHALLING = [
 BREAKDOWN = [
     (wc.Linker, "instantiate", "instantiation (fresh instance)"),
     (components, "call_handle", "guest: wasm + wasmtime's lift/lower"),  # the name components.py calls
-    (component_binding, "catch_exceptions", "host-call glue (Python)"),
+    (component_binding, "_run", "host-call glue (Python)"),
     (records_cap, "query", "capabilities: records.query"),
     (records_cap, "dml", "capabilities: records.dml"),
     (log_cap, "write", "capabilities: log, limits"),

@@ -10,13 +10,10 @@ import pytest
 
 from circuit_host.capabilities import records
 from circuit_host.circuitdb import CircuitDB, FieldDef, FieldType
-from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.errors import DmlError, GuestFault, LimitExceeded, QueryError
-from circuit_host.execution.callout_policy import CalloutSession
 from circuit_host.execution.context import ExecutionContext
-from circuit_host.execution.execution_log import ExecutionLog
-from circuit_host.execution.governor import Governor
 from circuit_host.execution.limits import LimitsProfile
+from tests.contexts import make_context
 
 INSERT, UPDATE, UPSERT, DELETE = "insert", "update", "upsert", "delete"  # the dml-op case names
 
@@ -24,16 +21,8 @@ INSERT, UPDATE, UPSERT, DELETE = "insert", "update", "upsert", "delete"  # the d
 @pytest.fixture
 def context(any_records: CircuitDB) -> Iterator[ExecutionContext]:
     any_records.add_field("Contact", FieldDef("Legacy_Key__c", FieldType.TEXT, external_id=True))
-    tx = any_records.begin()
-    http = HttpConnector()
-    yield ExecutionContext(
-        governor=Governor(LimitsProfile(dml_rows=5)),
-        log=ExecutionLog("test"),
-        records=tx,
-        http=CalloutSession(http),
-    )
-    tx.close()
-    http.close()
+    with make_context(any_records, LimitsProfile(dml_rows=5)) as made:
+        yield made
 
 
 def dml(context: ExecutionContext, op: str, rows: Any, object_name: str = "Contact") -> dict[str, Any]:

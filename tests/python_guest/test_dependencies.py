@@ -12,15 +12,12 @@ from pathlib import Path
 import pytest
 
 from circuit_host.abi.codec import encode
-from circuit_host.execution.context import ExecutionContext
-from circuit_host.execution.execution_log import ExecutionLog
-from circuit_host.execution.governor import Governor
-from circuit_host.execution.limits import LimitsProfile
 from circuit_host.sandbox.components import CircuitComponent
 from circuit_host.sandbox.runtime import Runtime
 from circuit_host.toolchain.python_build import build_python_package
 from circuit_host.toolchain.python_deps import STAMP, vendor_requirements
 from circuit_host.toolchain.zig_build import BuildError
+from tests.contexts import make_context
 
 
 def make_wheel(
@@ -254,10 +251,10 @@ def test_a_circuit_runs_the_code_of_its_bundled_dependencies(greeter: Path, comp
     assert (greeter.parent / "site-packages" / "shout" / "__init__.py").is_file()
     loaded = component_runtime.load(greeter.read_bytes())
     assert isinstance(loaded, CircuitComponent)
-    context = ExecutionContext(governor=Governor(LimitsProfile()), log=ExecutionLog("greeter"), records=None, http=None)  # type: ignore[arg-type]
     event = encode({"object": "Account", "operation": "after_insert", "new": [{"Name": "Acme"}, {"Name": "Globex"}]})
 
-    outcome = component_runtime.invoke(loaded, event, context)
+    with make_context(label="greeter") as context:
+        outcome = component_runtime.invoke(loaded, event, context)
 
     assert outcome.status == "ok", outcome.error_message
     assert outcome.output == ["HELLO FROM GREETING, ACME!", "HELLO FROM GREETING, GLOBEX!"]

@@ -20,16 +20,11 @@ from circuit_host.abi import component_binding
 from circuit_host.abi.codec import encode
 from circuit_host.abi.component_binding import install_bytes_fast_path, unpatched_converter
 from circuit_host.circuitdb import CircuitDB
-from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.errors import QueryError, Rejected
-from circuit_host.execution.callout_policy import CalloutSession
-from circuit_host.execution.context import ExecutionContext
-from circuit_host.execution.execution_log import ExecutionLog
-from circuit_host.execution.governor import Governor
-from circuit_host.execution.limits import LimitsProfile
 from circuit_host.sandbox.components import CircuitComponent
 from circuit_host.sandbox.invocation import Invocation
 from circuit_host.sandbox.runtime import Runtime
+from tests.contexts import make_context
 
 EDGE_BYTES = [b"", b"\x00", b"\xff", bytes(range(256)), bytes(range(256)) * 1200]  # the last: over the scratch
 
@@ -117,22 +112,9 @@ class Run:
 
 
 def invoke(runtime: Runtime, loaded: Any, event: bytes, records: CircuitDB | None = None) -> Run:
-    http = HttpConnector()
-    tx = records.begin() if records is not None else None
-    try:
-        context = ExecutionContext(
-            governor=Governor(LimitsProfile()),
-            log=ExecutionLog("fast-path"),
-            records=tx,  # type: ignore[arg-type]
-            http=CalloutSession(http, ()),
-        )
+    with make_context(records, label="fast-path") as context:
         outcome = runtime.invoke(loaded, event, context)
         return Run(outcome, [(entry.level, entry.message) for entry in context.log.entries])
-    finally:
-        if tx is not None:
-            tx.rollback()
-            tx.close()
-        http.close()
 
 
 def test_a_handle_of_another_signature_is_rejected_at_load(runtime: Runtime) -> None:

@@ -10,16 +10,13 @@ from pathlib import Path
 from circuit_host.abi.codec import encode
 from circuit_host.circuitdb import CircuitDB
 from circuit_host.connectors.http_client import HttpConnector
-from circuit_host.execution.callout_policy import CalloutSession
-from circuit_host.execution.context import ExecutionContext
-from circuit_host.execution.execution_log import ExecutionLog
 from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
-from circuit_host.execution.governor import Governor
 from circuit_host.execution.limits import LimitsProfile
 from circuit_host.execution.trigger_events import run_trigger_event
 from circuit_host.sandbox.components import CircuitComponent
 from circuit_host.sandbox.runtime import CircuitModule, Runtime
 from tests.conftest import LoopbackServer
+from tests.contexts import make_context
 from tests.examples.test_virtual_lpr import (  # noqa: F401  # fixtures
     census,
     committed,
@@ -155,16 +152,7 @@ def test_large_event_round_trips_through_the_bytes_fast_path(
     rows = [{"Blob": "é€x" * 30_000, "N": i, "F": 1.5, "B": None} for i in range(3)]
     event = encode({"kind": "trigger", "object": "Echo", "operation": "after_insert", "new": rows})
     assert len(event) > 100_000
-    http = HttpConnector()
-    tx = records.begin()
-    try:
-        context = ExecutionContext(
-            governor=Governor(LimitsProfile()), log=ExecutionLog("echo"), records=tx, http=CalloutSession(http, ())
-        )
+    with make_context(records, label="echo") as context:
         outcome = component_runtime.invoke(py_vlpr, event, context)
-    finally:
-        tx.rollback()
-        tx.close()
-        http.close()
     assert outcome.status == "ok", outcome.error_message
     assert outcome.output == rows

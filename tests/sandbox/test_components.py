@@ -10,13 +10,11 @@ import pytest
 import wasmtime
 
 from circuit_host.errors import Rejected
-from circuit_host.execution.context import ExecutionContext
-from circuit_host.execution.execution_log import ExecutionLog
-from circuit_host.execution.governor import Governor
 from circuit_host.execution.limits import LimitsProfile
 from circuit_host.sandbox.components import CircuitComponent, is_component
 from circuit_host.sandbox.invocation import Invocation
 from circuit_host.sandbox.runtime import Runtime
+from tests.contexts import make_context
 
 HANDLE_TYPE = '(type $h (func (param "event" (list u8)) (result (result (list u8) (error string)))))'
 
@@ -40,8 +38,8 @@ def component(body: str, imports: str = "", memory_pages: int = 1) -> bytes:
 def invoke(runtime: Runtime, wasm: bytes, limits: LimitsProfile) -> Invocation:
     loaded = runtime.load(wasm)
     assert isinstance(loaded, CircuitComponent)
-    context = ExecutionContext(governor=Governor(limits), log=ExecutionLog("component"), records=None, http=None)  # type: ignore[arg-type]
-    return runtime.invoke(loaded, b"\x80", context)
+    with make_context(limits=limits, label="component") as context:
+        return runtime.invoke(loaded, b"\x80", context)
 
 
 def test_components_are_told_apart_from_core_modules() -> None:

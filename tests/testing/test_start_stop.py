@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from circuit_host.testing import TestRunner
+from tests.contexts import make_context
 
 
 def test_start_test_resets_and_stop_test_restores(lab_runner: TestRunner) -> None:
@@ -23,20 +24,8 @@ def test_without_start_test_the_limit_stops_the_test(lab_runner: TestRunner) -> 
 
 
 def test_testing_functions_refuse_a_context_that_is_not_a_test() -> None:
-    from circuit_host.connectors.http_client import HttpConnector
     from circuit_host.errors import GuestFault
-    from circuit_host.execution.callout_policy import CalloutSession
-    from circuit_host.execution.context import ExecutionContext
-    from circuit_host.execution.execution_log import ExecutionLog
-    from circuit_host.execution.governor import Governor
-    from circuit_host.execution.limits import LimitsProfile
     from circuit_host.testing import capability as testing
 
-    context = ExecutionContext(
-        Governor(LimitsProfile()),
-        ExecutionLog("x"),
-        None,
-        CalloutSession(HttpConnector()),  # type: ignore[arg-type]
-    )
-    with pytest.raises(GuestFault, match="only to the test itself"):
+    with make_context() as context, pytest.raises(GuestFault, match="only to the test itself"):
         testing.start_test(context)
