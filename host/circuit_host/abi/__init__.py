@@ -1,7 +1,8 @@
 """The ABI layer: the only code that reads or writes guest memory.
 
-``signatures`` is the Python mirror of ``abi/circuit.wit`` lowered through the canonical
-ABI; ``validation`` checks a module against it at load time; ``guest_memory`` gives
-bounds-checked access to an instance's memory; ``lowering`` turns host functions that
-speak Python values into core-wasm imports; ``component_binding`` does the same for components.
+``host_functions`` is the one table of host functions (described with the types in
+``signatures``); ``validation`` checks a core module against it at load time; ``guest_memory``
+gives bounds-checked access to an instance's memory; ``lowering`` links the table as core-wasm
+imports and ``component_binding`` as Component Model functions; ``codec`` is msgpack at the
+boundary; ``_wasmtime_private`` fences every use of wasmtime-py's private API.
 """

@@ -1,10 +1,10 @@
 """The Component Model binding of the ABI: how values cross between the host and a component.
 
-The component counterpart of ``lowering.py`` (core modules): the ABI's host functions linked into
-a ``wasmtime.component.Linker`` over the same capability functions, the context of the running
-execution (a thread-local stack, not the store's data, so no store/context reference cycle
-exists), and the fast paths that spare wasmtime-py's per-value conversions. ``components.py``
-loads components and runs executions; only this module handles component values.
+The component counterpart of ``lowering.py`` (core modules): the rows of the host-function table
+(``host_functions.py``) linked into a ``wasmtime.component.Linker``, each calling its capability
+with the running execution's context (``current_context()``), and the fast paths that spare
+wasmtime-py's per-value conversions. ``sandbox/components.py`` loads components and runs
+executions; only this module handles component values.
 """
 
 from __future__ import annotations
