@@ -10,7 +10,7 @@ source's typed part.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -89,18 +89,6 @@ class TenantSettings(BaseModel):
         """A webhook source's settings (``CrmPlugin.configuration``), defaults if it was registered since."""
         found = self._sections.get(model)
         return found if isinstance(found, model) else model()
-
-    if not TYPE_CHECKING:
-
-        def __getattr__(self, name: str) -> Any:
-            """A source's setting read as the flat key it is stored under (typed code uses ``section``)."""
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                for section in (self.__pydantic_private__ or {}).get("_sections", {}).values():
-                    if hasattr(section, name):
-                        return getattr(section, name)
-                raise
 
     def to_storage(self) -> dict[str, Any]:
         """JSON for the database, secrets included (``model_dump`` would mask them)."""
