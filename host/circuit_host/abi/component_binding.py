@@ -28,6 +28,7 @@ from .signatures import (
     TEST_EXPORT_FUNCS,
     HostFunction,
     Returns,
+    RowIndex,
     interface_name,
 )
 
@@ -210,16 +211,7 @@ def signature(ty: wc_types.FuncType) -> str:
 
 # -- the host functions: the table's rows, called with the running execution's context ---------
 
-_rows: list[HostFunction] = []  # a row's index is its C callback's data
-_row_index: dict[HostFunction, int] = {}
-
-
-def _index(function: HostFunction) -> int:
-    index = _row_index.get(function)
-    if index is None:
-        index = _row_index[function] = len(_rows)
-        _rows.append(function)
-    return index
+_rows = RowIndex()  # a row's number is its C callback's data
 
 
 def _run(function: HostFunction, context: ExecutionContext, args: Sequence[Any]) -> Any:
@@ -403,6 +395,6 @@ def link_components(linker: wc.Linker, functions: Sequence[HostFunction], direct
             with root.add_instance(interface_name(interface)) as instance:
                 for function in rows:
                     if direct and not function.test_only:
-                        private.define_component_func(instance, function.name, _HOST_CALLBACK, _index(function))
+                        private.define_component_func(instance, function.name, _HOST_CALLBACK, _rows.number(function))
                     else:
                         instance.add_func(function.name, _generic(function))

@@ -20,18 +20,9 @@ from ..errors import CatchableError, GuestFault
 from ..execution.context import ExecutionContext, current_context
 from . import _wasmtime_private as private
 from .guest_memory import GuestMemory, as_u32
-from .signatures import LIST_AREA_SIZE, MEMORY_EXPORT, RESULT_AREA_SIZE, HostFunction, Lowering, Returns
+from .signatures import LIST_AREA_SIZE, MEMORY_EXPORT, RESULT_AREA_SIZE, HostFunction, Lowering, Returns, RowIndex
 
-_rows: list[HostFunction] = []  # a row's index is its C callback's data
-_row_index: dict[HostFunction, int] = {}
-
-
-def _index(function: HostFunction) -> int:
-    index = _row_index.get(function)
-    if index is None:
-        index = _row_index[function] = len(_rows)
-        _rows.append(function)
-    return index
+_rows = RowIndex()  # a row's number is its C callback's data
 
 
 def link_core(linker: wasmtime.Linker, functions: Sequence[HostFunction]) -> None:
@@ -39,7 +30,7 @@ def link_core(linker: wasmtime.Linker, functions: Sequence[HostFunction]) -> Non
     i32 = wasmtime.ValType.i32()
     for function in functions:
         ty = wasmtime.FuncType([i32] * len(function.core_params), [])
-        private.define_core_func(linker, function.module, function.name, ty, _CALLBACK, _index(function))
+        private.define_core_func(linker, function.module, function.name, ty, _CALLBACK, _rows.number(function))
 
 
 def _guest_of(context: ExecutionContext, caller: wasmtime.Caller) -> GuestMemory:

@@ -115,6 +115,24 @@ class HostFunction:
         return self.name.replace("-", "_")
 
 
+class RowIndex:
+    """Host functions by small integers: the data a binding's one C callback receives."""
+
+    def __init__(self) -> None:
+        self._rows: list[HostFunction] = []
+        self._numbers: dict[HostFunction, int] = {}
+
+    def number(self, function: HostFunction) -> int:
+        found = self._numbers.get(function)
+        if found is None:
+            found = self._numbers[function] = len(self._rows)
+            self._rows.append(function)
+        return found
+
+    def __getitem__(self, number: int) -> HostFunction:
+        return self._rows[number]
+
+
 def by_key(functions: Iterable[HostFunction]) -> Mapping[tuple[str, str], HostFunction]:
     return {function.key: function for function in functions}
 
