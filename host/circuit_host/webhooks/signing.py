@@ -11,7 +11,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -172,3 +172,12 @@ def verify_hmac(body: bytes, headers: Mapping[str, str], keys: HmacKeys, now: da
         raise unauthorized("bad_signature", f"{CIRCUIT_SIGNATURE} does not match the body with any configured secret")
     at = parse_timestamp(int(t), f"{CIRCUIT_SIGNATURE} t", naive_is_utc=True)
     check_fresh(at, now, keys.tolerance, f"{CIRCUIT_SIGNATURE} timestamp")
+
+
+def circuit_signature_check(source: str) -> Callable[[bytes, Mapping[str, str], CircuitSecretSettings, datetime], None]:
+    """A source's ``verify`` when it is signed with ``X-Circuit-Signature`` and the tenant's secret."""
+
+    def verify(body: bytes, headers: Mapping[str, str], settings: CircuitSecretSettings, now: datetime) -> None:
+        verify_hmac(body, headers, settings.hmac_keys(), now, source)
+
+    return verify

@@ -69,11 +69,16 @@ def test_a_sources_settings_are_flat_tenant_settings_while_it_is_registered() ->
 
 
 def source_names() -> dict[str, Path]:
-    """Each registered source's names (its URL name and its package's name) -> its package folder."""
+    """Each registered source's names (its URL name and its package's name) -> its package folder,
+    the one whose ``plugin.py`` builds the plugin."""
     names: dict[str, Path] = {}
     for plugin in registry.plugins():
-        package = sys.modules[plugin.verify.__module__.rpartition(".")[0]]
-        folder = Path(str(package.__file__)).parent
+        [module] = [
+            m
+            for name, m in list(sys.modules.items())
+            if name.endswith(".plugin") and any(value is plugin for value in vars(m).values())
+        ]
+        folder = Path(str(module.__file__)).parent
         names[plugin.source] = folder
         names[folder.name] = folder
     return names

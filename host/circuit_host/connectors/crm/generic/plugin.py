@@ -6,18 +6,12 @@ store's own ids (no external-id field).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from ....webhooks.model import BodyLimits, Change
-from ....webhooks.signing import CircuitSecretSettings, verify_hmac
+from ....webhooks.signing import CircuitSecretSettings, circuit_signature_check
 from ..registry import CrmPlugin
 from .webhook import SOURCE, normalize_generic
-
-
-def _verify(body: bytes, headers: Mapping[str, str], settings: CircuitSecretSettings, now: datetime) -> None:
-    verify_hmac(body, headers, settings.hmac_keys(), now, SOURCE)
 
 
 def _normalize(data: Any, settings: CircuitSecretSettings, limits: BodyLimits) -> list[Change]:
@@ -28,6 +22,6 @@ GENERIC = CrmPlugin(
     source=SOURCE,
     title="Circuit Script generic JSON",
     configuration=CircuitSecretSettings,
-    verify=_verify,
+    verify=circuit_signature_check(SOURCE),
     normalize=_normalize,
 )

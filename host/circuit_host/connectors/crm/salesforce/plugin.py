@@ -6,20 +6,14 @@ own ``X-Circuit-Signature`` scheme, with the tenant's ``generic_hmac_secret``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from ....webhooks.model import BodyLimits, Change
-from ....webhooks.signing import CircuitSecretSettings, verify_hmac
+from ....webhooks.signing import CircuitSecretSettings, circuit_signature_check
 from ..registry import CrmPlugin, ExternalId
 from .configuration import SalesforceSettings
 from .connector import SalesforceConnector
 from .webhook import SALESFORCE_ID_FIELD, SOURCE, normalize_salesforce_cdc
-
-
-def _verify(body: bytes, headers: Mapping[str, str], settings: CircuitSecretSettings, now: datetime) -> None:
-    verify_hmac(body, headers, settings.hmac_keys(), now, SOURCE)
 
 
 def _normalize(data: Any, settings: CircuitSecretSettings, limits: BodyLimits) -> list[Change]:
@@ -30,7 +24,7 @@ SALESFORCE_CDC = CrmPlugin(
     source=SOURCE,
     title="Salesforce Change Data Capture",
     configuration=CircuitSecretSettings,
-    verify=_verify,
+    verify=circuit_signature_check(SOURCE),
     normalize=_normalize,
     external_id=ExternalId(SALESFORCE_ID_FIELD, carried_as="Id"),
     connector=SalesforceConnector,
