@@ -134,7 +134,9 @@ def main() -> None:
     settings = ServerSettings(data_dir=data / "host")
     state = ServerState(settings)
     boot = bootstrap(state)
-    state.platform.update_settings(boot.tenant_id, {"generic_hmac_secret": SECRET, "rate_limit_per_minute": 10_000_000})
+    state.platform.tenants.update_settings(
+        boot.tenant_id, {"generic_hmac_secret": SECRET, "rate_limit_per_minute": 10_000_000}
+    )
     print(
         f"machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}; "
         f"{args.requests} requests per run\n"

@@ -323,8 +323,8 @@ def cmd_tenant_create(args: argparse.Namespace, settings: HostSettings) -> int:
     server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with Platform(server_settings.platform_url) as platform:
-        tenant = platform.create_tenant(args.name)
-        _, key = platform.create_api_key(tenant.id, ["admin"], "created by circuit tenant create")
+        tenant = platform.tenants.create_tenant(args.name)
+        _, key = platform.tenants.create_api_key(tenant.id, ["admin"], "created by circuit tenant create")
     print(f"tenant:    {tenant.id}")
     print(f"admin key: {key}   (shown once; it is stored hashed)")
     return 0

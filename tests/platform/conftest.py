@@ -29,7 +29,7 @@ def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     prefix = f"cs_t{uuid.uuid4().hex[:8]}_"
     first = Platform(url, prefix=prefix)
     yield url, prefix
-    first.drop_tables()
+    first.database.drop_tables()
     first.close()
 
 
@@ -55,7 +55,7 @@ def platform(open_platform: Callable[..., Platform]) -> Platform:
 
 @pytest.fixture
 def tenant(platform: Platform) -> Tenant:
-    return platform.create_tenant("Acme Corp")
+    return platform.tenants.create_tenant("Acme Corp")
 
 
 @pytest.fixture(scope="session")

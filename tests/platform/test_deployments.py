@@ -12,57 +12,58 @@ import pytest
 from circuit_host.errors import Rejected
 from circuit_host.platform import Conflict, NotFound, Platform, Tenant
 from circuit_host.sandbox.runtime import Runtime
+from circuit_host.server.deploy_path import upload_bundle
 
 MakeBundle = Callable[..., bytes]
 
 
 def upload(platform: Platform, tenant: Tenant, runtime: Runtime, make_bundle: MakeBundle, *versions: str) -> None:
     for version in versions:
-        platform.store_bundle(tenant.id, make_bundle(version=version), runtime, "alice")
+        upload_bundle(platform, runtime, tenant.id, make_bundle(version=version), "alice")
 
 
 def active(platform: Platform, tenant: Tenant, env: str) -> dict[str, str]:
-    return {c.name: c.version for c in platform.active_circuits(tenant.id, env)}
+    return {c.name: c.version for c in platform.deployments.active_circuits(tenant.id, env)}
 
 
 def test_storing_is_idempotent_and_content_addressed(
     platform: Platform, tenant: Tenant, runtime: Runtime, make_bundle: MakeBundle
 ) -> None:
     data = make_bundle()
-    first = platform.store_bundle(tenant.id, data, runtime, "alice")
-    again = platform.store_bundle(tenant.id, data, runtime, "bob")
+    first = upload_bundle(platform, runtime, tenant.id, data, "alice")
+    again = upload_bundle(platform, runtime, tenant.id, data, "bob")
     assert again == first
     assert (first.name, first.version, first.size, first.uploaded_by) == ("scorer", "1.0.0", len(data), "alice")
-    assert platform.bundle_bytes(tenant.id, first.sha256) == data
-    assert platform.get_bundle(tenant.id, "scorer", "1.0.0") == first
-    assert platform.get_bundle(tenant.id, "scorer", "9.9.9") is None
-    assert [b.sha256 for b in platform.list_bundles(tenant.id)] == [first.sha256]
-    assert platform.bundle_wasm(tenant.id, first.sha256).startswith(b"\0asm")
+    assert platform.bundles.bundle_bytes(tenant.id, first.sha256) == data
+    assert platform.bundles.get_bundle(tenant.id, "scorer", "1.0.0") == first
+    assert platform.bundles.get_bundle(tenant.id, "scorer", "9.9.9") is None
+    assert [b.sha256 for b in platform.bundles.list_bundles(tenant.id)] == [first.sha256]
+    assert platform.bundles.bundle_wasm(tenant.id, first.sha256).startswith(b"\0asm")
     assert first.manifest.triggers[0].object == "Contact"
-    assert [(e.action, e.to_version) for e in platform.audit_log(tenant.id)] == [("upload", "1.0.0")]
+    assert [(e.action, e.to_version) for e in platform.audit.audit_log(tenant.id)] == [("upload", "1.0.0")]
 
 
 def test_a_different_bundle_under_an_existing_version_is_a_conflict(
     platform: Platform, tenant: Tenant, runtime: Runtime, make_bundle: MakeBundle
 ) -> None:
-    platform.store_bundle(tenant.id, make_bundle(), runtime, "alice")
+    upload_bundle(platform, runtime, tenant.id, make_bundle(), "alice")
     changed = make_bundle(extra='description = "changed"\n')
     with pytest.raises(Conflict, match=r"scorer 1.0.0 already exists with different content"):
-        platform.store_bundle(tenant.id, changed, runtime, "alice")
+        upload_bundle(platform, runtime, tenant.id, changed, "alice")
 
 
 def test_invalid_bundles_are_not_stored(
     platform: Platform, tenant: Tenant, runtime: Runtime, make_bundle: MakeBundle
 ) -> None:
     with pytest.raises(Rejected, match=r"not a valid zip"):
-        platform.store_bundle(tenant.id, b"junk", runtime, "alice")
+        upload_bundle(platform, runtime, tenant.id, b"junk", "alice")
     with pytest.raises(Rejected, match=r"limits\.queries: 500 is above the tenant's maximum"):
-        platform.store_bundle(tenant.id, make_bundle(extra="[limits]\nqueries = 500\n"), runtime, "alice")
-    platform.update_settings(tenant.id, {"max_limits": {"queries": 1000}})
-    platform.store_bundle(tenant.id, make_bundle(extra="[limits]\nqueries = 500\n"), runtime, "alice")
-    assert len(platform.list_bundles(tenant.id)) == 1
+        upload_bundle(platform, runtime, tenant.id, make_bundle(extra="[limits]\nqueries = 500\n"), "alice")
+    platform.tenants.update_settings(tenant.id, {"max_limits": {"queries": 1000}})
+    upload_bundle(platform, runtime, tenant.id, make_bundle(extra="[limits]\nqueries = 500\n"), "alice")
+    assert len(platform.bundles.list_bundles(tenant.id)) == 1
     with pytest.raises(NotFound):
-        platform.store_bundle("no-such-tenant", make_bundle(version="2.0.0"), runtime, "alice")
+        upload_bundle(platform, runtime, "no-such-tenant", make_bundle(version="2.0.0"), "alice")
 
 
 def test_deploy_promote_rollback_with_audit(
@@ -71,7 +72,7 @@ def test_deploy_promote_rollback_with_audit(
     upload(platform, tenant, runtime, make_bundle, "1.0.0", "1.1.0", "2.0.0")
     assert active(platform, tenant, "staging") == {}
 
-    first = platform.deploy(tenant.id, "staging", "scorer", "1.0.0", "alice")
+    first = platform.deployments.deploy(tenant.id, "staging", "scorer", "1.0.0", "alice")
     assert first is not None
     assert (first.action, first.env, first.circuit, first.from_version, first.to_version, first.actor) == (
         "deploy",
@@ -81,37 +82,41 @@ def test_deploy_promote_rollback_with_audit(
         "1.0.0",
         "alice",
     )
-    assert platform.deploy(tenant.id, "staging", "scorer", "1.0.0", "alice") is None  # already active
-    platform.deploy(tenant.id, "staging", "scorer", "1.1.0", "alice")
-    platform.deploy(tenant.id, "staging", "scorer", "2.0.0", "bob")
-    circuits = platform.active_circuits(tenant.id, "staging")
+    assert platform.deployments.deploy(tenant.id, "staging", "scorer", "1.0.0", "alice") is None  # already active
+    platform.deployments.deploy(tenant.id, "staging", "scorer", "1.1.0", "alice")
+    platform.deployments.deploy(tenant.id, "staging", "scorer", "2.0.0", "bob")
+    circuits = platform.deployments.active_circuits(tenant.id, "staging")
     assert [(c.name, c.version, c.deployed_by) for c in circuits] == [("scorer", "2.0.0", "bob")]
     assert circuits[0].manifest.version == "2.0.0"
 
-    promoted = platform.promote(tenant.id, "staging", "production", "carol")
+    promoted = platform.deployments.promote(tenant.id, "staging", "production", "carol")
     assert [(e.action, e.env, e.from_version, e.to_version) for e in promoted] == [
         ("promote", "production", None, "2.0.0")
     ]
-    assert platform.promote(tenant.id, "staging", "production", "carol") == []  # nothing changes
+    assert platform.deployments.promote(tenant.id, "staging", "production", "carol") == []  # nothing changes
     assert active(platform, tenant, "production") == {"scorer": "2.0.0"}
 
-    back = platform.rollback(tenant.id, "staging", "scorer", "dave")
+    back = platform.deployments.rollback(tenant.id, "staging", "scorer", "dave")
     assert (back.action, back.from_version, back.to_version) == ("rollback", "2.0.0", "1.1.0")
-    assert platform.rollback(tenant.id, "staging", "scorer", "dave").to_version == "1.0.0"  # walks back the history
+    assert (
+        platform.deployments.rollback(tenant.id, "staging", "scorer", "dave").to_version == "1.0.0"
+    )  # walks back the history
     with pytest.raises(Conflict, match=r"no version of scorer was active in staging before 1.0.0"):
-        platform.rollback(tenant.id, "staging", "scorer", "dave")
-    assert platform.rollback(tenant.id, "staging", "scorer", "dave", to_version="2.0.0").to_version == "2.0.0"
+        platform.deployments.rollback(tenant.id, "staging", "scorer", "dave")
+    assert (
+        platform.deployments.rollback(tenant.id, "staging", "scorer", "dave", to_version="2.0.0").to_version == "2.0.0"
+    )
     assert active(platform, tenant, "production") == {"scorer": "2.0.0"}  # environments are independent
 
-    log = platform.audit_log(tenant.id, limit=100)
+    log = platform.audit.audit_log(tenant.id, limit=100)
     assert [(e.action, e.env, e.from_version, e.to_version) for e in log[:4]] == [
         ("rollback", "staging", "1.0.0", "2.0.0"),
         ("rollback", "staging", "1.1.0", "1.0.0"),
         ("rollback", "staging", "2.0.0", "1.1.0"),
         ("promote", "production", None, "2.0.0"),
     ]
-    assert [e.actor for e in platform.audit_log(tenant.id, limit=2)] == ["dave", "dave"]
-    assert all(e.env == "production" for e in platform.audit_log(tenant.id, env="production"))
+    assert [e.actor for e in platform.audit.audit_log(tenant.id, limit=2)] == ["dave", "dave"]
+    assert all(e.env == "production" for e in platform.audit.audit_log(tenant.id, env="production"))
     ids = [e.id for e in log]
     assert ids == sorted(ids, reverse=True)
 
@@ -119,66 +124,66 @@ def test_deploy_promote_rollback_with_audit(
 def test_promote_one_circuit_and_undeploy(
     platform: Platform, tenant: Tenant, runtime: Runtime, make_bundle: MakeBundle
 ) -> None:
-    platform.store_bundle(tenant.id, make_bundle("alpha"), runtime, "a")
-    platform.store_bundle(tenant.id, make_bundle("beta"), runtime, "a")
-    platform.deploy(tenant.id, "dev", "alpha", "1.0.0", "a")
-    platform.deploy(tenant.id, "dev", "beta", "1.0.0", "a")
-    platform.promote(tenant.id, "dev", "staging", "a", name="beta")
+    upload_bundle(platform, runtime, tenant.id, make_bundle("alpha"), "a")
+    upload_bundle(platform, runtime, tenant.id, make_bundle("beta"), "a")
+    platform.deployments.deploy(tenant.id, "dev", "alpha", "1.0.0", "a")
+    platform.deployments.deploy(tenant.id, "dev", "beta", "1.0.0", "a")
+    platform.deployments.promote(tenant.id, "dev", "staging", "a", name="beta")
     assert active(platform, tenant, "staging") == {"beta": "1.0.0"}
     with pytest.raises(NotFound, match=r"circuit gamma is not active in dev"):
-        platform.promote(tenant.id, "dev", "staging", "a", name="gamma")
+        platform.deployments.promote(tenant.id, "dev", "staging", "a", name="gamma")
     with pytest.raises(NotFound, match=r"no circuit is active in production"):
-        platform.promote(tenant.id, "production", "staging", "a")
+        platform.deployments.promote(tenant.id, "production", "staging", "a")
     with pytest.raises(Rejected, match=r"two different environments"):
-        platform.promote(tenant.id, "dev", "dev", "a")
-    entry = platform.undeploy(tenant.id, "dev", "alpha", "a")
+        platform.deployments.promote(tenant.id, "dev", "dev", "a")
+    entry = platform.deployments.undeploy(tenant.id, "dev", "alpha", "a")
     assert (entry.action, entry.from_version, entry.to_version) == ("undeploy", "1.0.0", None)
     assert active(platform, tenant, "dev") == {"beta": "1.0.0"}
 
 
 def test_deploy_errors(platform: Platform, tenant: Tenant, runtime: Runtime, make_bundle: MakeBundle) -> None:
     with pytest.raises(NotFound, match=r"bundle scorer 1.0.0 does not exist"):
-        platform.deploy(tenant.id, "dev", "scorer", "1.0.0", "a")
+        platform.deployments.deploy(tenant.id, "dev", "scorer", "1.0.0", "a")
     with pytest.raises(Rejected, match=r"unknown environment"):
-        platform.deploy(tenant.id, "qa", "scorer", "1.0.0", "a")
+        platform.deployments.deploy(tenant.id, "qa", "scorer", "1.0.0", "a")
     with pytest.raises(NotFound, match=r"circuit scorer is not active in dev"):
-        platform.rollback(tenant.id, "dev", "scorer", "a")
-    platform.update_settings(tenant.id, {"max_limits": {"queries": 1000}})
-    platform.store_bundle(tenant.id, make_bundle(extra="[limits]\nqueries = 500\n"), runtime, "a")
-    platform.update_settings(tenant.id, {"max_limits": {"queries": 100}})  # the ceiling was lowered since
+        platform.deployments.rollback(tenant.id, "dev", "scorer", "a")
+    platform.tenants.update_settings(tenant.id, {"max_limits": {"queries": 1000}})
+    upload_bundle(platform, runtime, tenant.id, make_bundle(extra="[limits]\nqueries = 500\n"), "a")
+    platform.tenants.update_settings(tenant.id, {"max_limits": {"queries": 100}})  # the ceiling was lowered since
     with pytest.raises(Rejected, match=r"limits\.queries: 500 is above the tenant's maximum of 100"):
-        platform.deploy(tenant.id, "dev", "scorer", "1.0.0", "a")
+        platform.deployments.deploy(tenant.id, "dev", "scorer", "1.0.0", "a")
 
 
 def test_a_rollback_is_seen_by_another_process_at_once(
     open_platform: Callable[..., Platform], runtime: Runtime, make_bundle: MakeBundle
 ) -> None:
     server, operator = open_platform(), open_platform()
-    tenant = operator.create_tenant("Shared")
+    tenant = operator.tenants.create_tenant("Shared")
     upload(operator, tenant, runtime, make_bundle, "1.0.0", "2.0.0")
-    operator.deploy(tenant.id, "production", "scorer", "1.0.0", "ops")
-    operator.deploy(tenant.id, "production", "scorer", "2.0.0", "ops")
+    operator.deployments.deploy(tenant.id, "production", "scorer", "1.0.0", "ops")
+    operator.deployments.deploy(tenant.id, "production", "scorer", "2.0.0", "ops")
     assert active(server, tenant, "production") == {"scorer": "2.0.0"}
-    generation = server.generation(tenant.id, "production")
+    generation = server.deployments.generation(tenant.id, "production")
 
     started = time.perf_counter()
-    operator.rollback(tenant.id, "production", "scorer", "ops")
+    operator.deployments.rollback(tenant.id, "production", "scorer", "ops")
     assert active(server, tenant, "production") == {"scorer": "1.0.0"}
     assert time.perf_counter() - started < 1.0
-    assert server.generation(tenant.id, "production") == generation + 1
+    assert server.deployments.generation(tenant.id, "production") == generation + 1
 
 
 def test_active_circuits_is_cached_by_generation(
     platform: Platform, tenant: Tenant, runtime: Runtime, make_bundle: MakeBundle
 ) -> None:
     upload(platform, tenant, runtime, make_bundle, "1.0.0")
-    platform.deploy(tenant.id, "dev", "scorer", "1.0.0", "a")
-    first = platform.active_circuits(tenant.id, "dev")
-    again = platform.active_circuits(tenant.id, "dev")
+    platform.deployments.deploy(tenant.id, "dev", "scorer", "1.0.0", "a")
+    first = platform.deployments.active_circuits(tenant.id, "dev")
+    again = platform.deployments.active_circuits(tenant.id, "dev")
     assert again == first and again[0] is first[0]  # no reload while the generation is unchanged
     started = time.perf_counter()
     for _ in range(100):
-        platform.active_circuits(tenant.id, "dev")
+        platform.deployments.active_circuits(tenant.id, "dev")
     assert (time.perf_counter() - started) / 100 < 0.01
 
 
@@ -186,14 +191,14 @@ def test_concurrent_deploys_serialise(
     open_platform: Callable[..., Platform], runtime: Runtime, make_bundle: MakeBundle
 ) -> None:
     one, two = open_platform(), open_platform()
-    tenant = one.create_tenant("Race")
+    tenant = one.tenants.create_tenant("Race")
     upload(one, tenant, runtime, make_bundle, *[f"1.0.{i}" for i in range(6)])
     errors: list[BaseException] = []
 
     def deploy_all(platform: Platform, versions: range) -> None:
         try:
             for i in versions:
-                platform.deploy(tenant.id, "dev", "scorer", f"1.0.{i}", "racer")
+                platform.deployments.deploy(tenant.id, "dev", "scorer", f"1.0.{i}", "racer")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -206,7 +211,7 @@ def test_concurrent_deploys_serialise(
     for thread in threads:
         thread.join()
     assert errors == []
-    deploys = [e for e in one.audit_log(tenant.id) if e.action == "deploy"]
+    deploys = [e for e in one.audit.audit_log(tenant.id) if e.action == "deploy"]
     assert len(deploys) == 6
     # Each deploy saw the one before it: the from_version chain is unbroken.
     chain = list(reversed(deploys))

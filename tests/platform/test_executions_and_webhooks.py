@@ -34,15 +34,15 @@ def execution(tenant: Tenant, minute: int, **kw: object) -> ExecutionEntry:
 
 def test_executions_round_trip(platform: Platform, tenant: Tenant) -> None:
     entry = execution(tenant, 0, status="error", error="boom")
-    platform.save_execution(entry)
-    assert platform.get_execution(tenant.id, entry.id) == entry
-    assert platform.get_execution(tenant.id, "nope") is None
-    listed = platform.list_executions(tenant.id)
+    platform.executions.save_execution(entry)
+    assert platform.executions.get_execution(tenant.id, entry.id) == entry
+    assert platform.executions.get_execution(tenant.id, "nope") is None
+    listed = platform.executions.list_executions(tenant.id)
     assert [e.id for e in listed] == [entry.id]
     assert listed[0].debug_log == ""  # lists leave the log out unless asked
-    assert platform.list_executions(tenant.id, include_log=True)[0] == entry
+    assert platform.executions.list_executions(tenant.id, include_log=True)[0] == entry
     with pytest.raises(Conflict):
-        platform.save_execution(entry)
+        platform.executions.save_execution(entry)
 
 
 def test_execution_filters_and_paging(platform: Platform, tenant: Tenant) -> None:
@@ -55,10 +55,10 @@ def test_execution_filters_and_paging(platform: Platform, tenant: Tenant) -> Non
         execution(tenant, 5),
     ]
     for entry in entries:
-        platform.save_execution(entry)
+        platform.executions.save_execution(entry)
 
     def ids(**kw: object) -> list[str]:
-        return [e.id for e in platform.list_executions(tenant.id, **kw)]  # type: ignore[arg-type]
+        return [e.id for e in platform.executions.list_executions(tenant.id, **kw)]  # type: ignore[arg-type]
 
     newest_first = [e.id for e in reversed(entries)]
     assert ids() == newest_first
@@ -80,11 +80,11 @@ def test_execution_filters_and_paging(platform: Platform, tenant: Tenant) -> Non
 def test_paging_is_stable_for_equal_start_times(platform: Platform, tenant: Tenant) -> None:
     same = [execution(tenant, 0, id=f"ex-same-{i}") for i in range(5)]
     for entry in same:
-        platform.save_execution(entry)
+        platform.executions.save_execution(entry)
     seen: list[str] = []
     cursor = None
     while True:
-        page = platform.list_executions(tenant.id, limit=2, before_id=cursor)
+        page = platform.executions.list_executions(tenant.id, limit=2, before_id=cursor)
         if not page:
             break
         seen += [e.id for e in page]
@@ -94,38 +94,38 @@ def test_paging_is_stable_for_equal_start_times(platform: Platform, tenant: Tena
 
 def test_purge_by_age_and_by_retention(open_platform: Callable[..., Platform]) -> None:
     platform = open_platform(clock=lambda: T0 + timedelta(days=40))
-    tenant = platform.create_tenant("Retention")
+    tenant = platform.tenants.create_tenant("Retention")
     for minute in (0, 1):
-        platform.save_execution(execution(tenant, minute))
-    platform.save_execution(execution(tenant, 60 * 24 * 20))  # day 20: within 30 days of day 40
-    assert platform.purge_executions(tenant.id, T0 + timedelta(minutes=1)) == 1
-    assert platform.purge_expired_executions() >= 1
-    assert [e.started_at for e in platform.list_executions(tenant.id)] == [T0 + timedelta(days=20)]
+        platform.executions.save_execution(execution(tenant, minute))
+    platform.executions.save_execution(execution(tenant, 60 * 24 * 20))  # day 20: within 30 days of day 40
+    assert platform.executions.purge_executions(tenant.id, T0 + timedelta(minutes=1)) == 1
+    assert platform.executions.purge_expired_executions() >= 1
+    assert [e.started_at for e in platform.executions.list_executions(tenant.id)] == [T0 + timedelta(days=20)]
 
 
 def test_replayed_webhook_ids_are_refused(platform: Platform, tenant: Tenant) -> None:
-    assert platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 300)
-    assert not platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 300)
-    assert platform.remember_webhook_id(tenant.id, "generic", "wh-1", 300)  # ids are per source
+    assert platform.webhooks.remember_webhook_id(tenant.id, "ghl", "wh-1", 300)
+    assert not platform.webhooks.remember_webhook_id(tenant.id, "ghl", "wh-1", 300)
+    assert platform.webhooks.remember_webhook_id(tenant.id, "generic", "wh-1", 300)  # ids are per source
     long_id = "x" * 500
-    assert platform.remember_webhook_id(tenant.id, "ghl", long_id, 300)
-    assert not platform.remember_webhook_id(tenant.id, "ghl", long_id, 300)
+    assert platform.webhooks.remember_webhook_id(tenant.id, "ghl", long_id, 300)
+    assert not platform.webhooks.remember_webhook_id(tenant.id, "ghl", long_id, 300)
 
 
 def test_an_expired_webhook_id_may_come_again(open_platform: Callable[..., Platform]) -> None:
     now = [T0]
     platform = open_platform(clock=lambda: now[0])
-    tenant = platform.create_tenant("Expiry")
-    assert platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
+    tenant = platform.tenants.create_tenant("Expiry")
+    assert platform.webhooks.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
     now[0] = T0 + timedelta(seconds=59)
-    assert not platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
+    assert not platform.webhooks.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
     now[0] = T0 + timedelta(seconds=61)
-    assert platform.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
+    assert platform.webhooks.remember_webhook_id(tenant.id, "ghl", "wh-1", 60)
 
 
 def test_replay_detection_holds_under_concurrency(open_platform: Callable[..., Platform]) -> None:
     one, two = open_platform(), open_platform()
-    tenant = one.create_tenant("Concurrent")
+    tenant = one.tenants.create_tenant("Concurrent")
     results: list[bool] = []
     barrier = threading.Barrier(2)
 
@@ -133,7 +133,7 @@ def test_replay_detection_holds_under_concurrency(open_platform: Callable[..., P
         for i in range(20):
             if i == 0:
                 barrier.wait()
-            results.append(platform.remember_webhook_id(tenant.id, "ghl", f"wh-{i}", 300))
+            results.append(platform.webhooks.remember_webhook_id(tenant.id, "ghl", f"wh-{i}", 300))
 
     threads = [threading.Thread(target=deliver, args=(p,)) for p in (one, two)]
     for thread in threads:
@@ -144,16 +144,16 @@ def test_replay_detection_holds_under_concurrency(open_platform: Callable[..., P
 
 
 def test_last_seen_records(platform: Platform, tenant: Tenant) -> None:
-    assert platform.last_seen(tenant.id, "production", "Contact", ["a", "b"]) == {}
-    platform.remember_records(tenant.id, "production", "Contact", [{"Id": "a", "Email": "a@x"}, {"Id": "b"}])
-    platform.remember_records(tenant.id, "production", "Contact", [{"Id": "a", "Email": "a2@x"}])
-    assert platform.last_seen(tenant.id, "production", "contact", ["a", "b", "c"]) == {
+    assert platform.webhooks.last_seen(tenant.id, "production", "Contact", ["a", "b"]) == {}
+    platform.webhooks.remember_records(tenant.id, "production", "Contact", [{"Id": "a", "Email": "a@x"}, {"Id": "b"}])
+    platform.webhooks.remember_records(tenant.id, "production", "Contact", [{"Id": "a", "Email": "a2@x"}])
+    assert platform.webhooks.last_seen(tenant.id, "production", "contact", ["a", "b", "c"]) == {
         "a": {"Id": "a", "Email": "a2@x"},
         "b": {"Id": "b"},
     }
-    assert platform.last_seen(tenant.id, "staging", "Contact", ["a"]) == {}  # environments are separate
-    platform.forget_records(tenant.id, "production", "Contact", ["a"])
-    assert list(platform.last_seen(tenant.id, "production", "Contact", ["a", "b"])) == ["b"]
+    assert platform.webhooks.last_seen(tenant.id, "staging", "Contact", ["a"]) == {}  # environments are separate
+    platform.webhooks.forget_records(tenant.id, "production", "Contact", ["a"])
+    assert list(platform.webhooks.last_seen(tenant.id, "production", "Contact", ["a", "b"])) == ["b"]
     many = [{"Id": f"r{i}"} for i in range(1200)]
-    platform.remember_records(tenant.id, "dev", "Lead", many)
-    assert len(platform.last_seen(tenant.id, "dev", "Lead", [r["Id"] for r in many])) == 1200
+    platform.webhooks.remember_records(tenant.id, "dev", "Lead", many)
+    assert len(platform.webhooks.last_seen(tenant.id, "dev", "Lead", [r["Id"] for r in many])) == 1200

@@ -67,11 +67,11 @@ class LiveServer:
 
     def tenant(self, name: str) -> Tenant:
         platform = self.state.platform
-        tenant = platform.create_tenant(name)
-        _, key = platform.create_api_key(tenant.id, ["admin"], "test admin")
+        tenant = platform.tenants.create_tenant(name)
+        _, key = platform.tenants.create_api_key(tenant.id, ["admin"], "test admin")
         ghl_key = Ed25519PrivateKey.generate()
         raw = ghl_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        platform.update_settings(
+        platform.tenants.update_settings(
             tenant.id,
             {
                 "ghl_public_key": base64.b64encode(raw).decode(),

@@ -28,9 +28,9 @@ def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[objec
     data = tmp_path_factory.mktemp("fuzz")
     server_settings = ServerSettings(data_dir=Path(data))
     state = ServerState(server_settings)
-    tenant = state.platform.create_tenant("fuzz")
-    _, key = state.platform.create_api_key(tenant.id, ["admin"], "fuzzer")
-    state.platform.update_settings(tenant.id, {"rate_limit_per_minute": 10_000_000})
+    tenant = state.platform.tenants.create_tenant("fuzz")
+    _, key = state.platform.tenants.create_api_key(tenant.id, ["admin"], "fuzzer")
+    state.platform.tenants.update_settings(tenant.id, {"rate_limit_per_minute": 10_000_000})
     yield create_app(server_settings, state), key
     state.close()
 

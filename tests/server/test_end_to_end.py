@@ -71,7 +71,7 @@ def post_ghl(
 
 
 def configure(live: LiveServer, tenant: Tenant, **settings: Any) -> None:
-    live.state.platform.update_settings(tenant.id, {"ghl_custom_fields": HOT_LEAD_FIELDS, **settings})
+    live.state.platform.tenants.update_settings(tenant.id, {"ghl_custom_fields": HOT_LEAD_FIELDS, **settings})
 
 
 def variant(
@@ -270,7 +270,7 @@ def test_keys_scopes_and_problem_details(live: LiveServer) -> None:
 
 def test_rate_limit_answers_429_with_retry_after(live: LiveServer) -> None:
     tenant = live.tenant("acme")
-    live.state.platform.update_settings(tenant.id, {"rate_limit_per_minute": 5})
+    live.state.platform.tenants.update_settings(tenant.id, {"rate_limit_per_minute": 5})
     with tenant.client(live) as client:
         statuses = [client.get("/v1/executions").status_code for _ in range(6)]
         assert statuses == [200] * 5 + [429]
@@ -320,7 +320,7 @@ def signed_generic(records: list[dict[str, Any]], event_id: str) -> tuple[bytes,
 
 def test_a_burst_is_coalesced_into_one_trigger_execution(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
     tenant = live.tenant("acme")
-    live.state.platform.update_settings(tenant.id, {"coalesce_window_ms": 400})
+    live.state.platform.tenants.update_settings(tenant.id, {"coalesce_window_ms": 400})
     with tenant.client(live) as client:
         deploy(client, vlpr_bundles["1.0.0"])
         for n in range(3):
@@ -351,7 +351,7 @@ def test_the_bundles_limits_govern_its_executions(
         assert written["execution"]["error"]["resource"] == "queries"
         count = client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact", "env": "dev"}).json()
         assert count["total_size"] == 0
-        live.state.platform.update_settings(tenant.id, {"max_limits": {"queries": 5}})
+        live.state.platform.tenants.update_settings(tenant.id, {"max_limits": {"queries": 5}})
         greedy = variant(vlpr_bundles["1.0.0"], tmp_path / "greedy.circuit", "3.0.0", "\n[limits]\nqueries = 50\n")
         refused = client.post("/v1/bundles", content=greedy.read_bytes(), headers={"content-type": "application/zip"})
         assert refused.status_code == 422  # the upload itself is checked against the tenant's maximum
@@ -372,9 +372,9 @@ def test_a_circuit_using_a_named_credential_deploys_only_where_it_is_configured(
         assert refused.status_code == 422
         assert "named credential(s) census" in refused.json()["detail"]
         census = {"url": "https://census.example.com/v1", "headers": {"authorization": "Bearer x"}}
-        live.state.platform.update_settings(tenant.id, {"named_credentials": {"census": census}})
+        live.state.platform.tenants.update_settings(tenant.id, {"named_credentials": {"census": census}})
         assert client.post("/v1/environments/production/deployments", json=body).status_code == 200
-        stored = live.state.platform.get_settings(tenant.id).named_credentials["census"]
+        stored = live.state.platform.tenants.get_settings(tenant.id).named_credentials["census"]
         assert stored.secret_headers() == {"authorization": "Bearer x"}  # kept, not masked, for the host to use
 
 
@@ -438,13 +438,13 @@ def test_staging_and_production_refuse_untested_or_failing_code(
         promoted = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
         assert promoted.status_code == 422 and "has no tests" in promoted.json()["detail"]
 
-        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 100})
+        live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 100})
         tested = {"circuit": "virtual_lpr", "version": "1.0.0"}
         assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
         refused = client.post("/v1/environments/production/deployments", json=tested)
         assert refused.status_code == 422
         assert re.search(r"tests cover \d+\.\d% of its code, under the required 100%", refused.json()["detail"])
-        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 75})
+        live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 75})
         ok = client.post("/v1/environments/production/deployments", json=tested)
         assert ok.status_code == 200, ok.text
 
@@ -469,12 +469,12 @@ def test_the_gate_tests_against_the_target_environments_schema(live: LiveServer,
 def test_every_gate_verdict_is_kept_with_the_audit_trail(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
     tenant = live.tenant("acme")
     with tenant.client(live) as client:
-        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 100})
+        live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 100})
         zipped = {"content-type": "application/zip"}
         assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
         body = {"circuit": "virtual_lpr", "version": "1.0.0"}
         assert client.post("/v1/environments/staging/deployments", json=body).status_code == 422
-        live.state.platform.update_settings(tenant.id, {"coverage_threshold": 75})
+        live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 75})
         assert client.post("/v1/environments/staging/deployments", json=body).status_code == 200
         assert client.post("/v1/promotions", json={"from": "staging", "to": "production"}).status_code == 200
         runs = client.get("/v1/gate-runs").json()

@@ -28,15 +28,15 @@ def entry(tenant_id: str, execution_id: str, age: timedelta) -> ExecutionEntry:
 def test_housekeeping_purges_only_what_is_past_retention(tmp_path: Path) -> None:
     state = ServerState(ServerSettings(data_dir=tmp_path))
     try:
-        tenant = state.platform.create_tenant("acme")
-        state.platform.update_settings(tenant.id, {"execution_retention_days": 7})
-        state.platform.save_execution(entry(tenant.id, "old", timedelta(days=8)))
-        state.platform.save_execution(entry(tenant.id, "recent", timedelta(days=6)))
+        tenant = state.platform.tenants.create_tenant("acme")
+        state.platform.tenants.update_settings(tenant.id, {"execution_retention_days": 7})
+        state.platform.executions.save_execution(entry(tenant.id, "old", timedelta(days=8)))
+        state.platform.executions.save_execution(entry(tenant.id, "recent", timedelta(days=6)))
         state.start_housekeeping(interval_s=3600)
         deadline = time.monotonic() + 10
-        while state.platform.get_execution(tenant.id, "old") is not None:
+        while state.platform.executions.get_execution(tenant.id, "old") is not None:
             assert time.monotonic() < deadline, "the old execution was never purged"
             time.sleep(0.05)
-        assert state.platform.get_execution(tenant.id, "recent") is not None
+        assert state.platform.executions.get_execution(tenant.id, "recent") is not None
     finally:
         state.close()

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..connectors.records import DmlOp, DmlResult, QueryResult
 from ..errors import CircuitError, DmlError, QueryError, Rejected
+from ..migrations import circuitdb_definitions, upgrade
 from ..soql.parser import IDENTIFIER, parse
 from ..storage_engine import make_engine
 from .dml import Statement, UnknownField
@@ -131,6 +132,7 @@ class CircuitDB:
         self.engine: Engine = make_engine(url, busy_timeout=busy_timeout)
         self.dialect = self.engine.dialect.name
         try:
+            upgrade(self.engine, circuitdb_definitions())  # record tables follow the definitions below
             self._catalog = self._migrate(SchemaChanges())
         except BaseException:
             self.engine.dispose()
@@ -213,7 +215,6 @@ class CircuitDB:
         with self._lock, self.engine.connect() as conn:
             begin_migration(conn)
             try:
-                schema_table.create(conn, checkfirst=True)
                 stored = _load(conn, self.tenant)
                 rows = _merge(stored, changes)
                 for object_key, field_key, definition in rows:

@@ -1,10 +1,12 @@
 """The control plane: tenants, API keys, webhook tokens, bundles, deployments, executions.
 
-See ``README.md`` in this folder. ``Platform(url)`` is the one entry point; it returns
-plain dataclasses and raises ``Rejected`` (bad input), ``Conflict`` (a ``Rejected`` that
+See ``README.md`` in this folder. ``Platform(url)`` is the one entry point; its aggregates
+(``tenants``, ``bundles``, ``deployments``, ``audit``, ``executions``, ``webhooks``) return
+plain dataclasses and raise ``Rejected`` (bad input), ``Conflict`` (a ``Rejected`` that
 contradicts stored state) and ``NotFound``.
 """
 
+from .control_plane import Platform
 from .models import (
     ENVIRONMENTS,
     SCOPES,
@@ -21,7 +23,7 @@ from .models import (
     Tenant,
 )
 from .settings import TenantSettings
-from .store import KEY_PREFIX, Platform, records_tenant
+from .tenants import KEY_PREFIX, records_tenant
 
 __all__ = [
     "ENVIRONMENTS",

@@ -45,6 +45,6 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     app.add_middleware(
         MaxBodySize,
         max_bytes=settings.max_request_bytes,
-        per_path={"/v1/bundles": max(settings.max_request_bytes, server_state.platform.max_bundle_bytes)},
+        per_path={"/v1/bundles": max(settings.max_request_bytes, server_state.platform.bundles.max_bundle_bytes)},
     )
     return app

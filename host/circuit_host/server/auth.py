@@ -38,7 +38,7 @@ def limiter_of(request: Request) -> RateLimiter:
 
 
 def enforce_rate_limit(state: ServerState, limiter: RateLimiter, tenant_id: str) -> None:
-    per_minute = state.platform.get_settings(tenant_id).rate_limit_per_minute
+    per_minute = state.platform.tenants.get_settings(tenant_id).rate_limit_per_minute
     wait = limiter.acquire(tenant_id, per_minute)
     if wait > 0:
         raise Problem(
@@ -55,7 +55,7 @@ def require(scope: str) -> Callable[..., Caller]:
                 401, "Unauthorized", "send an API key as `Authorization: Bearer KEY`", {"WWW-Authenticate": "Bearer"}
             )
         state = state_of(request)
-        key = state.platform.authenticate(credentials.credentials)
+        key = state.platform.tenants.authenticate(credentials.credentials)
         if key is None:
             raise Problem(401, "Unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
         scopes = frozenset(key.scopes)

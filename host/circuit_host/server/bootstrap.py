@@ -15,6 +15,7 @@ from pathlib import Path
 from ..bundles import pack_bundle
 from ..resources import example_dir
 from ..toolchain.zig_build import build_circuit, build_tests
+from .deploy_path import upload_bundle
 from .state import ServerState
 
 EXAMPLE = example_dir("virtual_lpr")
@@ -32,16 +33,16 @@ def bootstrap(state: ServerState, example: Path = EXAMPLE) -> Bootstrap:
     """Create the default tenant and deploy the example once; later starts just read the credentials."""
     path = state.settings.data_dir / CREDENTIALS
     if not path.exists():
-        tenant = state.platform.create_tenant("default")
-        _, key = state.platform.create_api_key(tenant.id, ["admin"], "created by circuit serve")
+        tenant = state.platform.tenants.create_tenant("default")
+        _, key = state.platform.tenants.create_api_key(tenant.id, ["admin"], "created by circuit serve")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump({"tenant_id": tenant.id, "admin_key": key}, out)
         wasm = build_circuit(example, state.settings.data_dir / "build")
         tests = build_tests(example, state.settings.data_dir / "build")  # production deploys run them
         bundle = pack_bundle(example / "circuit.toml", wasm, state.settings.data_dir / "build", tests)
-        info = state.platform.store_bundle(tenant.id, bundle.read_bytes(), state.runtime, "bootstrap")
+        info = upload_bundle(state.platform, state.runtime, tenant.id, bundle.read_bytes(), "bootstrap")
         state.deploy(tenant.id, "production", info.name, info.version, "bootstrap")
     saved = json.loads(path.read_text())
-    token = state.platform.webhook_token(saved["tenant_id"], "production")
+    token = state.platform.tenants.webhook_token(saved["tenant_id"], "production")
     return Bootstrap(saved["tenant_id"], saved["admin_key"], token)

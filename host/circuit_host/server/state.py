@@ -23,7 +23,7 @@ from ..connectors.records import DmlOp
 from ..errors import Rejected
 from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
 from ..execution.limits import RESOURCES, LimitsProfile
-from ..platform import ExecutionEntry, NotFound, Platform
+from ..platform import ExecutionEntry, NotFound, Platform, records_tenant
 from ..sandbox.runtime import Runtime
 from ..testing import TestReport, outside_sdk, run_test_module
 from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
@@ -74,7 +74,7 @@ class ServerState:
         def run() -> None:
             while True:
                 try:
-                    purged = self.platform.purge_expired_executions()
+                    purged = self.platform.executions.purge_expired_executions()
                     log.info("executions purged", count=purged)
                 except Exception:
                     log.exception("purging executions failed")
@@ -117,7 +117,7 @@ class ServerState:
         if all(r.status == "ok" for r in records):  # otherwise the sender's retry will be processed
             for webhook_id in webhook_ids:
                 if webhook_id:
-                    self.platform.remember_webhook_id(tenant_id, source, webhook_id, REPLAY_TTL_S)
+                    self.platform.webhooks.remember_webhook_id(tenant_id, source, webhook_id, REPLAY_TTL_S)
         return records
 
     def close(self) -> None:
@@ -135,7 +135,7 @@ class ServerState:
     # -- per environment -------------------------------------------------------------------
 
     def store(self, tenant_id: str, env: str) -> CircuitDB:
-        name = self.platform.records_tenant(tenant_id, env)
+        name = records_tenant(tenant_id, env)
         with self._lock:
             store = self._stores.get(name)
             if store is None:
@@ -145,20 +145,20 @@ class ServerState:
 
     def deployed(self, tenant_id: str, env: str) -> Deployed:
         """The trigger registry of an environment, rebuilt when its deployment generation moves."""
-        key = self.platform.records_tenant(tenant_id, env)
-        generation = self.platform.generation(tenant_id, env)
+        key = records_tenant(tenant_id, env)
+        generation = self.platform.deployments.generation(tenant_id, env)
         current = self._deployed.get(key)
         if current is not None and current.generation == generation:
             return current
         registry = TriggerRegistry()
         versions: dict[str, str] = {}
-        settings = self.platform.get_settings(tenant_id)
+        settings = self.platform.tenants.get_settings(tenant_id)
         ceiling = settings.max_limits
         budgets: list[LimitsProfile] = []
-        for circuit in self.platform.active_circuits(tenant_id, env):
+        for circuit in self.platform.deployments.active_circuits(tenant_id, env):
             manifest = circuit.manifest
             budgets.append(manifest.limits_profile(ceiling))
-            module = self.runtime.load(self.platform.bundle_wasm(tenant_id, circuit.sha256))
+            module = self.runtime.load(self.platform.bundles.bundle_wasm(tenant_id, circuit.sha256))
             allowed = manifest.allowed_hosts()
             credentials = {
                 n: settings.named_credentials[n] for n in manifest.credentials.names if n in settings.named_credentials
@@ -186,26 +186,26 @@ class ServerState:
     # -- deploys: the platform records them; the environment's schema follows the bundle ---------
 
     def deploy(self, tenant_id: str, env: str, name: str, version: str, actor: str) -> None:
-        bundle = self.platform.get_bundle(tenant_id, name, version)
+        bundle = self.platform.bundles.get_bundle(tenant_id, name, version)
         if bundle is None:
             raise NotFound(f"no bundle {name} {version}; upload it first")
         self._check_credentials(tenant_id, bundle.manifest)
         verdict = self.gate(tenant_id, env, bundle.sha256, actor) if env in GATED_ENVIRONMENTS else None
         self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
-        entry = self.platform.deploy(tenant_id, env, name, version, actor)
+        entry = self.platform.deployments.deploy(tenant_id, env, name, version, actor)
         if verdict is not None:
             self._record_gate(tenant_id, env, name, version, actor, verdict, entry.id if entry else None)
 
     def promote(self, tenant_id: str, from_env: str, to_env: str, actor: str, name: str | None) -> None:
         target = self.store(tenant_id, to_env)
         verdicts: dict[str, tuple[str, GateVerdict]] = {}
-        for circuit in self.platform.active_circuits(tenant_id, from_env):
+        for circuit in self.platform.deployments.active_circuits(tenant_id, from_env):
             if name is None or circuit.name == name:
                 self._check_credentials(tenant_id, circuit.manifest)
                 if to_env in GATED_ENVIRONMENTS:
                     verdicts[circuit.name] = (circuit.version, self.gate(tenant_id, to_env, circuit.sha256, actor))
                 target.apply_schema(circuit.manifest.schema_changes())
-        entries = self.platform.promote(tenant_id, from_env, to_env, actor, name=name)
+        entries = self.platform.deployments.promote(tenant_id, from_env, to_env, actor, name=name)
         audit_ids = {e.circuit: e.id for e in entries}
         for circuit_name, (version, verdict) in verdicts.items():
             self._record_gate(tenant_id, to_env, circuit_name, version, actor, verdict, audit_ids.get(circuit_name))
@@ -215,9 +215,9 @@ class ServerState:
         try:
             report = self.check_tests(tenant_id, env, sha256)
         except Rejected as exc:
-            info = self.platform.get_bundle_by_sha(tenant_id, sha256)
+            info = self.platform.bundles.get_bundle_by_sha(tenant_id, sha256)
             name, version = (info.name, info.version) if info is not None else ("?", "?")
-            self.platform.record_gate_run(tenant_id, env, name, version, actor, False, None, str(exc))
+            self.platform.deployments.record_gate_run(tenant_id, env, name, version, actor, False, None, str(exc))
             raise
         coverage = report.coverage.percent if report.coverage is not None else None
         return GateVerdict(len(report.results), coverage)
@@ -226,7 +226,9 @@ class ServerState:
         self, tenant_id: str, env: str, name: str, version: str, actor: str, verdict: GateVerdict, audit_id: int | None
     ) -> None:
         detail = f"{verdict.tests} tests passed, coverage {verdict.coverage or 0.0:.1f}%"
-        self.platform.record_gate_run(tenant_id, env, name, version, actor, True, verdict.coverage, detail, audit_id)
+        self.platform.deployments.record_gate_run(
+            tenant_id, env, name, version, actor, True, verdict.coverage, detail, audit_id
+        )
 
     def check_tests(self, tenant_id: str, env: str, sha256: str) -> TestReport:
         """The deploy gate: the bundle's tests must pass in the sandbox and cover enough of its code.
@@ -234,11 +236,11 @@ class ServerState:
         As Apex does for production, staging and production refuse untested code; the threshold is
         the tenant's ``coverage_threshold`` (75% by default).
         """
-        data = self.platform.bundle_bytes(tenant_id, sha256)
+        data = self.platform.bundles.bundle_bytes(tenant_id, sha256)
         if data is None:
             raise NotFound(f"no bundle {sha256}")
         bundle = read_bundle(data, self.runtime)
-        threshold = self.platform.get_settings(tenant_id).coverage_threshold
+        threshold = self.platform.tenants.get_settings(tenant_id).coverage_threshold
         if bundle.tests_wasm is None:
             raise Rejected(
                 f"{bundle.name} {bundle.version} has no tests (tests.wasm): staging and production need passing "
@@ -248,7 +250,7 @@ class ServerState:
             bundle.tests_wasm,
             bundle.manifest,
             self.settings.module_cache,
-            limits=bundle.manifest.limits_profile(self.platform.get_settings(tenant_id).max_limits),
+            limits=bundle.manifest.limits_profile(self.platform.tenants.get_settings(tenant_id).max_limits),
             coverage_of=outside_sdk,
             schema=custom_schema(self.store(tenant_id, env)),  # the schema the circuit will meet there
         )
@@ -265,7 +267,7 @@ class ServerState:
 
     def _check_credentials(self, tenant_id: str, manifest: Manifest) -> None:
         """A circuit may only go live where every named credential it uses is configured."""
-        configured = self.platform.get_settings(tenant_id).named_credentials
+        configured = self.platform.tenants.get_settings(tenant_id).named_credentials
         missing = [name for name in manifest.credentials.names if name not in configured]
         if missing:
             raise Rejected(
@@ -293,10 +295,10 @@ class ServerState:
             self.store(tenant_id, env),
             self.http,
             triggers=deployed.registry,
-            tenant=self.platform.records_tenant(tenant_id, env),
+            tenant=records_tenant(tenant_id, env),
         )
         record = executor.apply_change(op, object_name, rows, ExecutionOptions(limits=limits), external_id)
-        self.platform.save_execution(
+        self.platform.executions.save_execution(
             ExecutionEntry(
                 id=record.id,
                 tenant_id=tenant_id,

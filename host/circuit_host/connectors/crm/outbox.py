@@ -46,6 +46,7 @@ from sqlalchemy import (
     update,
 )
 
+from ...migrations import crm_outbox, upgrade
 from ...storage_engine import database_url, make_engine
 from .api import CrmAuthError, CrmError, CrmUnavailable
 from .provisional import is_provisional
@@ -102,6 +103,7 @@ class Outbox:
 
     def __init__(self, url: str | Path, *, table_prefix: str = "crm_", busy_timeout_s: float = 30.0) -> None:
         self.url = database_url(url)
+        self._prefix = table_prefix
         self.engine = make_engine(self.url, busy_timeout=busy_timeout_s, autocommit=False)
         self.write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self.metadata = MetaData()
@@ -134,7 +136,11 @@ class Outbox:
             Column("entry_id", BigInteger, nullable=False),
             Column("real_id", String(255)),
         )
-        self.metadata.create_all(self.engine)
+        migrating = make_engine(self.url, busy_timeout=busy_timeout_s)  # migrations run in autocommit mode
+        try:
+            upgrade(migrating, crm_outbox(table_prefix))
+        finally:
+            migrating.dispose()
 
     def writer(self, tenant: str, crm: str) -> OutboxWriter:
         return OutboxWriter(self, tenant, crm)
@@ -174,6 +180,8 @@ class Outbox:
     def drop(self) -> None:
         """Drop the outbox tables (tests use a unique ``table_prefix`` and drop it afterwards)."""
         self.metadata.drop_all(self.engine)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {crm_outbox(self._prefix).version_table}")
 
     def close(self) -> None:
         self.engine.dispose()

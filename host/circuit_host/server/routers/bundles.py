@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends
 
+from .. import deploy_path
 from ..auth import Caller, require, state_of
 from ..state import ServerState
 from .models import BundleModel
@@ -17,7 +18,7 @@ def upload_bundle(
     caller: Caller = Depends(require("deploy")),
     state: ServerState = Depends(state_of),
 ) -> BundleModel:
-    info = state.platform.store_bundle(caller.tenant_id, data, state.runtime, caller.actor)
+    info = deploy_path.upload_bundle(state.platform, state.runtime, caller.tenant_id, data, caller.actor)
     return BundleModel(sha256=info.sha256, name=info.name, version=info.version, uploaded_at=info.uploaded_at)
 
 
@@ -27,5 +28,5 @@ def list_bundles(
 ) -> list[BundleModel]:
     return [
         BundleModel(sha256=b.sha256, name=b.name, version=b.version, uploaded_at=b.uploaded_at)
-        for b in state.platform.list_bundles(caller.tenant_id)
+        for b in state.platform.bundles.list_bundles(caller.tenant_id)
     ]

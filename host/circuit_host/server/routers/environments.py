@@ -27,7 +27,7 @@ SOURCES = ("ghl", "salesforce-cdc", "generic")
 def _active(state: ServerState, tenant_id: str, env: str) -> list[ActiveCircuitModel]:
     return [
         ActiveCircuitModel(name=c.name, version=c.version, sha256=c.sha256)
-        for c in state.platform.active_circuits(tenant_id, env)
+        for c in state.platform.deployments.active_circuits(tenant_id, env)
     ]
 
 
@@ -56,7 +56,7 @@ def rollback(
     caller: Caller = Depends(require("deploy")),
     state: ServerState = Depends(state_of),
 ) -> list[ActiveCircuitModel]:
-    state.platform.rollback(caller.tenant_id, env, body.circuit, caller.actor, to_version=body.to_version)
+    state.platform.deployments.rollback(caller.tenant_id, env, body.circuit, caller.actor, to_version=body.to_version)
     return _active(state, caller.tenant_id, env)
 
 
@@ -74,7 +74,11 @@ def audit(
     caller: Caller = Depends(require("read")),
     state: ServerState = Depends(state_of),
 ) -> list[AuditModel]:
-    gates = {g.audit_id: _gate(g) for g in state.platform.gate_runs(caller.tenant_id, 1000) if g.audit_id is not None}
+    gates = {
+        g.audit_id: _gate(g)
+        for g in state.platform.deployments.gate_runs(caller.tenant_id, 1000)
+        if g.audit_id is not None
+    }
     return [
         AuditModel(
             at=a.at,
@@ -86,7 +90,7 @@ def audit(
             to_version=a.to_version,
             gate=gates.get(a.id),
         )
-        for a in state.platform.audit_log(caller.tenant_id, limit)
+        for a in state.platform.audit.audit_log(caller.tenant_id, limit)
     ]
 
 
@@ -96,7 +100,7 @@ def gate_runs(
     caller: Caller = Depends(require("read")),
     state: ServerState = Depends(state_of),
 ) -> list[GateModel]:
-    return [_gate(g) for g in state.platform.gate_runs(caller.tenant_id, limit)]
+    return [_gate(g) for g in state.platform.deployments.gate_runs(caller.tenant_id, limit)]
 
 
 def _gate(run: GateRun) -> GateModel:
@@ -121,11 +125,11 @@ def _urls(state: ServerState, tenant_id: str, env: str, token: str) -> WebhookUr
 def webhook_urls(
     env: Environment, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
 ) -> WebhookUrls:
-    return _urls(state, caller.tenant_id, env, state.platform.webhook_token(caller.tenant_id, env))
+    return _urls(state, caller.tenant_id, env, state.platform.tenants.webhook_token(caller.tenant_id, env))
 
 
 @router.post("/environments/{env}/webhooks/rotate", response_model=WebhookUrls, summary="Rotate the webhook token")
 def rotate_webhook_token(
     env: Environment, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
 ) -> WebhookUrls:
-    return _urls(state, caller.tenant_id, env, state.platform.rotate_webhook_token(caller.tenant_id, env))
+    return _urls(state, caller.tenant_id, env, state.platform.tenants.rotate_webhook_token(caller.tenant_id, env))

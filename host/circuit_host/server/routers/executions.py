@@ -44,7 +44,7 @@ def list_executions(
     caller: Caller = Depends(require("read")),
     state: ServerState = Depends(state_of),
 ) -> ExecutionPage:
-    entries = state.platform.list_executions(
+    entries = state.platform.executions.list_executions(
         caller.tenant_id,
         env=env,
         circuit=circuit,
@@ -62,7 +62,7 @@ def list_executions(
 def get_execution(
     execution_id: str, caller: Caller = Depends(require("read")), state: ServerState = Depends(state_of)
 ) -> ExecutionDetail:
-    entry = state.platform.get_execution(caller.tenant_id, execution_id)
+    entry = state.platform.executions.get_execution(caller.tenant_id, execution_id)
     if entry is None:
         raise Problem(404, "Not found", f"no execution {execution_id}")
     return detail(entry, with_log=True)

@@ -36,7 +36,7 @@ async def _intake(request: Request, state: ServerState, tenant_id: str, env: str
 def _process(
     state: ServerState, tenant_id: str, env: str, plugin: CrmPlugin[Any], body: bytes, headers: Headers
 ) -> HookResult:
-    settings = state.platform.get_settings(tenant_id)
+    settings = state.platform.tenants.get_settings(tenant_id)
     configuration = settings.section(plugin.configuration)
     source = plugin.source
     try:
@@ -45,7 +45,7 @@ def _process(
         changes = plugin.normalize(data, configuration, DEFAULT_LIMITS)
     except WebhookRejected as exc:
         raise Problem(exc.status, exc.reason.replace("_", " ").capitalize(), exc.message) from None
-    if any(c.webhook_id and state.platform.seen_webhook_id(tenant_id, source, c.webhook_id) for c in changes):
+    if any(c.webhook_id and state.platform.webhooks.seen_webhook_id(tenant_id, source, c.webhook_id) for c in changes):
         raise Problem(409, "Replay", "this webhook was already received")
     if settings.coalesce_window_ms > 0:
         coalescer = state.coalescer(tenant_id, settings.coalesce_window_ms)
@@ -64,7 +64,7 @@ def _process(
 async def hook_by_token(
     source: str, token: str, request: Request, response: Response, state: ServerState = Depends(state_of)
 ) -> HookResult:
-    resolved = state.platform.resolve_webhook_token(token)
+    resolved = state.platform.tenants.resolve_webhook_token(token)
     if resolved is None:
         raise Problem(404, "Unknown webhook URL", "the token is unknown or was rotated")
     tenant_id, env = resolved

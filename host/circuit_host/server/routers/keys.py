@@ -26,15 +26,15 @@ def _model(key: ApiKey) -> KeyModel:
 def create_key(
     body: KeyRequest, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
 ) -> NewKey:
-    key, plaintext = state.platform.create_api_key(caller.tenant_id, set(body.scopes), body.label)
+    key, plaintext = state.platform.tenants.create_api_key(caller.tenant_id, set(body.scopes), body.label)
     return NewKey(**_model(key).model_dump(), key=plaintext)
 
 
 @router.get("", response_model=list[KeyModel], summary="List API keys")
 def list_keys(caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)) -> list[KeyModel]:
-    return [_model(k) for k in state.platform.list_api_keys(caller.tenant_id)]
+    return [_model(k) for k in state.platform.tenants.list_api_keys(caller.tenant_id)]
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")
 def revoke_key(key_id: str, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)) -> None:
-    state.platform.revoke_api_key(caller.tenant_id, key_id)  # NotFound -> 404
+    state.platform.tenants.revoke_api_key(caller.tenant_id, key_id)  # NotFound -> 404
