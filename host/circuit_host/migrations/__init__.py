@@ -1,15 +1,17 @@
 """Alembic migrations of the host's own tables, run in code when a store opens its database.
 
-Three schemas are migrated, each with its own revisions folder and version table, because
-each may live in a database of its own: the control plane (``control_plane/``, tables
-``<prefix>*``), CircuitDB's metadata (``circuitdb/``, ``circuitdb_schema``; the per-tenant
-record tables follow each tenant's schema and are migrated by CircuitDB itself) and the CRM
-outbox (``outbox/``, ``<prefix>outbox`` and ``<prefix>id_map``). Revision ``0001`` of
-each is the schema as it was before migrations: it creates only the tables that are
-missing, so a database made by older code is adopted as it is. A database whose revision
-this code does not know (made by a newer Circuit Script) is refused.
+Three schemas are migrated, each with its own revisions (``versions/<schema>/``) and version
+table (``<prefix><schema>_alembic_version``), because each may live in a database of its
+own: the control plane (``control_plane``, tables ``<prefix>*``), CircuitDB's definitions
+(``circuitdb``, ``circuitdb_schema``; each tenant's record tables follow its schema and are
+migrated by CircuitDB itself) and the CRM outbox (``outbox``, ``<prefix>outbox`` and
+``<prefix>id_map``). Revision ``0001`` of each is the schema as it was before migrations: it
+creates only the tables that are missing, so a database made by older code is adopted as it
+is. A database at a revision this code does not know (made by a newer Circuit Script) is
+refused with ``SchemaTooNew``.
 
-How to add a migration: see ``README.md`` in ``platform/`` (``python -m circuit_host.migrations``).
+Adding a migration: ``python -m circuit_host.migrations revision <schema> -m "what changes"``
+(see ``platform/README.md``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class SchemaTooNew(CircuitError):
 class MigratedSchema:
     """One schema under migration: its revisions folder and the table prefix it is created with."""
 
-    name: str  # the folder of its revisions
+    name: str  # the folder of its revisions in versions/
     prefix: str = ""  # of its tables and of its version table, ``<prefix><name>_alembic_version``
 
     @property
@@ -62,14 +64,14 @@ def crm_outbox(prefix: str = "crm_") -> MigratedSchema:
     return MigratedSchema("outbox", prefix)
 
 
-SCHEMAS = {"control_plane": control_plane, "circuitdb": circuitdb_definitions, "outbox": crm_outbox}
+SCHEMAS = {s.name: s for s in (control_plane(), circuitdb_definitions(), crm_outbox())}  # with default prefixes
 
 
 def alembic_config(schema: MigratedSchema, connection: Connection | None = None) -> Config:
     """An Alembic configuration for ``schema``, built in code (no ``alembic.ini``)."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
-    config.set_main_option("version_locations", str(HERE / schema.name))
+    config.set_main_option("version_locations", str(HERE / "versions" / schema.name))
     config.set_main_option("path_separator", "os")
     config.attributes.update(
         {"schema": schema.name, "table_prefix": schema.prefix, "version_table": schema.version_table}

@@ -12,15 +12,15 @@ from alembic import op
 ${imports if imports else ""}
 from circuit_host.migrations import table_prefix
 
-revision = ${repr(up_revision)}
+revision = "${up_revision}"
 down_revision = ${repr(down_revision)}
-branch_labels = ${repr(branch_labels)}
-depends_on = ${repr(depends_on)}
+branch_labels = None
+depends_on = None
 
 
 def upgrade() -> None:
-    prefix = table_prefix()
-    ${upgrades if upgrades else "pass"}
+    prefix = table_prefix()  # of every table name: op.add_column(f"{prefix}tenants", sa.Column(...))
+    raise NotImplementedError("write the migration")
 
 
 def downgrade() -> None:

@@ -1,0 +1,200 @@
+"""A database made before migrations is adopted and served; a newer one is refused; upgrades are one-time.
+
+``fixtures/data-v0`` is a ``circuit serve`` data directory written by the code of commit
+ddfdd8c (see ``fixtures/make_data_v0.py``): tenant ``fixture`` with an admin key, a deployed
+bundle, a gate run, an execution, a webhook token, a remembered webhook id and record.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from circuit_host.circuitdb import open_store
+from circuit_host.connectors.crm.outbox import Outbox
+from circuit_host.migrations import (
+    SchemaTooNew,
+    circuitdb_definitions,
+    control_plane,
+    crm_outbox,
+    current_revisions,
+    upgrade,
+)
+from circuit_host.migrations.versions.control_plane.r0001_baseline import tables as baseline_tables
+from circuit_host.platform import Platform
+from circuit_host.storage_engine import make_engine
+from tests.cli.test_serve import Served
+from tests.conftest import require_postgres
+
+DATA_V0 = Path(__file__).parent / "fixtures" / "data-v0"
+FIXTURE = json.loads((DATA_V0 / "fixture.json").read_text())
+HEAD = {"0001"}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A copy of the pre-migration data directory (tests change it)."""
+    target = tmp_path / "data"
+    shutil.copytree(DATA_V0, target)
+    return target
+
+
+@pytest.fixture
+def postgres_v0() -> Iterator[tuple[str, str]]:
+    """The fixture's control plane copied into PostgreSQL, as the old code would have left it there."""
+    url = require_postgres()
+    prefix = f"cs_m{uuid.uuid4().hex[:8]}_"
+    source = make_engine(DATA_V0 / "platform.sqlite3")
+    target = make_engine(url)
+    old, new = baseline_tables("cs_"), baseline_tables(prefix)
+    try:
+        with source.connect() as read, target.connect() as write:
+            for table_old, table_new in zip(old, new, strict=True):
+                table_new.create(write)
+                rows = [dict(r._mapping) for r in read.execute(sa.select(table_old))]
+                if rows:
+                    write.execute(table_new.insert(), rows)
+        yield url, prefix
+    finally:
+        source.dispose()
+        with target.connect() as conn:
+            for table in reversed(new):
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table.name}"')
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{control_plane(prefix).version_table}"')
+        target.dispose()
+
+
+def assert_fixture_served(platform: Platform) -> None:
+    key = platform.tenants.authenticate(FIXTURE["admin_key"])
+    assert key is not None and key.tenant_id == "fixture" and key.allows("deploy")
+    assert [t.id for t in platform.tenants.list_tenants()] == ["fixture"]
+    assert platform.tenants.get_settings("fixture").coverage_threshold == 0
+    assert platform.tenants.resolve_webhook_token(FIXTURE["webhook_token"]) == ("fixture", "production")
+    [execution] = platform.executions.list_executions("fixture", include_log=True)
+    assert (execution.id, execution.status, execution.debug_log) == ("exec-fixture-1", "ok", "fixture log line")
+    assert [(c.name, c.version) for c in platform.deployments.active_circuits("fixture", "production")] == [
+        ("scorer", "1.0.0")
+    ]
+    assert platform.bundles.bundle_wasm("fixture", platform.bundles.list_bundles("fixture")[0].sha256)
+    assert [g.passed for g in platform.deployments.gate_runs("fixture")] == [True]
+    assert [a.action for a in platform.audit.audit_log("fixture")] == ["deploy", "upload"]
+    assert platform.webhooks.seen_webhook_id("fixture", "ghl", "hook-1")
+    assert platform.webhooks.last_seen("fixture", "production", "Contact", ["003000000000001"])
+
+
+def test_a_control_plane_from_before_migrations_is_adopted_and_keeps_its_data(data_dir: Path) -> None:
+    engine = make_engine(data_dir / "platform.sqlite3")
+    assert current_revisions(engine, control_plane()) == set()
+    with Platform(data_dir / "platform.sqlite3") as platform:
+        assert_fixture_served(platform)
+        platform.deployments.deploy("fixture", "staging", "scorer", "1.0.0", "after upgrade")  # still writable
+    assert current_revisions(engine, control_plane()) == HEAD
+    engine.dispose()
+
+
+def test_the_same_database_on_postgresql_is_adopted_too(postgres_v0: tuple[str, str]) -> None:
+    url, prefix = postgres_v0
+    with Platform(url, prefix=prefix) as platform:
+        assert_fixture_served(platform)
+        assert current_revisions(platform.database.engine, control_plane(prefix)) == HEAD
+
+
+def test_processes_opening_an_old_database_at_once_upgrade_it_once(postgres_v0: tuple[str, str]) -> None:
+    url, prefix = postgres_v0
+    opened: list[Platform] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            opened.append(Platform(url, prefix=prefix))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        engine = opened[0].database.engine
+        with engine.connect() as conn:
+            versions = conn.exec_driver_sql(f'SELECT * FROM "{control_plane(prefix).version_table}"').all()
+        assert [tuple(v) for v in versions] == [("0001",)]
+        assert_fixture_served(opened[-1])
+    finally:
+        for platform in opened:
+            platform.close()
+
+
+def test_records_and_their_definitions_from_before_migrations_are_kept(data_dir: Path) -> None:
+    with open_store(data_dir / "records.sqlite3", tenant="fixture:production") as records:
+        assert current_revisions(records.engine, circuitdb_definitions()) == HEAD
+        with records.begin() as tx:
+            found = tx.query("SELECT LastName, Email FROM Contact", {}, 10).records
+    assert [(r["LastName"], r["Email"]) for r in found] == [("Fixture", "fixture@example.com")]
+
+
+def test_a_database_from_a_newer_circuit_script_is_refused(tmp_path: Path) -> None:
+    Platform(tmp_path / "platform.sqlite3").close()
+    engine = make_engine(tmp_path / "platform.sqlite3")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"UPDATE {control_plane().version_table} SET version_num = 'f00d'")
+    engine.dispose()
+    with pytest.raises(SchemaTooNew, match=r"at revision f00d, which this Circuit Script does not know"):
+        Platform(tmp_path / "platform.sqlite3")
+
+
+def test_a_fresh_database_is_created_at_the_newest_revision(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "fresh.sqlite3")
+    for schema in (control_plane("cs_"), circuitdb_definitions(), crm_outbox("crm_")):
+        upgrade(engine, schema)
+        upgrade(engine, schema)  # a second start finds nothing to do
+        assert current_revisions(engine, schema) == HEAD
+    names = set(sa.inspect(engine).get_table_names())
+    assert {"cs_tenants", "cs_gate_runs", "circuitdb_schema", "crm_outbox", "crm_id_map"} <= names
+    engine.dispose()
+
+
+def test_an_outbox_from_before_migrations_is_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    engine = make_engine(path)
+    with engine.connect() as conn:  # the outbox tables as the old code's create_all left them
+        conn.exec_driver_sql("CREATE TABLE crm_outbox (id INTEGER PRIMARY KEY, tenant VARCHAR(255))")
+        conn.exec_driver_sql("INSERT INTO crm_outbox (id, tenant) VALUES (7, 'acme')")
+    outbox = Outbox(path)
+    try:
+        assert current_revisions(engine, crm_outbox()) == HEAD
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT id, tenant FROM crm_outbox").all() == [(7, "acme")]
+            assert sa.inspect(conn).has_table("crm_id_map")
+    finally:
+        outbox.close()
+        engine.dispose()
+
+
+def test_circuit_serve_upgrades_an_old_data_directory_and_serves_it(data_dir: Path) -> None:
+    served = Served(data_dir)
+    try:
+        assert served.key == FIXTURE["admin_key"]  # the existing credentials, not a new tenant
+        headers = {"authorization": f"Bearer {served.key}"}
+        with httpx.Client(base_url=served.url, headers=headers, trust_env=False) as client:
+            circuits = client.get("/v1/environments/production/circuits")
+            assert circuits.status_code == 200, circuits.text
+            assert [(c["name"], c["version"]) for c in circuits.json()] == [("scorer", "1.0.0")]
+            executions = client.get("/v1/executions")
+            assert executions.status_code == 200, executions.text
+            assert "exec-fixture-1" in executions.text
+    finally:
+        served.stop()
+    engine = make_engine(data_dir / "platform.sqlite3")
+    assert current_revisions(engine, control_plane()) == HEAD
+    engine.dispose()
