@@ -48,11 +48,11 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def postgres_v0() -> Iterator[tuple[str, str]]:
+def postgres_v0(data_dir: Path) -> Iterator[tuple[str, str]]:
     """The fixture's control plane copied into PostgreSQL, as the old code would have left it there."""
     url = require_postgres()
     prefix = f"cs_m{uuid.uuid4().hex[:8]}_"
-    source = make_engine(DATA_V0 / "platform.sqlite3")
+    source = make_engine(data_dir / "platform.sqlite3")
     target = make_engine(url)
     old, new = baseline_tables("cs_"), baseline_tables(prefix)
     try:
