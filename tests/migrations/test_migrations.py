@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -198,3 +200,25 @@ def test_circuit_serve_upgrades_an_old_data_directory_and_serves_it(data_dir: Pa
     engine = make_engine(data_dir / "platform.sqlite3")
     assert current_revisions(engine, control_plane()) == HEAD
     engine.dispose()
+
+
+def test_the_command_line_upgrades_on_start_and_refuses_a_newer_database(data_dir: Path) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "circuit_host.cli", "tenant", "create", "Second", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    with Platform(data_dir / "platform.sqlite3") as platform:
+        assert sorted(t.name for t in platform.tenants.list_tenants()) == ["Fixture Corp", "Second"]
+        with platform.database.engine.connect() as conn:
+            conn.exec_driver_sql(f"UPDATE {control_plane().version_table} SET version_num = '9999'")
+    refused = subprocess.run(
+        [sys.executable, "-m", "circuit_host.cli", "tenant", "create", "Third", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert "at revision 9999, which this Circuit Script does not know" in refused.stderr
