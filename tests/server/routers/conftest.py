@@ -1,0 +1,217 @@
+"""The server's routers in process: one test module per router, each the specification of its routes.
+
+Every test gets a fresh ``ServerState`` on its own data directory (SQLite platform and records
+databases), wrapped by the real application from ``create_app`` and driven through Starlette's
+``TestClient``: the whole ASGI stack (body-size middleware, lifespan with its housekeeping thread,
+problem-details handlers, auth dependencies) runs in this process, with no socket and no server
+thread. Each tenant's client is entered as a context manager, which runs the lifespan; the
+lifespan leaves a state it was given open, so the fixture closes it.
+
+Tenants are set up the way an operator does it, through the platform (``tenants.create_tenant``,
+``create_api_key``, ``update_settings``); everything a test then asserts goes through the HTTP API.
+The deployable bundle is Virtual LPR, built once per session by ``vlpr_bundles`` in
+``tests/server/conftest.py``; compiled modules are cached for the session.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from circuit_host.server import ServerSettings, create_app
+from circuit_host.server.state import ServerState
+from circuit_host.webhooks import sign_hmac
+
+GENERIC_SECRET = "generic-secret-0123456789"
+GHL_LOCATION = "loc-acme-001"
+ZIP = {"content-type": "application/zip"}
+HOT_LEAD_FIELDS = {
+    "cf-size": "Company_Size__c",
+    "cf-visits": "Website_Visits__c",
+    "cf-opens": "Emails_Opened__c",
+    "cf-called": "Called_Business__c",
+}
+OTHER_SCOPE = {"read": "webhook", "webhook": "read", "deploy": "read", "admin": "deploy"}
+"""For each scope a route may require, a scope that does not grant it (only ``admin`` implies others)."""
+
+
+@dataclass
+class Tenant:
+    id: str
+    admin: TestClient  # authenticated with an admin key
+    ghl_key: Ed25519PrivateKey  # GoHighLevel's signing key, as this tenant has it configured
+    server: Server
+
+    def key(self, *scopes: str) -> str:
+        """A new API key of this tenant with ``scopes``."""
+        _, plaintext = self.server.state.platform.tenants.create_api_key(self.id, list(scopes), "test")
+        return plaintext
+
+    def client(self, key: str | None) -> TestClient:
+        """A client sending ``key`` (none at all when None)."""
+        return self.server.client({"authorization": f"Bearer {key}"} if key is not None else {})
+
+    def configure(self, **settings: Any) -> None:
+        self.server.state.platform.tenants.update_settings(self.id, settings)
+
+
+@dataclass
+class Server:
+    app: FastAPI
+    state: ServerState
+    clients: ExitStack = field(default_factory=ExitStack)
+
+    def client(self, headers: dict[str, str]) -> TestClient:
+        return self.clients.enter_context(TestClient(self.app, headers=headers))
+
+    def tenant(self, name: str) -> Tenant:
+        """A tenant with an admin key, GoHighLevel and generic webhook verification configured."""
+        platform = self.state.platform
+        tenant = platform.tenants.create_tenant(name)
+        _, key = platform.tenants.create_api_key(tenant.id, ["admin"], "test admin")
+        ghl_key = Ed25519PrivateKey.generate()
+        raw = ghl_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        platform.tenants.update_settings(
+            tenant.id,
+            {
+                "ghl_public_key": base64.b64encode(raw).decode(),
+                "ghl_location_ids": [GHL_LOCATION],
+                "ghl_custom_fields": HOT_LEAD_FIELDS,
+                "generic_hmac_secret": GENERIC_SECRET,
+            },
+        )
+        return Tenant(tenant.id, self.client({"authorization": f"Bearer {key}"}), ghl_key, self)
+
+
+@pytest.fixture(scope="session")
+def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("modules")
+
+
+@pytest.fixture
+def server(tmp_path: Path, module_cache: Path) -> Iterator[Server]:
+    settings = ServerSettings(data_dir=tmp_path / "data", cache_dir=module_cache, max_request_bytes=256 * 1024)
+    state = ServerState(settings)
+    served = Server(create_app(settings, state), state)
+    try:
+        with served.clients:
+            yield served
+    finally:
+        state.close()
+
+
+@pytest.fixture
+def acme(server: Server) -> Tenant:
+    return server.tenant("acme")
+
+
+@pytest.fixture
+def globex(server: Server) -> Tenant:
+    return server.tenant("globex")
+
+
+# --- what the tests send -----------------------------------------------------------------------
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The RFC 9457 problem details of an error response, after checking its status and media type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"], body
+    return body
+
+
+def upload(client: httpx.Client, bundle: Path) -> dict[str, Any]:
+    answer = client.post("/v1/bundles", content=bundle.read_bytes(), headers=ZIP)
+    assert answer.status_code == 201, answer.text
+    info: dict[str, Any] = answer.json()
+    return info
+
+
+def deploy(client: httpx.Client, bundle: Path, env: str = "dev") -> list[dict[str, Any]]:
+    """Upload and deploy; ``dev`` by default, where no deploy gate runs the bundle's tests."""
+    info = upload(client, bundle)
+    answer = client.post(
+        f"/v1/environments/{env}/deployments", json={"circuit": info["name"], "version": info["version"]}
+    )
+    assert answer.status_code == 200, answer.text
+    active: list[dict[str, Any]] = answer.json()
+    return active
+
+
+def variant(bundle: Path, out: Path, version: str, members: tuple[str, ...] = ("module.wasm", "tests.wasm")) -> Path:
+    """A copy of ``bundle`` under another version (and only ``members`` besides its manifest)."""
+    with zipfile.ZipFile(bundle) as original, zipfile.ZipFile(out, "w") as copy:
+        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', f'version = "{version}"')
+        copy.writestr("circuit.toml", manifest)
+        for member in members:
+            copy.writestr(member, original.read(member))
+    return out
+
+
+def query(client: httpx.Client, soql: str, env: str = "dev") -> list[dict[str, Any]]:
+    answer = client.get("/v1/query", params={"soql": soql, "env": env})
+    assert answer.status_code == 200, answer.text
+    records: list[dict[str, Any]] = answer.json()["records"]
+    return records
+
+
+def ghl_contact(**fields: Any) -> dict[str, Any]:
+    """A GoHighLevel ContactCreate webhook for a hot lead, fresh and with a new webhook id."""
+    body = {
+        "type": "ContactCreate",
+        "locationId": GHL_LOCATION,
+        "id": "ghl-contact-1",
+        "webhookId": str(uuid.uuid4()),
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "firstName": "Priya",
+        "lastName": "Raman",
+        "email": "priya@acme-robotics.com",
+        "customFields": [
+            {"id": "cf-size", "value": 450},
+            {"id": "cf-visits", "value": 14},
+            {"id": "cf-opens", "value": 6},
+            {"id": "cf-called", "value": True},
+        ],
+    }
+    body.update(fields)
+    return body
+
+
+def ghl_signed(tenant: Tenant, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(payload).encode()
+    signature = base64.b64encode(tenant.ghl_key.sign(raw)).decode()
+    return raw, {"content-type": "application/json", "x-ghl-signature": signature}
+
+
+def generic_event(*records: dict[str, Any], event_id: str | None = None, operation: str = "insert") -> dict[str, Any]:
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "object": "Contact",
+        "operation": operation,
+        "records": list(records),
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def generic_signed(payload: dict[str, Any], secret: str = GENERIC_SECRET) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(payload).encode()
+    signature = sign_hmac(raw, secret, int(time.time()))
+    return raw, {"content-type": "application/json", "x-circuit-signature": signature}

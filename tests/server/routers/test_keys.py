@@ -1,0 +1,82 @@
+"""/v1/keys: a tenant's admins create, list and revoke its API keys; the key itself is shown once."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.server.routers.conftest import Server, Tenant, problem
+
+ROUTES = [("POST", "/v1/keys"), ("GET", "/v1/keys"), ("DELETE", "/v1/keys/some-key-id")]
+
+
+def test_a_created_key_is_shown_once_and_works_with_exactly_its_scopes(acme: Tenant) -> None:
+    created = acme.admin.post("/v1/keys", json={"scopes": ["read", "webhook"], "label": "dashboards"})
+    assert created.status_code == 201, created.text
+    new = created.json()
+    assert new["scopes"] == ["read", "webhook"] and new["label"] == "dashboards" and new["revoked"] is False
+    assert new["key"]
+    listed = {k["id"]: k for k in acme.admin.get("/v1/keys").json()}
+    assert listed[new["id"]] == {k: v for k, v in new.items() if k != "key"}  # never listed again
+    assert all("key" not in k for k in listed.values())
+    reader = acme.client(new["key"])
+    assert reader.get("/v1/executions").status_code == 200
+    problem(reader.get("/v1/keys"), 403)
+
+
+def test_the_label_is_optional(acme: Tenant) -> None:
+    created = acme.admin.post("/v1/keys", json={"scopes": ["deploy"]})
+    assert created.status_code == 201, created.text
+    assert created.json()["label"] == ""
+
+
+def test_a_revoked_key_is_refused_at_once_and_listed_as_revoked(acme: Tenant) -> None:
+    new = acme.admin.post("/v1/keys", json={"scopes": ["read"]}).json()
+    reader = acme.client(new["key"])
+    assert reader.get("/v1/executions").status_code == 200
+    revoked = acme.admin.delete(f"/v1/keys/{new['id']}")
+    assert revoked.status_code == 204 and revoked.content == b""
+    assert "unknown or revoked" in problem(reader.get("/v1/executions"), 401)["detail"]
+    assert {k["id"]: k["revoked"] for k in acme.admin.get("/v1/keys").json()}[new["id"]] is True
+    assert acme.admin.delete(f"/v1/keys/{new['id']}").status_code == 204  # revoking again changes nothing
+
+
+def test_an_admin_can_revoke_its_own_key(acme: Tenant) -> None:
+    [own] = acme.admin.get("/v1/keys").json()
+    assert acme.admin.delete(f"/v1/keys/{own['id']}").status_code == 204
+    problem(acme.admin.get("/v1/keys"), 401)
+
+
+def test_another_tenants_keys_are_neither_listed_nor_revocable(acme: Tenant, globex: Tenant) -> None:
+    globex_key = globex.key("read")
+    [globex_key_id] = [k["id"] for k in globex.admin.get("/v1/keys").json() if k["scopes"] == ["read"]]
+    assert globex_key_id not in {k["id"] for k in acme.admin.get("/v1/keys").json()}
+    problem(acme.admin.delete(f"/v1/keys/{globex_key_id}"), 404)
+    assert globex.client(globex_key).get("/v1/executions").status_code == 200  # still valid
+
+
+def test_revoking_an_unknown_key_is_404(acme: Tenant) -> None:
+    problem(acme.admin.delete("/v1/keys/no-such-key"), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"scopes": []}, "body.scopes"),
+        ({"scopes": ["root"]}, "body.scopes.0"),
+        ({}, "body.scopes"),
+        ({"scopes": ["read"], "label": "x" * 201}, "body.label"),
+    ],
+)
+def test_bad_key_requests_are_422_naming_the_field(acme: Tenant, body: dict[str, object], field: str) -> None:
+    detail = problem(acme.admin.post("/v1/keys", json=body), 422)["detail"]
+    assert detail.startswith(f"{field}:") or f"; {field}:" in detail, detail
+    assert [k["scopes"] for k in acme.admin.get("/v1/keys").json()] == [["admin"]]  # nothing was created
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_every_route_needs_an_admin_key(server: Server, acme: Tenant, method: str, path: str) -> None:
+    body = {"scopes": ["read"]} if method == "POST" else None
+    missing = problem(acme.client(None).request(method, path, json=body), 401)
+    assert "Bearer" in missing["detail"]
+    problem(acme.client("cs_not_a_key").request(method, path, json=body), 401)
+    problem(acme.client(acme.key("deploy", "read", "webhook")).request(method, path, json=body), 403)
