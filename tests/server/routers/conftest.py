@@ -156,11 +156,17 @@ def deploy(client: httpx.Client, bundle: Path, env: str = "dev") -> list[dict[st
     return active
 
 
-def variant(bundle: Path, out: Path, version: str, members: tuple[str, ...] = ("module.wasm", "tests.wasm")) -> Path:
-    """A copy of ``bundle`` under another version (and only ``members`` besides its manifest)."""
+def variant(
+    bundle: Path,
+    out: Path,
+    version: str,
+    extra_toml: str = "",
+    members: tuple[str, ...] = ("module.wasm", "tests.wasm"),
+) -> Path:
+    """A copy of ``bundle`` under another version, with TOML appended to its manifest and only ``members``."""
     with zipfile.ZipFile(bundle) as original, zipfile.ZipFile(out, "w") as copy:
         manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', f'version = "{version}"')
-        copy.writestr("circuit.toml", manifest)
+        copy.writestr("circuit.toml", manifest + extra_toml)
         for member in members:
             copy.writestr(member, original.read(member))
     return out
