@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -75,6 +76,13 @@ def test_a_crm_registered_outside_the_host_is_verified_normalised_and_applied(
             [contact] = client.get("/v1/query", params={"soql": soql}).json()["records"]
             assert (contact["Toy_Id__c"], contact["LastName"], contact["Title"]) == ("toy-1", "Toy", "CEO")
             assert contact["VLPR_Grade__c"] is not None  # the circuit's trigger ran on it
+
+            urls = client.get("/v1/environments/production/webhooks").json()["urls"]
+            assert list(urls) == ["ghl", "salesforce-cdc", "generic", "toy"]
+            by_token = client.post(
+                urlsplit(urls["toy"]).path, content=toy_event("e3", "update", Title="CTO"), headers=signed
+            )
+            assert by_token.status_code == 200, by_token.text
 
     with tenant.client(live) as client:
         gone = client.post("/v1/hooks/toy", content=created, headers=signed)

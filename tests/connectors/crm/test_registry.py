@@ -130,3 +130,15 @@ def test_no_source_name_is_compared_outside_its_own_plugin_package() -> None:
             if home is not None and home not in path.parents:
                 offenders.append(f"{path.relative_to(HOST)}:{line}: {value!r}")
     assert not offenders, "look the source up in connectors.crm.registry instead:\n" + "\n".join(offenders)
+
+
+def test_no_module_keeps_its_own_list_of_sources() -> None:
+    names = source_names()
+    lists = []
+    for path in sorted(HOST.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Tuple | ast.List | ast.Set):
+                named = {e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in names}
+                if len(named) >= 2:
+                    lists.append(f"{path.relative_to(HOST)}:{node.lineno}: {sorted(named)}")
+    assert not lists, "iterate connectors.crm.registry.sources() instead:\n" + "\n".join(lists)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from ...connectors.crm import registry
 from ...platform import GateRun
 from ..auth import Caller, require, state_of
 from ..state import ServerState
@@ -21,7 +22,6 @@ from .models import (
 )
 
 router = APIRouter(prefix="/v1", tags=["deploys"])
-SOURCES = ("ghl", "salesforce-cdc", "generic")
 
 
 def _active(state: ServerState, tenant_id: str, env: str) -> list[ActiveCircuitModel]:
@@ -118,7 +118,7 @@ def _gate(run: GateRun) -> GateModel:
 
 def _urls(state: ServerState, tenant_id: str, env: str, token: str) -> WebhookUrls:
     base = state.settings.public_url.rstrip("/")
-    return WebhookUrls(env=env, urls={s: f"{base}/v1/hooks/{s}/{token}" for s in SOURCES})
+    return WebhookUrls(env=env, urls={s: f"{base}/v1/hooks/{s}/{token}" for s in registry.sources()})
 
 
 @router.get("/environments/{env}/webhooks", response_model=WebhookUrls, summary="This environment's webhook URLs")
