@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from ...webhooks.errors import WebhookRejected
 from ...webhooks.model import BodyLimits, Change
+from ..records import RecordsConnector
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -55,7 +56,7 @@ class CrmPlugin(Generic[C]):
     verify: Callable[[bytes, Mapping[str, str], C, datetime], None]
     normalize: Callable[[Any, C, BodyLimits], list[Change]]
     external_id: ExternalId | None = None
-    connector: type[Any] | None = None
+    connector: type[RecordsConnector] | None = None
     connector_settings: type[BaseModel] | None = None
 
 
