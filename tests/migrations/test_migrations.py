@@ -7,6 +7,7 @@ bundle, a gate run, an execution, a webhook token, a remembered webhook id and r
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -19,8 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from circuit_host.circuitdb import open_store
+from circuit_host.circuitdb.tables import schema_table
 from circuit_host.connectors.crm.outbox import Outbox
 from circuit_host.migrations import (
     SchemaTooNew,
@@ -72,6 +76,11 @@ def postgres_v0(data_dir: Path) -> Iterator[tuple[str, str]]:
                 conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table.name}"')
             conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{control_plane(prefix).version_table}"')
         target.dispose()
+
+
+def _defined_in(tables: set[str], name: str | None, kind: str, _parent: object) -> bool:
+    """Compare only the tables of one metadata (the database holds others)."""
+    return kind != "table" or name in tables
 
 
 def assert_fixture_served(platform: Platform) -> None:
@@ -222,3 +231,26 @@ def test_the_command_line_upgrades_on_start_and_refuses_a_newer_database(data_di
     )
     assert refused.returncode == 2
     assert "at revision 9999, which this Circuit Script does not know" in refused.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_migrations_build_exactly_the_tables_the_code_uses(backend: str, tmp_path: Path) -> None:
+    """A change to a table definition without a revision (or the reverse) fails here."""
+    url = str(tmp_path / "head.sqlite3") if backend == "sqlite" else require_postgres()
+    prefix = f"m{uuid.uuid4().hex[:8]}_"
+    engine = make_engine(url)
+    outbox = Outbox(url, table_prefix=f"{prefix}crm_")
+    platform = Platform(url, prefix=f"{prefix}cs_")
+    try:
+        upgrade(engine, circuitdb_definitions())
+        for metadata in (platform.database.tables.metadata, outbox.metadata, schema_table.metadata):
+            with engine.connect() as conn:
+                ours = functools.partial(_defined_in, set(metadata.tables))
+                context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": ours})
+                assert compare_metadata(context, metadata) == []
+    finally:
+        platform.database.drop_tables()
+        platform.close()
+        outbox.drop()
+        outbox.close()
+        engine.dispose()
