@@ -294,7 +294,7 @@ def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     import uvicorn
 
-    from .connectors.crm import registry
+    from .connectors.crm import crm_registry
     from .server import ServerSettings, create_app
     from .server.bootstrap import bootstrap
     from .server.state import ServerState
@@ -308,7 +308,7 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
         print(f"  tenant:      {boot.tenant_id}")
         print(f"  admin key:   {boot.admin_key}   (also in {args.data_dir / 'admin-credentials.json'})")
         print("  production webhooks:")
-        for source in registry.sources():
+        for source in crm_registry.sources():
             print(f"    {source:<15} {public}/v1/hooks/{source}/{boot.webhook_token}")
         print(f"  API docs:    {public}/docs", flush=True)
         uvicorn.run(create_app(server_settings, state), host=args.host, port=args.port, log_level="warning")

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from circuit_host.connectors.crm.registry import CrmPlugin, ExternalId, registered
+from circuit_host.connectors.crm.crm_registry import CrmPlugin, ExternalId, registered
 from circuit_host.webhooks import BodyLimits, Change, WebhookRejected
 from tests.server.conftest import LiveServer
 from tests.server.test_end_to_end import deploy

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from circuit_host.connectors.crm.registry import plugin_for
+from circuit_host.connectors.crm.crm_registry import plugin_for
 from circuit_host.webhooks import DEFAULT_LIMITS, BodyLimits, Change, read_json_body
 
 PAYLOADS = Path(__file__).parent / "payloads"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from circuit_host.connectors.crm import registry
+from circuit_host.connectors.crm import crm_registry
 from circuit_host.webhooks import BodyLimits, WebhookRejected, parse_json
 
 from .helpers import normalize
 
 
-@pytest.mark.parametrize("source", registry.sources())
+@pytest.mark.parametrize("source", crm_registry.sources())
 def test_malformed_json_is_400_with_the_position(source: str) -> None:
     with pytest.raises(WebhookRejected) as caught:
         normalize(source, b'{"type": "ContactCreate",\n  "id": }', "application/json")
@@ -67,6 +67,6 @@ def test_non_json_content_types_are_415(content_type: str) -> None:
 
 def test_unknown_source_is_404() -> None:
     with pytest.raises(WebhookRejected) as caught:
-        registry.plugin_for("hubspot")
+        crm_registry.plugin_for("hubspot")
     assert caught.value.status == 404
     assert "known: ghl, salesforce-cdc, generic" in caught.value.message

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from circuit_host.connectors.crm import registry
+from circuit_host.connectors.crm import crm_registry
 from circuit_host.connectors.crm.generic import GENERIC
 from circuit_host.connectors.crm.salesforce import SALESFORCE_CDC
 from circuit_host.errors import Rejected
@@ -61,7 +61,7 @@ def test_hmac_test_vector_in_the_readme() -> None:
     "source, fixture", [(GENERIC.source, "generic_contact_insert"), (SALESFORCE_CDC.source, "sfdc_contact_create")]
 )
 def test_hmac_sources_verify_with_the_tenants_circuit_secret(source: str, fixture: str) -> None:
-    plugin = registry.plugin_for(source)
+    plugin = crm_registry.plugin_for(source)
     raw = body(fixture)
     headers = {"X-Circuit-Signature": sign_hmac(raw, SECRET, int(NOW.timestamp()))}
     plugin.verify(raw, headers, CircuitSecretSettings(generic_hmac_secret=SecretStr(SECRET)), NOW)

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from ..connectors.crm import registry
+from ..connectors.crm import crm_registry
 from ..errors import Rejected
 from ..execution.callout_policy import NamedCredential
 from ..execution.limits import MIB, LimitsProfile
@@ -59,7 +59,7 @@ class TenantSettings(BaseModel):
         """Hand each source's keys to its model and the rest to this one; report every error as a flat key."""
         if not isinstance(data, Mapping):
             return handler(data)
-        models = registry.configurations()
+        models = crm_registry.configurations()
         claimed = {name for model in models for name in model.model_fields}
         errors: list[InitErrorDetails] = []
         settings: TenantSettings | None = None

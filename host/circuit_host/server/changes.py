@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..circuitdb import CircuitDB, FieldDef, FieldType
-from ..connectors.crm import registry
+from ..connectors.crm import crm_registry
 from ..connectors.records import DmlOp
 from ..webhooks.model import Change
 
@@ -26,7 +26,7 @@ def ensure_key_field(store: CircuitDB, object_name: str, key: str) -> None:
 
 def as_dml(store: CircuitDB, change: Change) -> tuple[DmlOp, list[dict[str, Any]], str]:
     """The operation, rows and external-id field that apply ``change``."""
-    plugin = registry.find(change.source)
+    plugin = crm_registry.find(change.source)
     external = plugin.external_id if plugin is not None else None
     if external is None:
         return DmlOp[change.action.upper()], [dict(r) for r in change.records], "Id"

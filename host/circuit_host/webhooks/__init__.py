@@ -1,7 +1,7 @@
 """Source-neutral webhook intake: ``Change``, strict JSON, signing helpers, replay, coalescing.
 
 What each source sends and how its authenticity is checked lives in its plugin
-(``connectors/crm/<source>/``), found through ``connectors.crm.registry``. The server calls,
+(``connectors/crm/<source>/``), found through ``connectors.crm.crm_registry``. The server calls,
 per request, ``plugin.verify``, ``read_json_body`` then ``plugin.normalize``, then
 ``check_replay``, and hands the changes to a ``Coalescer`` (or runs them directly).
 See README.md in this folder.

@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 import circuit_host
-from circuit_host.connectors.crm import registry
-from circuit_host.connectors.crm.registry import CrmPlugin, registered
+from circuit_host.connectors.crm import crm_registry
+from circuit_host.connectors.crm.crm_registry import CrmPlugin, registered
 from circuit_host.errors import Rejected
 from circuit_host.platform import TenantSettings
 from circuit_host.webhooks import WebhookRejected
@@ -30,28 +30,28 @@ TOY = CrmPlugin("toy", "Toy CRM", ToySettings, verify=lambda *_: None, normalize
 
 
 def test_the_shipped_sources_in_the_order_their_urls_are_listed() -> None:
-    assert registry.sources() == ("ghl", "salesforce-cdc", "generic")
-    assert [p.source for p in registry.plugins()] == list(registry.sources())
-    assert registry.plugin_for("ghl").title == "GoHighLevel"
+    assert crm_registry.sources() == ("ghl", "salesforce-cdc", "generic")
+    assert [p.source for p in crm_registry.plugins()] == list(crm_registry.sources())
+    assert crm_registry.plugin_for("ghl").title == "GoHighLevel"
 
 
 def test_an_unknown_source_is_404_naming_the_known_ones() -> None:
-    assert registry.find("hubspot") is None
+    assert crm_registry.find("hubspot") is None
     with pytest.raises(WebhookRejected) as caught:
-        registry.plugin_for("hubspot")
+        crm_registry.plugin_for("hubspot")
     assert (caught.value.status, caught.value.reason) == (404, "unknown_source")
     assert "known: ghl, salesforce-cdc, generic" in caught.value.message
 
 
 def test_a_source_is_registered_once_and_its_settings_are_its_own() -> None:
     with registered(TOY):
-        assert registry.find("toy") is TOY
+        assert crm_registry.find("toy") is TOY
         with pytest.raises(ValueError, match="already registered"):
-            registry.register(TOY)
+            crm_registry.register(TOY)
         clash = CrmPlugin("toy2", "Clash", type("Clash", (ToySettings,), {}), lambda *_: None, lambda *_: [])
         with pytest.raises(ValueError, match=r"toy2: settings \['toy_token'\] are already toy's"):
-            registry.register(clash)
-    assert registry.find("toy") is None
+            crm_registry.register(clash)
+    assert crm_registry.find("toy") is None
 
 
 def test_a_sources_settings_are_flat_tenant_settings_while_it_is_registered() -> None:
@@ -72,7 +72,7 @@ def source_names() -> dict[str, Path]:
     """Each registered source's names (its URL name and its package's name) -> its package folder,
     the one whose ``plugin.py`` builds the plugin."""
     names: dict[str, Path] = {}
-    for plugin in registry.plugins():
+    for plugin in crm_registry.plugins():
         [module] = [
             m
             for name, m in list(sys.modules.items())
@@ -129,7 +129,7 @@ def test_no_source_name_is_compared_outside_its_own_plugin_package() -> None:
             home = names.get(value)
             if home is not None and home not in path.parents:
                 offenders.append(f"{path.relative_to(HOST)}:{line}: {value!r}")
-    assert not offenders, "look the source up in connectors.crm.registry instead:\n" + "\n".join(offenders)
+    assert not offenders, "look the source up in connectors.crm.crm_registry instead:\n" + "\n".join(offenders)
 
 
 def test_no_module_keeps_its_own_list_of_sources() -> None:
@@ -141,4 +141,4 @@ def test_no_module_keeps_its_own_list_of_sources() -> None:
                 named = {e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in names}
                 if len(named) >= 2:
                     lists.append(f"{path.relative_to(HOST)}:{node.lineno}: {sorted(named)}")
-    assert not lists, "iterate connectors.crm.registry.sources() instead:\n" + "\n".join(lists)
+    assert not lists, "iterate connectors.crm.crm_registry.sources() instead:\n" + "\n".join(lists)

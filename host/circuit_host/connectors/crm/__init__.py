@@ -1,10 +1,11 @@
-"""CRMs as systems of record and as webhook sources, one package per CRM, found through ``registry``.
+"""CRMs as systems of record and as webhook sources, one package per CRM, found through ``crm_registry``.
 
 Reads go to the CRM, writes go through a transactional outbox. See README.md in this folder
 for configuration, what each CRM supports, the outbox's delivery guarantees, and how to add a CRM.
 """
 
 from .api import CrmAuthError, CrmError, CrmRequestError, CrmUnavailable
+from .crm_registry import CrmPlugin, ExternalId, register
 from .generic import GENERIC
 from .gohighlevel import (
     CONTACT_FIELDS,
@@ -25,7 +26,6 @@ from .outbox import (
     OutboxWriter,
 )
 from .provisional import PROVISIONAL_ID, is_provisional, new_provisional_id
-from .registry import CrmPlugin, ExternalId, register
 from .retry_policy import RetryPolicy
 from .salesforce import (
     SALESFORCE_CDC,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from ...connectors.crm import registry
+from ...connectors.crm import crm_registry
 from ...platform import GateRun
 from ..auth import Caller, require, state_of
 from ..state import ServerState
@@ -118,7 +118,7 @@ def _gate(run: GateRun) -> GateModel:
 
 def _urls(state: ServerState, tenant_id: str, env: str, token: str) -> WebhookUrls:
     base = state.settings.public_url.rstrip("/")
-    return WebhookUrls(env=env, urls={s: f"{base}/v1/hooks/{s}/{token}" for s in registry.sources()})
+    return WebhookUrls(env=env, urls={s: f"{base}/v1/hooks/{s}/{token}" for s in crm_registry.sources()})
 
 
 @router.get("/environments/{env}/webhooks", response_model=WebhookUrls, summary="This environment's webhook URLs")

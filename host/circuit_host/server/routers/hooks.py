@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
-from ...connectors.crm import registry
-from ...connectors.crm.registry import CrmPlugin
+from ...connectors.crm import crm_registry
+from ...connectors.crm.crm_registry import CrmPlugin
 from ...webhooks import DEFAULT_LIMITS, WebhookRejected, read_json_body
 from ..auth import Caller, enforce_rate_limit, limiter_of, require, state_of
 from ..problems import Problem
@@ -25,9 +25,9 @@ router = APIRouter(prefix="/v1/hooks", tags=["webhooks"])
 
 
 async def _intake(request: Request, state: ServerState, tenant_id: str, env: str, source: str) -> HookResult:
-    plugin = registry.find(source)
+    plugin = crm_registry.find(source)
     if plugin is None:
-        raise Problem(404, "Unknown webhook source", f"sources are {', '.join(registry.sources())}")
+        raise Problem(404, "Unknown webhook source", f"sources are {', '.join(crm_registry.sources())}")
     body = await request.body()
     # Verification, storage and the sandboxed executions are blocking work: keep them off the event loop.
     return await run_in_threadpool(_process, state, tenant_id, env, plugin, body, request.headers)

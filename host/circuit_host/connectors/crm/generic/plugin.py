@@ -10,7 +10,7 @@ from typing import Any
 
 from ....webhooks.model import BodyLimits, Change
 from ....webhooks.signing import CircuitSecretSettings, circuit_signature_check
-from ..registry import CrmPlugin
+from ..crm_registry import CrmPlugin
 from .webhook import SOURCE, normalize_generic
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ....webhooks.model import BodyLimits, Change
-from ..registry import CrmPlugin, ExternalId
+from ..crm_registry import CrmPlugin, ExternalId
 from .authenticity import verify_ghl
 from .configuration import GoHighLevelSettings, GoHighLevelWebhookSettings
 from .connector import GoHighLevelConnector

@@ -10,7 +10,7 @@ from typing import Any
 
 from ....webhooks.model import BodyLimits, Change
 from ....webhooks.signing import CircuitSecretSettings, circuit_signature_check
-from ..registry import CrmPlugin, ExternalId
+from ..crm_registry import CrmPlugin, ExternalId
 from .configuration import SalesforceSettings
 from .connector import SalesforceConnector
 from .webhook import SALESFORCE_ID_FIELD, SOURCE, normalize_salesforce_cdc
