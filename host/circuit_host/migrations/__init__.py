@@ -152,11 +152,14 @@ def table_prefix() -> str:
     return str(context.config.attributes["table_prefix"])
 
 
-def missing(name: str) -> bool:
-    """True if table ``name`` does not exist yet (revision ``0001`` adopts tables made before migrations)."""
+def create_missing(*tables: sa.Table) -> None:
+    """Create those of ``tables`` that do not exist yet (revision ``0001`` adopts tables made before migrations)."""
     from alembic import op
 
-    return not sa.inspect(op.get_bind()).has_table(name)
+    bind = op.get_bind()
+    for table in tables:
+        if not sa.inspect(bind).has_table(table.name):
+            table.create(bind)
 
 
 def _current(conn: Connection, schema: MigratedSchema) -> set[str]:

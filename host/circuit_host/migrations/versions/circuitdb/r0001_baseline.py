@@ -10,9 +10,8 @@ Revises:
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
-from circuit_host.migrations import missing
+from circuit_host.migrations import create_missing
 
 revision = "0001"
 down_revision = None
@@ -29,8 +28,7 @@ def upgrade() -> None:
         sa.Column("field", sa.String(64), primary_key=True),  # "" for the object itself
         sa.Column("definition", sa.Text, nullable=False),  # JSON
     )
-    if missing(definitions.name):
-        definitions.create(op.get_bind())
+    create_missing(definitions)
 
 
 def downgrade() -> None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
 
-from circuit_host.migrations import missing, table_prefix
+from circuit_host.migrations import create_missing, table_prefix
 
 revision = "0001"
 down_revision = None
@@ -22,9 +21,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    for table in tables(table_prefix()):
-        if missing(table.name):
-            table.create(op.get_bind())
+    create_missing(*tables(table_prefix()))
 
 
 def downgrade() -> None:

@@ -7,9 +7,8 @@ Revises:
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
-from circuit_host.migrations import missing, table_prefix
+from circuit_host.migrations import create_missing, table_prefix
 
 revision = "0001"
 down_revision = None
@@ -51,9 +50,7 @@ def upgrade() -> None:
             sa.Column("real_id", sa.String(255)),
         ),
     ]
-    for table in tables:
-        if missing(table.name):
-            table.create(op.get_bind())
+    create_missing(*tables)
 
 
 def downgrade() -> None:
