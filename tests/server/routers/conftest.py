@@ -217,7 +217,10 @@ def generic_event(*records: dict[str, Any], event_id: str | None = None, operati
     }
 
 
-def generic_signed(payload: dict[str, Any], secret: str = GENERIC_SECRET) -> tuple[bytes, dict[str, str]]:
+def generic_signed(
+    payload: dict[str, Any], secret: str = GENERIC_SECRET, at: float | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a webhook signed with ``X-Circuit-Signature`` (generic, Salesforce CDC relays)."""
     raw = json.dumps(payload).encode()
-    signature = sign_hmac(raw, secret, int(time.time()))
+    signature = sign_hmac(raw, secret, int(time.time() if at is None else at))
     return raw, {"content-type": "application/json", "x-circuit-signature": signature}
