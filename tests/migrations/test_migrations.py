@@ -34,6 +34,7 @@ from circuit_host.migrations import (
     current_revisions,
     upgrade,
 )
+from circuit_host.migrations.__main__ import main as migrations_command
 from circuit_host.migrations.versions.control_plane.r0001_baseline import tables as baseline_tables
 from circuit_host.platform import Platform
 from circuit_host.storage_engine import make_engine
@@ -254,3 +255,17 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses(backend: str, tmp
         outbox.drop()
         outbox.close()
         engine.dispose()
+
+
+def test_an_operator_can_migrate_and_inspect_a_database_by_hand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = str(tmp_path / "platform.sqlite3")
+    assert migrations_command(["current", "control_plane", "--url", database]) == 0
+    assert capsys.readouterr().out == "(none)\n"
+    assert migrations_command(["upgrade", "control_plane", "--url", database, "--prefix", "ops_"]) == 0
+    assert capsys.readouterr().out == "0001\n"
+    engine = make_engine(database)
+    assert current_revisions(engine, control_plane("ops_")) == HEAD
+    assert "ops_tenants" in sa.inspect(engine).get_table_names()
+    engine.dispose()
