@@ -190,6 +190,7 @@ def ghl_contact(**fields: Any) -> dict[str, Any]:
         "firstName": "Priya",
         "lastName": "Raman",
         "email": "priya@acme-robotics.com",
+        "source": "Referral",
         "customFields": [
             {"id": "cf-size", "value": 450},
             {"id": "cf-visits", "value": 14},
@@ -201,9 +202,10 @@ def ghl_contact(**fields: Any) -> dict[str, Any]:
     return body
 
 
-def ghl_signed(tenant: Tenant, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+def ghl_signed(key: Ed25519PrivateKey, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a GoHighLevel webhook signed with ``key`` (``X-GHL-Signature``)."""
     raw = json.dumps(payload).encode()
-    signature = base64.b64encode(tenant.ghl_key.sign(raw)).decode()
+    signature = base64.b64encode(key.sign(raw)).decode()
     return raw, {"content-type": "application/json", "x-ghl-signature": signature}
 
 
@@ -217,10 +219,13 @@ def generic_event(*records: dict[str, Any], event_id: str | None = None, operati
     }
 
 
-def generic_signed(
-    payload: dict[str, Any], secret: str = GENERIC_SECRET, at: float | None = None
+def generic_signed(payload: dict[str, Any], **signing: Any) -> tuple[bytes, dict[str, str]]:
+    """A JSON body and headers signed with ``X-Circuit-Signature`` (generic, Salesforce CDC relays)."""
+    return circuit_signed(json.dumps(payload).encode(), **signing)
+
+
+def circuit_signed(
+    raw: bytes, secret: str = GENERIC_SECRET, at: float | None = None, content_type: str = "application/json"
 ) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of a webhook signed with ``X-Circuit-Signature`` (generic, Salesforce CDC relays)."""
-    raw = json.dumps(payload).encode()
     signature = sign_hmac(raw, secret, int(time.time() if at is None else at))
-    return raw, {"content-type": "application/json", "x-circuit-signature": signature}
+    return raw, {"content-type": content_type, "x-circuit-signature": signature}

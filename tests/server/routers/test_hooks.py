@@ -1,0 +1,264 @@
+"""/v1/hooks: CRM webhooks in, authenticated per source, de-duplicated, run through the deployed triggers.
+
+Two ways in: an environment's secret URL (``/v1/hooks/{source}/{token}``, no API key) or an API
+key with the ``webhook`` scope (``/v1/hooks/{source}?env=``). Either way the body must be
+authentic (GoHighLevel's Ed25519 signature; ``X-Circuit-Signature`` for generic and Salesforce
+CDC relays) and fresh; a webhook id seen before is a replay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.server.routers.conftest import (
+    GHL_LOCATION,
+    OTHER_SCOPE,
+    Tenant,
+    circuit_signed,
+    deploy,
+    generic_event,
+    generic_signed,
+    ghl_contact,
+    ghl_signed,
+    problem,
+    query,
+)
+
+SFDC_CREATE = Path(__file__).resolve().parents[2] / "webhooks" / "payloads" / "sfdc_contact_create.json"
+
+
+def hook_path(tenant: Tenant, source: str, env: str = "dev") -> str:
+    """The path of an environment's webhook URL for ``source``."""
+    urls = tenant.admin.get(f"/v1/environments/{env}/webhooks").json()["urls"]
+    return httpx.URL(urls[source]).path
+
+
+def post(client: httpx.Client, path: str, signed: tuple[bytes, dict[str, str]]) -> httpx.Response:
+    raw, headers = signed
+    return client.post(path, content=raw, headers=headers)
+
+
+def contacts(tenant: Tenant, env: str = "dev") -> list[str]:
+    """The last names of the environment's Contacts."""
+    return [r["LastName"] for r in query(tenant.admin, "SELECT LastName FROM Contact ORDER BY LastName", env=env)]
+
+
+def ghl_contacts(tenant: Tenant, env: str = "dev") -> list[dict[str, Any]]:
+    return query(tenant.admin, "SELECT LastName, GHL_Id__c FROM Contact", env=env)
+
+
+@pytest.fixture
+def lpr(acme: Tenant, vlpr_bundles: dict[str, Path]) -> Tenant:
+    """acme with Virtual LPR active in dev."""
+    deploy(acme.admin, vlpr_bundles["1.0.0"])
+    return acme
+
+
+# --- GoHighLevel -------------------------------------------------------------------------------------
+
+
+def test_a_signed_ghl_contact_runs_the_trigger_in_the_urls_environment(lpr: Tenant) -> None:
+    anonymous = lpr.client(None)
+    answer = post(anonymous, hook_path(lpr, "ghl"), ghl_signed(lpr.ghl_key, ghl_contact()))
+    assert answer.status_code == 200, answer.text
+    [execution] = answer.json()["executions"]
+    assert execution["status"] == "ok" and answer.json()["queued"] == 0
+    [contact] = query(lpr.admin, "SELECT LastName, GHL_Id__c, VLPR_Grade__c FROM Contact")
+    assert (contact["LastName"], contact["GHL_Id__c"], contact["VLPR_Grade__c"]) == ("Raman", "ghl-contact-1", "A")
+    assert contacts(lpr, "production") == []
+    stored = lpr.admin.get(f"/v1/executions/{execution['id']}").json()
+    assert (stored["trigger"], stored["env"]) == ("ghl:Contact.insert", "dev")
+
+
+def test_an_api_key_with_the_webhook_scope_may_post_to_a_named_environment(lpr: Tenant) -> None:
+    hooks = lpr.client(lpr.key("webhook"))
+    answer = post(hooks, "/v1/hooks/ghl?env=dev", ghl_signed(lpr.ghl_key, ghl_contact()))
+    assert answer.status_code == 200, answer.text
+    assert [c["GHL_Id__c"] for c in ghl_contacts(lpr)] == ["ghl-contact-1"]
+    default = post(hooks, "/v1/hooks/ghl", ghl_signed(lpr.ghl_key, ghl_contact(id="ghl-contact-2")))
+    assert default.status_code == 200, default.text
+    assert [c["GHL_Id__c"] for c in ghl_contacts(lpr, "production")] == ["ghl-contact-2"]  # production by default
+
+
+def test_a_ghl_update_updates_the_contact_it_created(lpr: Tenant) -> None:
+    path = hook_path(lpr, "ghl")
+    assert post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact())).status_code == 200
+    update = ghl_contact(type="ContactUpdate", lastName="Raman-Iyer")
+    answer = post(lpr.admin, path, ghl_signed(lpr.ghl_key, update))
+    assert answer.status_code == 200, answer.text
+    assert [(c["LastName"], c["GHL_Id__c"]) for c in ghl_contacts(lpr)] == [("Raman-Iyer", "ghl-contact-1")]
+
+
+def test_an_unsigned_or_forged_ghl_webhook_is_401_and_changes_nothing(lpr: Tenant, globex: Tenant) -> None:
+    path = hook_path(lpr, "ghl")
+    raw, headers = ghl_signed(lpr.ghl_key, ghl_contact())
+    unsigned = problem(lpr.admin.post(path, content=raw, headers={"content-type": "application/json"}), 401)
+    assert "X-GHL-Signature" in unsigned["detail"]
+    tampered = raw.replace(b"Raman", b"Forged")
+    problem(lpr.admin.post(path, content=tampered, headers=headers), 401)
+    problem(post(lpr.admin, path, ghl_signed(Ed25519PrivateKey.generate(), ghl_contact())), 401)
+    problem(post(lpr.admin, path, (raw, {**headers, "x-ghl-signature": "not-base64!"})), 401)
+    problem(post(lpr.admin, path, ghl_signed(globex.ghl_key, ghl_contact())), 401)  # signed with another tenant's key
+    assert contacts(lpr) == []
+
+
+def test_a_stale_or_future_ghl_webhook_is_401(lpr: Tenant) -> None:
+    path = hook_path(lpr, "ghl")
+    stale = problem(post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact(timestamp="2020-01-01T00:00:00Z"))), 401)
+    assert stale["title"] == "Stale"
+    future = problem(post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact(timestamp="2099-01-01T00:00:00Z"))), 401)
+    assert "future" in future["detail"]
+    assert contacts(lpr) == []
+
+
+def test_a_ghl_webhook_for_another_location_is_403(lpr: Tenant) -> None:
+    refused = problem(
+        post(lpr.admin, hook_path(lpr, "ghl"), ghl_signed(lpr.ghl_key, ghl_contact(locationId="loc-x"))), 403
+    )
+    assert "loc-x" in refused["detail"] and GHL_LOCATION not in refused["detail"]
+    assert contacts(lpr) == []
+
+
+def test_a_replayed_webhook_is_409_and_runs_once(lpr: Tenant) -> None:
+    path = hook_path(lpr, "ghl")
+    signed = ghl_signed(lpr.ghl_key, ghl_contact())
+    assert post(lpr.admin, path, signed).status_code == 200
+    assert problem(post(lpr.admin, path, signed), 409)["title"] == "Replay"
+    assert len(contacts(lpr)) == 1
+    assert len(lpr.admin.get("/v1/executions").json()["executions"]) == 1
+
+
+# --- generic and Salesforce CDC: X-Circuit-Signature --------------------------------------------------
+
+
+def test_a_signed_generic_event_runs_the_trigger(lpr: Tenant) -> None:
+    event = generic_event({"LastName": "Generic", "Email": "g@globex.io", "Company_Size__c": 250})
+    answer = post(lpr.admin, hook_path(lpr, "generic"), generic_signed(event))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["executions"][0]["status"] == "ok"
+    [contact] = query(lpr.admin, "SELECT LastName, VLPR_Grade__c FROM Contact")
+    assert contact["LastName"] == "Generic" and contact["VLPR_Grade__c"] in {"A", "B", "C", "D"}
+
+
+@pytest.mark.parametrize(
+    ("tamper", "words"),
+    [
+        (lambda raw, headers: (raw, {"content-type": "application/json"}), "without an X-Circuit-Signature"),
+        (lambda raw, headers: generic_signed(json.loads(raw), secret="another-secret-0123456789"), "does not match"),
+        (lambda raw, headers: (raw.replace(b"Generic", b"Forged!"), headers), "does not match"),
+        (lambda raw, headers: generic_signed(json.loads(raw), at=time.time() - 3600), "old"),
+        (lambda raw, headers: (raw, {**headers, "x-circuit-signature": "v1=abc"}), "X-Circuit-Signature"),
+    ],
+    ids=["missing", "wrong-secret", "tampered-body", "stale", "malformed"],
+)
+def test_an_unauthentic_generic_event_is_401(lpr: Tenant, tamper: Any, words: str) -> None:
+    raw, headers = generic_signed(generic_event({"LastName": "Generic"}))
+    refused = problem(post(lpr.admin, hook_path(lpr, "generic"), tamper(raw, headers)), 401)
+    assert words in refused["detail"], refused
+    assert contacts(lpr) == []
+
+
+def test_a_replayed_generic_event_id_is_409(lpr: Tenant) -> None:
+    path = hook_path(lpr, "generic")
+    assert (
+        post(lpr.admin, path, generic_signed(generic_event({"LastName": "Once"}, event_id="evt-1"))).status_code == 200
+    )
+    again = generic_signed(generic_event({"LastName": "Twice"}, event_id="evt-1"))  # freshly signed, same id
+    problem(post(lpr.admin, path, again), 409)
+    assert contacts(lpr) == ["Once"]
+
+
+def test_a_webhook_whose_execution_failed_may_be_sent_again(lpr: Tenant) -> None:
+    path = hook_path(lpr, "generic")
+    failing = generic_event({"FirstName": "No last name"}, event_id="evt-retry")
+    answer = post(lpr.admin, path, generic_signed(failing))
+    assert answer.status_code == 200 and answer.json()["executions"][0]["status"] == "error"
+    retried = post(lpr.admin, path, generic_signed(failing))
+    assert retried.status_code == 200, retried.text  # not a replay: it never took effect
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b'{"id": "evt"}', "application/json", 400),
+        (b"LastName=X", "application/x-www-form-urlencoded", 415),
+    ],
+    ids=["not-json", "not-an-event", "not-json-media-type"],
+)
+def test_an_authentic_but_malformed_body_is_refused(lpr: Tenant, body: bytes, content_type: str, status: int) -> None:
+    problem(post(lpr.admin, hook_path(lpr, "generic"), circuit_signed(body, content_type=content_type)), status)
+    assert contacts(lpr) == []
+
+
+def test_a_salesforce_cdc_create_is_keyed_by_the_salesforce_id(lpr: Tenant) -> None:
+    answer = post(lpr.admin, hook_path(lpr, "salesforce-cdc"), generic_signed(json.loads(SFDC_CREATE.read_text())))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["executions"][0]["status"] == "ok"
+    rows = query(lpr.admin, "SELECT LastName, Salesforce_Id__c FROM Contact")
+    assert [(r["LastName"], r["Salesforce_Id__c"]) for r in rows] == [("Raman", "003Qy00000VLp01IAB")]
+
+
+# --- URLs, sources, keys -------------------------------------------------------------------------------
+
+
+def test_an_unknown_or_rotated_token_is_404(lpr: Tenant) -> None:
+    path = hook_path(lpr, "ghl")
+    problem(post(lpr.admin, "/v1/hooks/ghl/" + "x" * 43, ghl_signed(lpr.ghl_key, ghl_contact())), 404)
+    lpr.admin.post("/v1/environments/dev/webhooks/rotate")
+    gone = problem(post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact())), 404)
+    assert gone["title"] == "Unknown webhook URL"
+    assert post(lpr.admin, hook_path(lpr, "ghl"), ghl_signed(lpr.ghl_key, ghl_contact())).status_code == 200
+
+
+def test_an_unknown_source_is_404_naming_the_known_ones(lpr: Tenant) -> None:
+    token = hook_path(lpr, "ghl").rsplit("/", 1)[1]
+    for path in (f"/v1/hooks/hubspot/{token}", "/v1/hooks/hubspot"):
+        refused = problem(post(lpr.admin, path, generic_signed(generic_event({"LastName": "X"}))), 404)
+        assert {"ghl", "generic", "salesforce-cdc"} <= set(refused["detail"].removeprefix("sources are ").split(", "))
+
+
+def test_another_tenants_token_url_does_not_accept_this_tenants_signature(lpr: Tenant, globex: Tenant) -> None:
+    acme_path = hook_path(lpr, "ghl")
+    problem(post(globex.admin, acme_path, ghl_signed(globex.ghl_key, ghl_contact(id="intruder"))), 401)
+    assert contacts(lpr) == [] and contacts(globex) == []
+
+
+def test_the_token_url_is_rate_limited_per_tenant(lpr: Tenant) -> None:
+    path = hook_path(lpr, "generic")  # API calls count too: ask before the limit drops
+    lpr.configure(rate_limit_per_minute=2)
+    statuses = [post(lpr.client(None), path, generic_signed(generic_event({"LastName": f"R{n}"}))) for n in range(3)]
+    assert [s.status_code for s in statuses] == [200, 200, 429]
+    assert int(statuses[2].headers["retry-after"]) >= 1
+
+
+def test_a_burst_in_the_coalescing_window_is_202_then_runs_as_one_execution(lpr: Tenant) -> None:
+    lpr.configure(coalesce_window_ms=200)
+    path = hook_path(lpr, "generic")
+    for n in range(3):
+        queued = post(lpr.admin, path, generic_signed(generic_event({"LastName": f"Burst{n}"}, event_id=f"b-{n}")))
+        assert queued.status_code == 202, queued.text
+        assert queued.json() == {"executions": [], "queued": 1}
+    deadline = time.monotonic() + 10
+    while not (executions := lpr.admin.get("/v1/executions").json()["executions"]):
+        assert time.monotonic() < deadline, "the batch was never run"
+        time.sleep(0.05)
+    assert [e["status"] for e in executions] == ["ok"]
+    assert contacts(lpr) == ["Burst0", "Burst1", "Burst2"]
+    problem(post(lpr.admin, path, generic_signed(generic_event({"LastName": "Burst0"}, event_id="b-0"))), 409)
+
+
+def test_posting_with_a_key_needs_the_webhook_scope(lpr: Tenant) -> None:
+    signed = ghl_signed(lpr.ghl_key, ghl_contact())
+    problem(post(lpr.client(None), "/v1/hooks/ghl?env=dev", signed), 401)
+    problem(post(lpr.client("cs_forged"), "/v1/hooks/ghl?env=dev", signed), 401)
+    problem(post(lpr.client(lpr.key(OTHER_SCOPE["webhook"])), "/v1/hooks/ghl?env=dev", signed), 403)
+    assert "query.env" in problem(post(lpr.admin, "/v1/hooks/ghl?env=qa", signed), 422)["detail"]
+    assert contacts(lpr) == []
