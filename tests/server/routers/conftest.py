@@ -1,11 +1,13 @@
 """The server's routers in process: one test module per router, each the specification of its routes.
 
-Every test gets a fresh ``ServerState`` on its own data directory (SQLite platform and records
+Each test module gets one ``ServerState`` on its own data directory (SQLite platform and records
 databases), wrapped by the real application from ``create_app`` and driven through Starlette's
 ``TestClient``: the whole ASGI stack (body-size middleware, lifespan with its housekeeping thread,
 problem-details handlers, auth dependencies) runs in this process, with no socket and no server
-thread. Each tenant's client is entered as a context manager, which runs the lifespan; the
-lifespan leaves a state it was given open, so the fixture closes it.
+thread. Each test works in tenants of its own (``acme``, ``globex``: new ids every time), so tests
+share nothing but the process's caches, and what one tenant sees of another is itself under test.
+A client is entered as a context manager, which runs the lifespan; the lifespan leaves a state it
+was given open, so the module fixture closes it.
 
 Tenants are set up the way an operator does it, through the platform (``tenants.create_tenant``,
 ``create_api_key``, ``update_settings``); everything a test then asserts goes through the HTTP API.
@@ -22,7 +24,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,7 @@ class Tenant:
 class Server:
     app: FastAPI
     state: ServerState
-    clients: ExitStack = field(default_factory=ExitStack)
+    clients: ExitStack
 
     def client(self, headers: dict[str, str]) -> TestClient:
         return self.clients.enter_context(TestClient(self.app, headers=headers))
@@ -104,16 +106,23 @@ def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("modules")
 
 
-@pytest.fixture
-def server(tmp_path: Path, module_cache: Path) -> Iterator[Server]:
-    settings = ServerSettings(data_dir=tmp_path / "data", cache_dir=module_cache, max_request_bytes=256 * 1024)
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, module_cache: Path) -> Iterator[tuple[FastAPI, ServerState]]:
+    data = tmp_path_factory.mktemp("server") / "data"
+    settings = ServerSettings(data_dir=data, cache_dir=module_cache, max_request_bytes=256 * 1024)
     state = ServerState(settings)
-    served = Server(create_app(settings, state), state)
     try:
-        with served.clients:
-            yield served
+        yield create_app(settings, state), state
     finally:
         state.close()
+
+
+@pytest.fixture
+def server(served: tuple[FastAPI, ServerState]) -> Iterator[Server]:
+    """The module's server; the test's clients are closed when it ends."""
+    app, state = served
+    with ExitStack() as clients:
+        yield Server(app, state, clients)
 
 
 @pytest.fixture
