@@ -115,3 +115,9 @@ def test_uploading_needs_deploy_and_listing_needs_read(
     problem(acme.client(acme.key(OTHER_SCOPE[scope])).request(method, "/v1/bundles", content=data, headers=ZIP), 403)
     allowed = acme.client(acme.key(scope)).request(method, "/v1/bundles", content=data, headers=ZIP)
     assert allowed.status_code == (201 if method == "POST" else 200), allowed.text
+
+
+def test_stored_bundles_cannot_be_deleted(acme: Tenant, vlpr_bundles: dict[str, Path]) -> None:
+    upload(acme.admin, vlpr_bundles["1.0.0"])
+    assert problem(acme.admin.delete("/v1/bundles"), 405)["title"] == "Method Not Allowed"
+    assert len(acme.admin.get("/v1/bundles").json()) == 1

@@ -117,6 +117,23 @@ def test_a_failed_write_is_an_errored_execution_that_keeps_nothing(
     assert query(acme.admin, "SELECT Id FROM Contact") == []
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"records": [{"Id": "003000000000000AAA", "LastName": "X"}]}, "must not be set on insert"),
+        ({"records": [{"LastName": "X"}], "op": "upsert", "external_id": "Nope__c"}, "Nope__c"),
+    ],
+    ids=["insert-with-id", "upsert-on-unknown-key"],
+)
+def test_a_write_the_dml_refuses_is_an_errored_execution(acme: Tenant, body: dict[str, Any], words: str) -> None:
+    answer = acme.admin.post("/v1/records/Contact?env=dev", json=body)
+    assert answer.status_code == 200, answer.text
+    failed = answer.json()["execution"]
+    assert (failed["status"], failed["error"]["kind"]) == ("error", "dml_error")
+    assert words in failed["error"]["message"], failed
+    assert answer.json()["ids"] == [] and query(acme.admin, "SELECT Id FROM Contact") == []
+
+
 def test_an_update_of_an_unknown_id_fails(acme: Tenant) -> None:
     failed = write(acme, "Contact", {"Id": "003000000000000AAA", "LastName": "Ghost"}, op="update")["execution"]
     assert failed["status"] == "error", failed
@@ -144,6 +161,8 @@ def test_the_deployed_circuits_limits_govern_a_write(
         ("/v1/records/1Contact", {"records": [{"LastName": "X"}]}, "path.object_name"),
         ("/v1/records/Contact;DROP", {"records": [{"LastName": "X"}]}, "path.object_name"),
         ("/v1/records/Contact", {"records": []}, "body.records"),
+        ("/v1/records/Contact", {"records": [{"LastName": "X"}] * 10_001}, "body.records"),
+        ("/v1/records/Contact", {"records": ["not a record"]}, "body.records.0"),
         ("/v1/records/Contact", {}, "body.records"),
         ("/v1/records/Contact", {"records": [{"LastName": "X"}], "op": "merge"}, "body.op"),
         ("/v1/records/Contact", {"records": [{"LastName": "X"}], "external_id": "a-b"}, "body.external_id"),
