@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from tests.server.routers.conftest import (
     query,
 )
 
+Signed = tuple[bytes, dict[str, str]]
+Tamper = Callable[[bytes, dict[str, str]], Signed]
 SFDC_CREATE = Path(__file__).resolve().parents[2] / "webhooks" / "payloads" / "sfdc_contact_create.json"
 
 
@@ -40,7 +43,7 @@ def hook_path(tenant: Tenant, source: str, env: str = "dev") -> str:
     return httpx.URL(urls[source]).path
 
 
-def post(client: httpx.Client, path: str, signed: tuple[bytes, dict[str, str]]) -> httpx.Response:
+def post(client: httpx.Client, path: str, signed: Signed) -> httpx.Response:
     raw, headers = signed
     return client.post(path, content=raw, headers=headers)
 
@@ -52,6 +55,16 @@ def contacts(tenant: Tenant, env: str = "dev") -> list[str]:
 
 def ghl_contacts(tenant: Tenant, env: str = "dev") -> list[dict[str, Any]]:
     return query(tenant.admin, "SELECT LastName, GHL_Id__c FROM Contact", env=env)
+
+
+def batch_executions(tenant: Tenant) -> list[dict[str, Any]]:
+    """The executions listed once the coalescing window has closed and its batch has run."""
+    deadline = time.monotonic() + 10
+    while not (executions := tenant.admin.get("/v1/executions").json()["executions"]):
+        assert time.monotonic() < deadline, "the batch was never run"
+        time.sleep(0.05)
+    listed: list[dict[str, Any]] = executions
+    return listed
 
 
 @pytest.fixture
@@ -126,6 +139,13 @@ def test_a_ghl_webhook_for_another_location_is_403(lpr: Tenant) -> None:
     assert contacts(lpr) == []
 
 
+def test_an_authentic_ghl_event_of_an_unsupported_type_is_422_naming_the_supported_ones(lpr: Tenant) -> None:
+    signed = ghl_signed(lpr.ghl_key, ghl_contact(type="InvoiceCreate"))
+    refused = problem(post(lpr.admin, hook_path(lpr, "ghl"), signed), 422)
+    assert "'InvoiceCreate' is not supported" in refused["detail"] and "ContactCreate" in refused["detail"]
+    assert contacts(lpr) == []
+
+
 def test_a_replayed_webhook_is_409_and_runs_once(lpr: Tenant) -> None:
     path = hook_path(lpr, "ghl")
     signed = ghl_signed(lpr.ghl_key, ghl_contact())
@@ -158,7 +178,7 @@ def test_a_signed_generic_event_runs_the_trigger(lpr: Tenant) -> None:
     ],
     ids=["missing", "wrong-secret", "tampered-body", "stale", "malformed"],
 )
-def test_an_unauthentic_generic_event_is_401(lpr: Tenant, tamper: Any, words: str) -> None:
+def test_an_unauthentic_generic_event_is_401(lpr: Tenant, tamper: Tamper, words: str) -> None:
     raw, headers = generic_signed(generic_event({"LastName": "Generic"}))
     refused = problem(post(lpr.admin, hook_path(lpr, "generic"), tamper(raw, headers)), 401)
     assert words in refused["detail"], refused
@@ -253,11 +273,7 @@ def test_a_burst_in_the_coalescing_window_is_202_then_runs_as_one_execution(lpr:
         queued = post(lpr.admin, path, generic_signed(generic_event({"LastName": f"Burst{n}"}, event_id=f"b-{n}")))
         assert queued.status_code == 202, queued.text
         assert queued.json() == {"executions": [], "queued": 1}
-    deadline = time.monotonic() + 10
-    while not (executions := lpr.admin.get("/v1/executions").json()["executions"]):
-        assert time.monotonic() < deadline, "the batch was never run"
-        time.sleep(0.05)
-    assert [e["status"] for e in executions] == ["ok"]
+    assert [e["status"] for e in batch_executions(lpr)] == ["ok"]
     assert contacts(lpr) == ["Burst0", "Burst1", "Burst2"]
     problem(post(lpr.admin, path, generic_signed(generic_event({"LastName": "Burst0"}, event_id="b-0"))), 409)
 
@@ -282,9 +298,6 @@ def test_a_webhook_sent_twice_inside_the_coalescing_window_is_applied_once(lpr: 
     signed = generic_signed(generic_event({"LastName": "Twice"}, event_id="resent"))
     assert post(lpr.admin, path, signed).status_code == 202
     resent = post(lpr.admin, path, signed)
-    deadline = time.monotonic() + 10
-    while not lpr.admin.get("/v1/executions").json()["executions"]:
-        assert time.monotonic() < deadline, "the batch was never run"
-        time.sleep(0.05)
+    batch_executions(lpr)
     assert contacts(lpr) == ["Twice"]
     assert resent.status_code == 409, resent.text
