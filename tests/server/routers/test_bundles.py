@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.routers.conftest import OTHER_SCOPE, ZIP, Server, Tenant, problem, upload, variant
+from tests.server.routers.conftest import OTHER_SCOPE, ZIP, Tenant, problem, upload, variant
 
 
 def zipped(files: dict[str, bytes]) -> bytes:
@@ -107,7 +107,7 @@ def test_an_empty_body_is_refused(acme: Tenant) -> None:
 
 @pytest.mark.parametrize(("method", "scope"), [("POST", "deploy"), ("GET", "read")])
 def test_uploading_needs_deploy_and_listing_needs_read(
-    server: Server, acme: Tenant, vlpr_bundles: dict[str, Path], method: str, scope: str
+    acme: Tenant, vlpr_bundles: dict[str, Path], method: str, scope: str
 ) -> None:
     data = vlpr_bundles["1.0.0"].read_bytes() if method == "POST" else None
     problem(acme.client(None).request(method, "/v1/bundles", content=data, headers=ZIP), 401)
