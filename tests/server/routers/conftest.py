@@ -9,10 +9,11 @@ share nothing but the process's caches, and what one tenant sees of another is i
 A client is entered as a context manager, which runs the lifespan; the lifespan leaves a state it
 was given open, so the module fixture closes it.
 
-Tenants are set up the way an operator does it, through the platform (``tenants.create_tenant``,
-``create_api_key``, ``update_settings``); everything a test then asserts goes through the HTTP API.
-The deployable bundle is Virtual LPR, built once per session by ``vlpr_bundles`` in
-``tests/server/conftest.py``; compiled modules are cached for the session.
+Tenants are set up the way an operator does it, through the platform, by the same code as the
+loopback-server tests (``LiveServer.tenant`` in ``tests/server/conftest.py``); everything a test
+then asserts goes through the HTTP API. The deployable bundle is Virtual LPR, built once per
+session by ``vlpr_bundles`` there; compiled modules are cached for the session. Webhook bodies
+and bundle variants come from the helpers of ``tests/server/test_end_to_end.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import base64
 import json
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -32,23 +32,16 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
 from circuit_host.webhooks import sign_hmac
+from tests.server.conftest import GENERIC_SECRET, LiveServer
+from tests.server.test_end_to_end import HOT_LEAD_FIELDS
 
-GENERIC_SECRET = "generic-secret-0123456789"
-GHL_LOCATION = "loc-acme-001"
 ZIP = {"content-type": "application/zip"}
-HOT_LEAD_FIELDS = {
-    "cf-size": "Company_Size__c",
-    "cf-visits": "Website_Visits__c",
-    "cf-opens": "Emails_Opened__c",
-    "cf-called": "Called_Business__c",
-}
 OTHER_SCOPE = {"read": "webhook", "webhook": "read", "deploy": "read", "admin": "deploy"}
 """For each scope a route may require, a scope that does not grant it (only ``admin`` implies others)."""
 
@@ -83,22 +76,15 @@ class Server:
         return self.clients.enter_context(TestClient(self.app, headers=headers))
 
     def tenant(self, name: str) -> Tenant:
-        """A tenant with an admin key, GoHighLevel and generic webhook verification configured."""
-        platform = self.state.platform
-        tenant = platform.tenants.create_tenant(name)
-        _, key = platform.tenants.create_api_key(tenant.id, ["admin"], "test admin")
-        ghl_key = Ed25519PrivateKey.generate()
-        raw = ghl_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        platform.tenants.update_settings(
-            tenant.id,
-            {
-                "ghl_public_key": base64.b64encode(raw).decode(),
-                "ghl_location_ids": [GHL_LOCATION],
-                "ghl_custom_fields": HOT_LEAD_FIELDS,
-                "generic_hmac_secret": GENERIC_SECRET,
-            },
-        )
-        return Tenant(tenant.id, self.client({"authorization": f"Bearer {key}"}), ghl_key, self)
+        """A tenant with an admin key, GoHighLevel and generic webhook verification configured.
+
+        Made the way the loopback-server tests make theirs (only their ``state`` is used), so both
+        suites follow the platform's API from one place.
+        """
+        made = LiveServer(url="http://testserver", state=self.state).tenant(name)
+        tenant = Tenant(made.id, self.client({"authorization": f"Bearer {made.admin_key}"}), made.ghl_key, self)
+        tenant.configure(ghl_custom_fields=HOT_LEAD_FIELDS)
+        return tenant
 
 
 @pytest.fixture(scope="session")
@@ -165,50 +151,11 @@ def deploy(client: httpx.Client, bundle: Path, env: str = "dev") -> list[dict[st
     return active
 
 
-def variant(
-    bundle: Path,
-    out: Path,
-    version: str,
-    extra_toml: str = "",
-    members: tuple[str, ...] = ("module.wasm", "tests.wasm"),
-) -> Path:
-    """A copy of ``bundle`` under another version, with TOML appended to its manifest and only ``members``."""
-    with zipfile.ZipFile(bundle) as original, zipfile.ZipFile(out, "w") as copy:
-        manifest = original.read("circuit.toml").decode().replace('version = "1.0.0"', f'version = "{version}"')
-        copy.writestr("circuit.toml", manifest + extra_toml)
-        for member in members:
-            copy.writestr(member, original.read(member))
-    return out
-
-
 def query(client: httpx.Client, soql: str, env: str = "dev") -> list[dict[str, Any]]:
     answer = client.get("/v1/query", params={"soql": soql, "env": env})
     assert answer.status_code == 200, answer.text
     records: list[dict[str, Any]] = answer.json()["records"]
     return records
-
-
-def ghl_contact(**fields: Any) -> dict[str, Any]:
-    """A GoHighLevel ContactCreate webhook for a hot lead, fresh and with a new webhook id."""
-    body = {
-        "type": "ContactCreate",
-        "locationId": GHL_LOCATION,
-        "id": "ghl-contact-1",
-        "webhookId": str(uuid.uuid4()),
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "firstName": "Priya",
-        "lastName": "Raman",
-        "email": "priya@acme-robotics.com",
-        "source": "Referral",
-        "customFields": [
-            {"id": "cf-size", "value": 450},
-            {"id": "cf-visits", "value": 14},
-            {"id": "cf-opens", "value": 6},
-            {"id": "cf-called", "value": True},
-        ],
-    }
-    body.update(fields)
-    return body
 
 
 def ghl_signed(key: Ed25519PrivateKey, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.routers.conftest import OTHER_SCOPE, ZIP, Tenant, problem, upload, variant
+from tests.server.routers.conftest import OTHER_SCOPE, ZIP, Tenant, problem, upload
+from tests.server.test_end_to_end import variant
 
 
 def zipped(files: dict[str, bytes]) -> bytes:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem, upload, variant
+from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem, upload
+from tests.server.test_end_to_end import variant
 
 LPR = "virtual_lpr"
 ROUTES = [

@@ -19,19 +19,19 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.server.conftest import GHL_LOCATION
 from tests.server.routers.conftest import (
-    GHL_LOCATION,
     OTHER_SCOPE,
     Tenant,
     circuit_signed,
     deploy,
     generic_event,
     generic_signed,
-    ghl_contact,
     ghl_signed,
     problem,
     query,
 )
+from tests.server.test_end_to_end import ghl_contact
 
 Signed = tuple[bytes, dict[str, str]]
 Tamper = Callable[[bytes, dict[str, str]], Signed]

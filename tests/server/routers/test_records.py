@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem, query, variant
+from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem, query
+from tests.server.test_end_to_end import variant
 
 HOT_LEAD = {
     "LastName": "Raman",
