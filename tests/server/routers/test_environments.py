@@ -8,8 +8,8 @@ audit trail with the key that made it, and every gate verdict is kept.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem, upload
@@ -34,7 +34,7 @@ def versions(tenant: Tenant, env: str) -> list[str]:
     return [c["version"] for c in answer.json()]
 
 
-def rollback(tenant: Tenant, env: str, **body: Any) -> Any:
+def rollback(tenant: Tenant, env: str, **body: str) -> httpx.Response:
     return tenant.admin.post(f"/v1/environments/{env}/rollback", json={"circuit": LPR, **body})
 
 
