@@ -35,7 +35,8 @@ def versions(tenant: Tenant, env: str) -> list[str]:
 
 
 def rollback(tenant: Tenant, env: str, **body: str) -> httpx.Response:
-    return tenant.admin.post(f"/v1/environments/{env}/rollback", json={"circuit": LPR, **body})
+    answer: httpx.Response = tenant.admin.post(f"/v1/environments/{env}/rollback", json={"circuit": LPR, **body})
+    return answer
 
 
 def admin_actor(tenant: Tenant) -> str:
