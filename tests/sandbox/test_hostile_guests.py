@@ -138,6 +138,14 @@ def test_imports_from_inside_realloc_trap(executor: Executor, load_guest: Load) 
     assert "may not be called from cabi_realloc" in record.error["message"]
 
 
+def test_realloc_calling_an_import_during_the_start_function_traps(executor: Executor, load_guest: Load) -> None:
+    """The re-entrancy guard holds before the exports are looked up, too (issue 11, item 15)."""
+    record = run(executor, load_guest("realloc_reenters_start"), {"any": "event"})
+    assert record.status == "trap"
+    assert "may not be called from cabi_realloc" in record.error["message"]
+    assert not any(entry.source == "guest" for entry in record.logs)  # the nested log.write never ran
+
+
 def test_dml_then_trap_commits_nothing(executor: Executor, load_guest: Load) -> None:
     trapped = run(executor, load_guest("dml_then_trap"), 0)
     assert trapped.status == "trap"

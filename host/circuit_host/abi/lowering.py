@@ -85,8 +85,11 @@ def _host_call(index: int | None, caller_ptr: Any, args: Any, nargs: int, result
         context = current_context()
         guest = context.guest
         if guest is None:
+            # The start function runs before the sandbox looked up the exports: reach memory through
+            # the caller, and keep that view on the context for the call, so that an import called
+            # from cabi_realloc while this call writes its reply is refused as it is later.
             caller = private.caller(caller_ptr)
-            guest = _guest_of(context, caller)
+            guest = context.guest = _guest_of(context, caller)
         elif guest.in_callback:
             raise GuestFault("imports may not be called from cabi_realloc or cabi_post_handle")
         _call(function, context, guest, [args[i].of.i32 for i in range(nargs)])
@@ -97,6 +100,8 @@ def _host_call(index: int | None, caller_ptr: Any, args: Any, nargs: int, result
         return private.new_trap(f"circuit host: {type(exc).__name__}: {exc}")
     finally:
         if caller is not None:
+            if context is not None:
+                context.guest = None  # the caller's view ends with the call
             private.release_caller(caller)
 
 
