@@ -146,6 +146,14 @@ def test_realloc_calling_an_import_during_the_start_function_traps(executor: Exe
     assert not any(entry.source == "guest" for entry in record.logs)  # the nested log.write never ran
 
 
+def test_a_second_memory_cannot_double_the_memory_cap(executor: Executor, load_guest: Load) -> None:
+    """The store's memory limit is per memory: a circuit gets one, so the cap is the sum (issue 11, item 14)."""
+    record = run(executor, load_guest("second_memory"), {"any": "event"}, memory_bytes=4 * 1024 * 1024)
+    assert record.status == "limit_exceeded"
+    assert record.error["resource"] == "memory_bytes"
+    assert "memory" in record.error["message"]
+
+
 def test_dml_then_trap_commits_nothing(executor: Executor, load_guest: Load) -> None:
     trapped = run(executor, load_guest("dml_then_trap"), 0)
     assert trapped.status == "trap"

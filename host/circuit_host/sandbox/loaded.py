@@ -24,6 +24,7 @@ class CircuitModule:
     instance_pre: wasmtime.InstancePre
     has_initialize: bool
     from_disk_cache: bool
+    extra_memories: int = 0  # memories the host added (coverage counters) besides the circuit's one
 
 
 @dataclass(frozen=True)

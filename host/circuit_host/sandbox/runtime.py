@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ class Runtime:
         self.store_observer: Callable[[wasmtime.Store, wasmtime.Instance], None] | None = None
         self.cache = ModuleCache(cache_dir)
         self.max_module_bytes = max_module_bytes
-        self._loaded: dict[str, CircuitModule] = {}
+        self._loaded: dict[tuple[str, int], CircuitModule] = {}
         self._components: ComponentHost | None = None  # made on the first component
         self._lock = threading.Lock()
         self._ticker = EpochTicker(self.engine)
@@ -122,13 +123,18 @@ class Runtime:
                 self._components = ComponentHost(self.engine, self.cache, self.host_functions)
             return self._components
 
-    def load_module(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP) -> CircuitModule:
-        """``load`` for a core module only (a component is rejected by the core validator)."""
+    def load_module(self, wasm: bytes, memory_cap: int = DEFAULT_MEMORY_CAP, extra_memories: int = 0) -> CircuitModule:
+        """``load`` for a core module only (a component is rejected by the core validator).
+
+        A circuit runs with one linear memory, capped at ``memory_cap``; a module defining more fails
+        to instantiate (the store's limit is per memory, so a second one would double the cap).
+        ``extra_memories`` is for memories the host itself added: the coverage instrumenter's counters.
+        """
         if self._closed:
             raise RuntimeError("runtime is closed")
         sha256 = hashlib.sha256(wasm).hexdigest()
         with self._lock:
-            cached = self._loaded.get(sha256)
+            cached = self._loaded.get((sha256, extra_memories))
         if cached is not None:
             validate(cached.module, memory_cap, self.host_functions)  # cheap; the cap may differ between callers
             return cached
@@ -145,9 +151,10 @@ class Runtime:
             instance_pre=self.linker.instantiate_pre(module),
             has_initialize=any(e.name == "_initialize" for e in module.exports),
             from_disk_cache=from_disk,
+            extra_memories=extra_memories,
         )
         with self._lock:
-            self._loaded.setdefault(sha256, loaded)
+            self._loaded.setdefault((sha256, extra_memories), loaded)
         log.debug("module loaded", sha256=sha256, from_disk_cache=from_disk)
         return loaded
 
@@ -198,7 +205,10 @@ class Runtime:
                 _func(exports, "_initialize")(store)
             return call(exports, store)
 
-        return run_session(self.engine, context, CORE_MODULE_STORE, instantiate, run, input_bytes, self.store_observer)
+        shape = CORE_MODULE_STORE
+        if module.extra_memories:
+            shape = replace(shape, memories=shape.memories + module.extra_memories)
+        return run_session(self.engine, context, shape, instantiate, run, input_bytes, self.store_observer)
 
     def _call_handle(self, event: bytes, context: ExecutionContext, store: wasmtime.Store, exports: Any) -> Invocation:
         governor = context.governor

@@ -48,7 +48,9 @@ class StoreShape:
     memories: int
 
 
-CORE_MODULE_STORE = StoreShape(instances=1, tables=4, memories=2)  # + the coverage counters' memory
+# One linear memory: the store's memory limit is per memory, so a circuit's one memory is the whole
+# cap. An instrumented test module gets the coverage counters' memory besides (``extra_memories``).
+CORE_MODULE_STORE = StoreShape(instances=1, tables=4, memories=1)
 COMPONENT_STORE = StoreShape(instances=64, tables=64, memories=16)  # a component is several core instances
 
 

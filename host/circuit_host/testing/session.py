@@ -96,7 +96,7 @@ def run_test_module(
                 runtime.store_observer = lambda store, instance: runs.append(
                     read_counters(store, instance, instrumented.counter_count)
                 )
-                module = runtime.load_module(instrumented.wasm, limits.memory_bytes)
+                module = runtime.load_module(instrumented.wasm, limits.memory_bytes, extra_memories=1)
                 report = TestRunner(runtime, module, records, manifest, limits).run_all(names)
                 counters = merge_counters(runs, instrumented.counter_count)
                 measured = CoverageReport.from_counters(instrumented, counters, LineTable.from_wasm(wasm))
