@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import wasmtime
 
+from circuit_host.circuitdb import CircuitDB
+from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.errors import Rejected
 from circuit_host.execution.executions import ExecutionOptions, Executor
 from circuit_host.execution.limits import LimitsProfile
@@ -91,6 +93,37 @@ def test_corrupt_cache_entry_is_discarded_and_recompiled(tmp_path: Path) -> None
         loaded = second.load(data)
         assert not loaded.from_disk_cache
     assert entry.read_bytes() != b"not compiled code"
+
+
+def test_a_cache_entry_swapped_for_another_modules_is_refused_and_recompiled(
+    tmp_path: Path, records: CircuitDB
+) -> None:
+    """Putting B's compiled code under A's name used to run B (issue 11, item 16): entries are MACed."""
+    a, b = wasm("echo"), wasm("fail")
+    with Runtime(cache_dir=tmp_path) as first:
+        loaded_a, loaded_b = first.load(a), first.load(b)
+    entry_a = next(tmp_path.glob(f"{loaded_a.sha256}*.cwasm"))
+    entry_b = next(tmp_path.glob(f"{loaded_b.sha256}*.cwasm"))
+    entry_a.write_bytes(entry_b.read_bytes())
+    http = HttpConnector()
+    try:
+        with Runtime(cache_dir=tmp_path) as second:
+            reloaded = second.load(a)
+            assert not reloaded.from_disk_cache
+            record = Executor(second, records, http).run(reloaded, {"still": "A"})
+    finally:
+        http.close()
+    assert record.status == "ok", record.error
+    assert record.output == {"still": "A"}
+
+
+def test_the_cache_key_is_private_and_a_foreign_key_refuses_every_entry(tmp_path: Path) -> None:
+    with Runtime(cache_dir=tmp_path) as first:
+        first.load(wasm("echo"))
+    assert (tmp_path / "cache.key").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "cache.key").write_bytes(b"k" * 32)  # another host's key: nothing cached is trusted
+    with Runtime(cache_dir=tmp_path) as second:
+        assert not second.load(wasm("echo")).from_disk_cache
 
 
 def test_rejected_modules_are_never_cached(tmp_path: Path) -> None:
