@@ -10,6 +10,7 @@ process's rollback is seen on the next call. The deploy gate's verdicts are kept
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, replace
 
 import sqlalchemy as sa
@@ -79,11 +80,21 @@ class Deployments:
                 self._bump(conn, tenant_id, to_env)
         return entries
 
-    def rollback(self, tenant_id: str, env: str, name: str, actor: str, to_version: str | None = None) -> AuditEntry:
+    def rollback(
+        self,
+        tenant_id: str,
+        env: str,
+        name: str,
+        actor: str,
+        to_version: str | None = None,
+        admit: Callable[[BundleInfo], None] | None = None,
+    ) -> AuditEntry:
         """Go back to ``to_version``, by default to the version active before the current one.
 
         Walking back repeatedly retraces the deploy history (v3 -> v2 -> v1), because the
         previous version is taken from the deploy or promotion that activated the current one.
+        ``admit`` (the deploy path's rules: gate, credentials, schema) sees the target bundle inside
+        the environment's lock and raises to refuse it.
         """
         check_env(env)
         d, a = self._db.tables.deployments, self._db.tables.audit
@@ -114,6 +125,8 @@ class Deployments:
             bundle = self._bundles.get_bundle(tenant_id, name, to_version)
             if bundle is None:
                 raise NotFound(f"bundle {name} {to_version} does not exist")
+            if admit is not None:
+                admit(bundle)
             entry = self._activate(conn, bundle, env, actor, "rollback")
             assert entry is not None
             self._bump(conn, tenant_id, env)
@@ -194,6 +207,23 @@ class Deployments:
         with self._db.write() as conn:
             inserted = conn.execute(self._db.tables.gate_runs.insert().values(**values)).inserted_primary_key
         return replace(run, id=int(inserted[0]) if inserted else 0)
+
+    def passed_gate(self, tenant_id: str, env: str, circuit: str, version: str) -> bool:
+        """Whether this version of the circuit ever passed the deploy gate in ``env``."""
+        g = self._db.tables.gate_runs
+        with self._db.read() as conn:
+            found = conn.execute(
+                sa.select(g.c.id)
+                .where(
+                    (g.c.tenant_id == tenant_id)
+                    & (g.c.env == env)
+                    & (g.c.circuit == circuit)
+                    & (g.c.version == version)
+                    & g.c.passed
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     def gate_runs(self, tenant_id: str, limit: int = 100) -> list[GateRun]:
         """The deploy gate's verdicts, newest first."""

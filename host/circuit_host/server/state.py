@@ -23,7 +23,7 @@ from ..connectors.records import DmlOp
 from ..errors import Rejected
 from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
 from ..execution.limits import RESOURCES, LimitsProfile
-from ..platform import ExecutionEntry, NotFound, Platform, records_tenant
+from ..platform import BundleInfo, Conflict, ExecutionEntry, NotFound, Platform, records_tenant
 from ..sandbox.runtime import Runtime
 from ..testing import TestReport, outside_sdk, run_test_module
 from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
@@ -209,6 +209,23 @@ class ServerState:
         audit_ids = {e.circuit: e.id for e in entries}
         for circuit_name, (version, verdict) in verdicts.items():
             self._record_gate(tenant_id, to_env, circuit_name, version, actor, verdict, audit_ids.get(circuit_name))
+
+    def rollback(self, tenant_id: str, env: str, name: str, actor: str, to_version: str | None) -> None:
+        """Roll back under the deploy path's rules: in a gated environment only to a version that
+        passed the gate there; every named credential configured; the version's schema applied."""
+
+        def admit(bundle: BundleInfo) -> None:
+            if env in GATED_ENVIRONMENTS and not self.platform.deployments.passed_gate(
+                tenant_id, env, bundle.name, bundle.version
+            ):
+                raise Conflict(
+                    f"{bundle.name} {bundle.version} never passed the deploy gate in {env}; "
+                    "deploy it instead, which runs the gate"
+                )
+            self._check_credentials(tenant_id, bundle.manifest)
+            self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
+
+        self.platform.deployments.rollback(tenant_id, env, name, actor, to_version=to_version, admit=admit)
 
     def gate(self, tenant_id: str, env: str, sha256: str, actor: str) -> GateVerdict:
         """Run the deploy gate; a refusal is recorded before it is raised, a pass once the deploy is."""

@@ -197,10 +197,6 @@ def test_rolling_back_a_circuit_that_is_not_active_is_404(
     assert versions(acme, "dev") == ["1.1.0"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: rollback with to_version activates any uploaded version, bypassing the deploy gate",
-)
 def test_rollback_cannot_bring_untested_code_into_production(
     acme: Tenant, vlpr_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -211,10 +207,6 @@ def test_rollback_cannot_bring_untested_code_into_production(
     assert versions(acme, "production") == ["1.0.0"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: rollback with to_version skips the named-credential check that deploy and promote make",
-)
 def test_rollback_cannot_activate_a_version_whose_credentials_are_not_configured(
     acme: Tenant, vlpr_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -227,10 +219,6 @@ def test_rollback_cannot_activate_a_version_whose_credentials_are_not_configured
     assert versions(acme, "dev") == ["1.0.0"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: rollback with to_version does not apply the version's schema to the environment",
-)
 def test_rollback_to_a_version_brings_its_schema(acme: Tenant, vlpr_bundles: dict[str, Path], tmp_path: Path) -> None:
     deploy(acme.admin, vlpr_bundles["1.0.0"])
     field = '\n[[schema.fields]]\nobject = "Contact"\nname = "Extra__c"\ntype = "text"\nlength = 20\n'

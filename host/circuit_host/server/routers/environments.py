@@ -56,7 +56,7 @@ def rollback(
     caller: Caller = Depends(require("deploy")),
     state: ServerState = Depends(state_of),
 ) -> list[ActiveCircuitModel]:
-    state.platform.deployments.rollback(caller.tenant_id, env, body.circuit, caller.actor, to_version=body.to_version)
+    state.rollback(caller.tenant_id, env, body.circuit, caller.actor, body.to_version)
     return _active(state, caller.tenant_id, env)
 
 
