@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -49,8 +49,8 @@ def list_executions(
         env=env,
         circuit=circuit,
         status=status,
-        since=since,
-        until=until,
+        since=_as_utc(since),
+        until=_as_utc(until),
         limit=limit,
         before_id=before,
     )
@@ -66,3 +66,8 @@ def get_execution(
     if entry is None:
         raise Problem(404, "Not found", f"no execution {execution_id}")
     return detail(entry, with_log=True)
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """A time filter without an offset is read as UTC, the time every execution is stored in."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
