@@ -94,6 +94,8 @@ def test_the_wheel_carries_the_sdks_the_abi_and_the_examples_without_build_outpu
         "examples/virtual_lpr_py/circuit.py",
     ):
         assert data + shipped in names
+    assert "circuit_host/migrations/script.py.mako" in names  # new revisions can be made from an install
+    assert "circuit_host/migrations/versions/control_plane/r0001_baseline.py" in names
     outputs = [n for n in names if re.search(r"(/|^)(zig-cache|\.zig-cache|zig-out|build|__pycache__)/|\.wasm$", n)]
     assert outputs == []
 
