@@ -44,6 +44,12 @@ class WebhookIntake:
                 return False
         return True
 
+    def forget_webhook_id(self, tenant_id: str, source: str, webhook_id: str) -> None:
+        """Release a claimed id: the delivery failed, so the sender's retry must be processed."""
+        w = self._db.tables.webhook_ids
+        with self._db.write() as conn:
+            conn.execute(w.delete().where((w.c.tenant_id == tenant_id) & (w.c.webhook_id == _stored_id(webhook_id))))
+
     def seen_webhook_id(self, tenant_id: str, source: str, webhook_id: str) -> bool:
         """True if ``webhook_id`` was remembered and has not expired (the server checks before working)."""
         w = self._db.tables.webhook_ids

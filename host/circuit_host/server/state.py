@@ -107,18 +107,38 @@ class ServerState:
     def apply_webhook_changes(
         self, tenant_id: str, env: str, source: str, changes: list[Change], webhook_ids: list[str | None]
     ) -> list[ExecutionRecord]:
-        """Apply changes through the triggers; remember the webhook ids only if every execution succeeded."""
-        records = []
-        for change in changes:
-            op, rows, external_id = as_dml(self.store(tenant_id, env), change)
-            if rows:
-                trigger = f"{source}:{change.object}.{change.action}"
-                records.append(self.apply_change(tenant_id, env, op, change.object, rows, trigger, external_id))
-        if all(r.status == "ok" for r in records):  # otherwise the sender's retry will be processed
-            for webhook_id in webhook_ids:
-                if webhook_id:
-                    self.platform.webhooks.remember_webhook_id(tenant_id, source, webhook_id, REPLAY_TTL_S)
+        """Apply changes through the triggers. Their delivery ids were claimed at intake
+        (``claim_deliveries``); unless every execution succeeded they are released, so the sender's
+        retry is processed."""
+        records: list[ExecutionRecord] = []
+        try:
+            for change in changes:
+                op, rows, external_id = as_dml(self.store(tenant_id, env), change)
+                if rows:
+                    trigger = f"{source}:{change.object}.{change.action}"
+                    records.append(self.apply_change(tenant_id, env, op, change.object, rows, trigger, external_id))
+        finally:
+            if not all(r.status == "ok" for r in records) or len(records) < sum(1 for c in changes if c.records):
+                self.release_deliveries(tenant_id, source, webhook_ids)
         return records
+
+    def claim_deliveries(self, tenant_id: str, source: str, delivery_ids: list[str | None]) -> bool:
+        """Claim every delivery id at intake, atomically per id (a unique row): False, with nothing
+        claimed, when any was already delivered: concurrent copies of one delivery apply once."""
+        claimed: list[str | None] = []
+        for delivery_id in dict.fromkeys(delivery_ids):
+            if not delivery_id:
+                continue
+            if not self.platform.webhooks.remember_webhook_id(tenant_id, source, delivery_id, REPLAY_TTL_S):
+                self.release_deliveries(tenant_id, source, claimed)
+                return False
+            claimed.append(delivery_id)
+        return True
+
+    def release_deliveries(self, tenant_id: str, source: str, delivery_ids: list[str | None]) -> None:
+        for delivery_id in dict.fromkeys(delivery_ids):
+            if delivery_id:
+                self.platform.webhooks.forget_webhook_id(tenant_id, source, delivery_id)
 
     def close(self) -> None:
         for _, coalescer in self._coalescers.values():
@@ -314,7 +334,9 @@ class ServerState:
             triggers=deployed.registry,
             tenant=records_tenant(tenant_id, env),
         )
-        record = executor.apply_change(op, object_name, rows, ExecutionOptions(limits=limits), external_id)
+        networks = self.platform.tenants.get_settings(tenant_id).callout_allowed_networks
+        options = ExecutionOptions(limits=limits, allowed_networks=networks)
+        record = executor.apply_change(op, object_name, rows, options, external_id)
         self.platform.executions.save_execution(
             ExecutionEntry(
                 id=record.id,

@@ -288,11 +288,6 @@ def test_posting_with_a_key_needs_the_webhook_scope(lpr: Tenant) -> None:
     assert contacts(lpr) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: webhook ids are remembered only when a coalesced batch runs, so a resend inside the window "
-    "is queued again and applied twice",
-)
 def test_a_webhook_sent_twice_inside_the_coalescing_window_is_applied_once(lpr: Tenant) -> None:
     lpr.configure(coalesce_window_ms=200)
     path = hook_path(lpr, "generic")
@@ -304,11 +299,6 @@ def test_a_webhook_sent_twice_inside_the_coalescing_window_is_applied_once(lpr: 
     assert resent.status_code == 409, resent.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: the replay check and remembering the webhook id are not atomic, so concurrent deliveries "
-    "of one webhook all pass the check and are all applied",
-)
 def test_concurrent_deliveries_of_one_webhook_are_applied_once(lpr: Tenant) -> None:
     path = hook_path(lpr, "generic")
     signed = generic_signed(generic_event({"LastName": "Retried"}, event_id="retry-storm"))

@@ -6,6 +6,8 @@ Every source is a ``CrmPlugin`` looked up by the URL's ``{source}``: its ``verif
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +47,11 @@ def _process(
         changes = plugin.normalize(data, configuration, DEFAULT_LIMITS)
     except WebhookRejected as exc:
         raise Problem(exc.status, exc.reason.replace("_", " ").capitalize(), exc.message) from None
-    if any(c.webhook_id and state.platform.webhooks.seen_webhook_id(tenant_id, source, c.webhook_id) for c in changes):
+    # One delivery is claimed once, before any work: by the sender's id, or by the signed body's hash
+    # when the source sends none (a verified body cannot be re-sent unchanged as a new delivery).
+    body_id = "sha256:" + hashlib.sha256(body).hexdigest()
+    changes = [c if c.webhook_id else replace(c, webhook_id=body_id) for c in changes]
+    if not state.claim_deliveries(tenant_id, source, [c.webhook_id for c in changes]):
         raise Problem(409, "Replay", "this webhook was already received")
     if settings.coalesce_window_ms > 0:
         coalescer = state.coalescer(tenant_id, settings.coalesce_window_ms)

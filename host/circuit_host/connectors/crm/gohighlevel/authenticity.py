@@ -40,8 +40,9 @@ class GhlKeys:
 
     - ``ed25519`` / ``rsa``: GoHighLevel's public keys (several allowed, for rotation).
     - ``allow_unsigned``: accept unsigned webhooks, only when no key is configured (unsafe: README).
-    - ``location_ids``: the locations this environment belongs to; when set, a webhook for
-      another location is refused (GoHighLevel signs every location's webhooks with the same key).
+    - ``location_ids``: the locations this environment belongs to; a webhook for another location
+      is refused, and every webhook is while none is configured (GoHighLevel signs every
+      location's webhooks with the same key).
     - ``tolerance``: how far the body's timestamp may be in the past or the future.
     """
 
@@ -152,7 +153,13 @@ def verify_ghl(body: bytes, headers: Mapping[str, str], keys: GhlKeys, now: date
 
     payload = expect_object(parse_json(body, keys.limits), "GoHighLevel webhook")
     location = payload.get("locationId")
-    if keys.location_ids and location not in keys.location_ids:
+    if not keys.location_ids:  # GHL signs every location's webhooks with one key: name yours first
+        raise WebhookRejected(
+            403,
+            "no_locations",
+            "GoHighLevel webhooks are refused until the tenant's ghl_location_ids name the locations it accepts",
+        )
+    if location not in keys.location_ids:
         shown = location[:40] if isinstance(location, str) else location
         raise WebhookRejected(
             403, "wrong_location", f"GoHighLevel location {shown!r} is not one this environment is configured for"
