@@ -217,3 +217,21 @@ def test_upsert_key_names_cannot_smuggle_soql(
     record = firing_executor.apply_change(DmlOp.UPSERT, "Contact", [{"LastName": "X"}], external_id=hostile)
     assert record.status == "error"
     assert "invalid name" in record.error["message"]
+
+
+def test_upsert_through_triggers_keeps_the_stores_external_id_rule(
+    firing_executor: Executor, registry: TriggerRegistry, circuits: Any, records: CircuitDB
+) -> None:
+    """Email is not an external id: the store refuses it as an upsert key, and so must the firing
+    path, which splits an upsert into update and insert itself (issue 11, item 18)."""
+    plain = Executor(firing_executor.runtime, records, firing_executor.http)
+    refused_plainly = plain.apply_change(
+        DmlOp.UPSERT, "Contact", [{"LastName": "X", "Email": "x@a.io"}], external_id="Email"
+    )
+    register(registry, circuits, "stamp", "Contact", "before_insert")
+    with_triggers = firing_executor.apply_change(
+        DmlOp.UPSERT, "Contact", [{"LastName": "X", "Email": "x@a.io"}], external_id="Email"
+    )
+    assert refused_plainly.status == with_triggers.status == "error"
+    assert "is not an external id field" in with_triggers.error["message"]
+    assert rows(records, "SELECT Id FROM Contact") == []

@@ -88,6 +88,9 @@ class TriggerFiring:
         for name in (object_name, external_id):
             if not IDENTIFIER.fullmatch(name):  # both become SOQL text below
                 raise DmlError(f"invalid name {name!r}")
+        if external_id != "Id":
+            # The store's own rule for the key (an external id field): an empty statement writes nothing.
+            _raw(context.records).dml(DmlOp.UPSERT, object_name, [], external_id)
         keys = [row.get(external_id) for row in rows]
         existing: dict[Any, str] = {}
         wanted = [k for k in keys if k is not None]
@@ -192,6 +195,7 @@ class TriggerFiring:
                 binding.allowed_hosts,
                 context.http.max_response_bytes,
                 binding.credentials if binding.credentials is not None else context.http.credentials,
+                context.http.allowed_networks,  # the operator's, for the tenant: never from a bundle
             )
         try:
             outcome = self.invoker.invoke(binding.module, encode(event), child)
@@ -230,8 +234,8 @@ class FiringRecords:
     def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
         return self.firing.dml(current_context(), op, object_name, rows, external_id)
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
-        return self.transaction.query(soql, binds, max_rows)
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
+        return self.transaction.query(soql, binds, max_rows, timeout_ms)
 
     def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         return self.transaction.seed(object_name, rows)
