@@ -14,6 +14,7 @@ from typing import Any
 
 from .circuitdb import CircuitDB, open_store
 from .circuitdb.manifest import parse_schema, read_schema
+from .connectors.callout_destinations import Network, parse_networks
 from .connectors.http_client import HttpConnector
 from .errors import CircuitError, QueryError, Rejected
 from .execution.callout_policy import HostPattern
@@ -82,8 +83,18 @@ def _trigger_registry(runtime: Runtime, specs: list[str], memory_cap: int) -> Tr
     return registry
 
 
-def _open_records(target: str | None, tenant: str) -> CircuitDB:
-    """The records store: a SQLite path or URL, a PostgreSQL URL, or a temporary SQLite file."""
+def _open_records(target: str | None, tenant: str, must_exist: bool = False) -> CircuitDB:
+    """The records store: a SQLite path or URL, a PostgreSQL URL, or a temporary SQLite file.
+
+    ``must_exist`` (commands that only read) refuses a SQLite file that is not there, instead of
+    creating an empty store and answering from it: a typo in ``--db`` must not look like no rows.
+    """
+    if must_exist:
+        if target is None:
+            raise Rejected("--db is required: which records store to read")
+        path = target.removeprefix("sqlite:///") if "://" not in target or target.startswith("sqlite:") else None
+        if path is not None and not Path(path).is_file():
+            raise Rejected(f"no records store at {path} (run or apply a schema to create one)")
     try:
         return open_store(target, tenant)
     except CircuitError:
@@ -100,16 +111,24 @@ def _manifest_beside(module: Path) -> Path | None:
     return None
 
 
+def _networks(texts: list[str]) -> tuple[Network, ...]:
+    try:
+        return parse_networks(texts)
+    except ValueError as exc:
+        raise Rejected(f"--allow-network: {exc}") from None
+
+
 def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
     try:
         limits = LimitsProfile.from_json_file(args.limits) if args.limits else LimitsProfile()
         allowed = tuple(HostPattern.parse(p) for p in args.allow_host)
+        networks = _networks(args.allow_network)
         event = _read_event(args.event)
         with Runtime(cache_dir=settings.cache_dir) as runtime:
             module = runtime.load_file(args.module, limits.memory_bytes)
             registry = _trigger_registry(runtime, args.trigger, limits.memory_bytes)
             records = _open_records(args.db, args.tenant)
-            http = HttpConnector()
+            http = HttpConnector(allowed_networks=networks)
             try:
                 manifest = args.manifest or _manifest_beside(args.module)
                 if manifest is not None:
@@ -137,7 +156,7 @@ def cmd_run(args: argparse.Namespace, settings: HostSettings) -> int:
 
 
 def cmd_query(args: argparse.Namespace, settings: HostSettings) -> int:
-    records = _open_records(args.db, args.tenant)
+    records = _open_records(args.db, args.tenant, must_exist=True)
     try:
         transaction = records.begin()
         try:
@@ -201,7 +220,7 @@ def cmd_schema_add_field(args: argparse.Namespace, settings: HostSettings) -> in
 
 
 def cmd_schema_show(args: argparse.Namespace, settings: HostSettings) -> int:
-    records = _open_records(args.db, args.tenant)
+    records = _open_records(args.db, args.tenant, must_exist=True)
     try:
         definition = records.schema.object(args.object)
     finally:
@@ -341,6 +360,8 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def cmd_deploy(args: argparse.Namespace, settings: HostSettings) -> int:
+    if not Path(args.bundle).is_file():
+        raise Rejected(f"no bundle file {args.bundle} (circuit build DIR writes one and prints its path)")
     client = _client(args)
     try:
         bundle = client.upload_bundle(args.bundle)
@@ -444,6 +465,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--limits", type=Path, default=None, help="JSON file with limit overrides")
     run.add_argument(
         "--allow-host", action="append", default=[], metavar="PATTERN", help="scheme://host[:port] callouts may reach"
+    )
+    run.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="private network callouts may connect to (refused by default), e.g. 127.0.0.0/8",
     )
     run.add_argument(
         "--trigger",

@@ -236,3 +236,23 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path, cache: Path) -> N
     ran = circuit("run", write_wat(tmp_path, "echo"), "--event", event, "--db", url, "--json", cache=cache)
     assert ran.returncode == 2
     assert "cannot open the records store" in json.loads(ran.stdout)["error"]["message"]
+
+
+def test_query_refuses_a_store_that_is_not_there_instead_of_creating_an_empty_one(tmp_path: Path, cache: Path) -> None:
+    typo = tmp_path / "typo.db"
+    answered = circuit("query", "SELECT Id FROM Contact", "--db", typo, cache=cache)
+    assert answered.returncode == 2
+    assert f"no records store at {typo}" in answered.stderr
+    assert "(0 rows)" not in answered.stdout
+    assert not typo.exists()
+    shown = circuit("schema", "show", "Contact", "--db", f"sqlite:///{typo}", cache=cache)
+    assert shown.returncode == 2
+    assert not typo.exists()
+
+
+def test_deploy_of_a_missing_bundle_file_is_a_clear_error_not_a_traceback(tmp_path: Path, cache: Path) -> None:
+    missing = tmp_path / "nothing.circuit"
+    deployed = circuit("deploy", missing, "--env", "dev", "--key", "k", "--server", "http://127.0.0.1:9", cache=cache)
+    assert deployed.returncode == 2
+    assert f"no bundle file {missing}" in deployed.stderr
+    assert "Traceback" not in deployed.stderr
