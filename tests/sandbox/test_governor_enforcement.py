@@ -26,9 +26,11 @@ class CountingRecords:
         inner = self.store.begin()
 
         class Counting:
-            def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+            def query(
+                self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None
+            ) -> QueryResult:
                 outer.queries_seen += 1
-                return inner.query(soql, binds, max_rows)
+                return inner.query(soql, binds, max_rows, timeout_ms)
 
             def dml(
                 self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id"

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..abi.codec import decode, encode
-from ..connectors.records import DmlOp
-from ..errors import DmlError, QueryError
+from ..connectors.records import DmlOp, QueryTimeout
+from ..errors import DmlError, ExecutionTimeout, QueryError
 from ..execution.context import ExecutionContext
 from ..soql.parser import IDENTIFIER
 
@@ -34,11 +34,22 @@ def query(context: ExecutionContext, soql: str, binds_payload: bytes) -> bytes:
         items = value if isinstance(value, list) else [value]
         if not all(_is_value(item) for item in items):
             raise QueryError(f"bind :{name} must be a scalar (nil, bool, int64, float, str) or a list of them")
+    # The deadline cannot interrupt a host call, so the query gets the time left as its own limit.
+    time_left = governor.time_left_ms()
+    if time_left <= 0:
+        raise ExecutionTimeout("execution deadline passed before the query")
     with context.log.timed("QUERY", soql) as span:
-        result = context.records.query(soql, binds, max_rows=governor.remaining("query_rows"))
+        try:
+            result = context.records.query(soql, binds, max_rows=governor.remaining("query_rows"), timeout_ms=time_left)
+        except QueryTimeout:
+            raise ExecutionTimeout(
+                f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached during a query"
+            ) from None
         span.rows = max(len(result.records), result.total_size)
     governor.charge("query_rows", span.rows)
-    return encode({"records": result.records, "total_size": result.total_size})
+    payload = encode({"records": result.records, "total_size": result.total_size})
+    governor.charge("query_bytes", len(payload))
+    return payload
 
 
 def _rows_of(payload: Any) -> tuple[list[Mapping[str, Any]], str]:

@@ -21,6 +21,7 @@ from sqlalchemy.sql.selectable import FromClause
 
 from ..errors import QueryError
 from ..soql.parser import (
+    MAX_LIKE_PATTERNS_LENGTH,
     And,
     Bind,
     Comparison,
@@ -40,6 +41,7 @@ from ..soql.parser import (
     bind_count,
     bind_list,
     bind_scalar,
+    check_like_pattern,
     date_range,
     error_at,
 )
@@ -139,6 +141,7 @@ class _Translator:
         self.binds = binds
         self.dialect = dialect
         self.today = today
+        self.like_length = 0  # characters in the query's LIKE patterns so far
 
     # --- names -----------------------------------------------------------------------------
 
@@ -262,6 +265,10 @@ class _Translator:
         pattern = self.scalar(c.pattern)
         if not isinstance(pattern, str):
             raise error_at(c.pattern.pos, "LIKE needs a string pattern")
+        check_like_pattern(pattern, c.pattern.pos)  # a bind's value is known only now
+        self.like_length += len(pattern)
+        if self.like_length > MAX_LIKE_PATTERNS_LENGTH:
+            raise error_at(c.pattern.pos, f"the query's LIKE patterns total over {MAX_LIKE_PATTERNS_LENGTH} characters")
         bound = text_key(sa.bindparam(None, pattern, type_=sa.Text()), self.dialect)
         return sa.and_(column.is_not(None), text_key(column, self.dialect).like(bound, escape="\\"))
 

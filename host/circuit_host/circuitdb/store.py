@@ -29,13 +29,15 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from ..connectors.records import DmlOp, DmlResult, QueryResult
+from ..connectors.records import DmlOp, DmlResult, QueryResult, QueryTimeout
 from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..migrations import circuitdb_definitions, upgrade
 from ..soql.parser import IDENTIFIER, parse
 from ..storage_engine import make_engine
+from .database_errors import translated
 from .dml import Statement, UnknownField
 from .field_checks import check_field
 from .query import compile_query
@@ -67,6 +69,7 @@ from .values import from_storage, now, shown
 
 MAX_TENANT_LENGTH = 200
 _T = TypeVar("_T")
+log = structlog.get_logger("circuit.circuitdb")
 
 
 @dataclass(frozen=True)
@@ -410,10 +413,13 @@ class CircuitTransaction:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
         if max_rows < 0:
             raise ValueError("max_rows must not be negative")
         parsed = parse(soql)
+        what = f"query on {parsed.object_name}"
+        if timeout_ms is not None and timeout_ms <= 0:
+            raise QueryTimeout(f"{what}: no time left to run it")
         self._enter("reading")
         try:
             compiled = self._compile(parsed, binds, max_rows)
@@ -421,18 +427,43 @@ class CircuitTransaction:
             if not self._db.refresh():
                 raise
             compiled = self._compile(parsed, binds, max_rows)
-        try:
+        # The parser's caps on nesting and conditions keep queries inside SQLite's limits; the
+        # translation of "too complex" is only a backstop.
+        with translated(what, QueryError, timeout_ms), self._statement_scope(timeout_ms):
             found = self._conn.execute(compiled.statement).all()
-        except sa.exc.OperationalError as e:
-            # The parser's caps on nesting and conditions keep queries inside SQLite's limits;
-            # this is only a backstop.
-            text = str(e.orig)
-            if "stack overflow" in text or "too large" in text or "too many" in text:
-                raise QueryError(f"query is too complex: {text}") from None
-            raise
         if compiled.count:
             return QueryResult([], int(found[0][0]))
         return QueryResult([compiled.record(row) for row in found], len(found))
+
+    @contextmanager
+    def _statement_scope(self, timeout_ms: int | None) -> Iterator[None]:
+        """One read statement, cut off after ``timeout_ms``; on PostgreSQL in a savepoint, so that a
+        failed (or cut-off) statement does not abort the rest of the transaction, as on SQLite."""
+        if self._db.dialect == "sqlite":
+            if timeout_ms is None:
+                yield
+                return
+            raw = self._conn.connection.dbapi_connection
+            assert raw is not None
+            # sqlite3_interrupt is the one call meant for another thread; SQLite acts on it between
+            # rows (not inside one LIKE), and ignores it once no statement runs on the connection.
+            alarm = threading.Timer(timeout_ms / 1000, raw.interrupt)
+            alarm.start()
+            try:
+                yield
+            finally:
+                alarm.cancel()
+                alarm.join()
+            return
+        limit = f"; SET LOCAL statement_timeout = {int(timeout_ms)}" if timeout_ms is not None else ""
+        self._conn.exec_driver_sql(f"SAVEPOINT cdb_read{limit}")
+        try:
+            yield
+        except BaseException:
+            self._conn.exec_driver_sql("ROLLBACK TO SAVEPOINT cdb_read; RELEASE SAVEPOINT cdb_read")
+            raise
+        reset = "SET LOCAL statement_timeout TO DEFAULT; " if timeout_ms is not None else ""
+        self._conn.exec_driver_sql(f"{reset}RELEASE SAVEPOINT cdb_read")
 
     def _compile(self, parsed: Any, binds: Mapping[str, Any], max_rows: int) -> Any:
         catalog = self._db._catalog
@@ -450,7 +481,9 @@ class CircuitTransaction:
         assert id_field is not None
         listed = sa.select(value_table(wanted, id_field, self._conn.dialect).c.value)
         found: dict[str, dict[str, Any]] = {}
-        for row in self._conn.execute(sa.select(table).where(table.c.id.in_(listed))).mappings():
+        with translated(f"reading {obj.name} records", DmlError):
+            rows = self._conn.execute(sa.select(table).where(table.c.id.in_(listed))).mappings().all()
+        for row in rows:
             found[row["id"]] = {f.name: from_storage(f, row[f.key]) for f in obj.fields}
         return [found[i] for i in ids if i in found]
 
@@ -473,21 +506,23 @@ class CircuitTransaction:
         """Run one statement in its own savepoint; retried once if the schema was stale."""
         self._object(object_name, DmlError)
         self._enter("writing")
-        for attempt in (1, 2):
-            catalog = self._db._catalog
-            obj = catalog.schema.object(object_name)
-            assert obj is not None
-            try:
-                with self.savepoint():
-                    return work(Statement(self._conn, catalog.schema, obj, catalog.table, now()))
-            except UnknownField:
-                if attempt == 2 or not self._db.refresh():
-                    raise
-            except sa.exc.IntegrityError as e:
-                # Only a concurrent transaction can get past the statement's own uniqueness checks.
-                raise DmlError(
-                    f"duplicate value on a unique field of {obj.name}: another transaction saved it first ({e.orig})"
-                ) from None
+        with translated(f"DML on {object_name}", DmlError):
+            for attempt in (1, 2):
+                catalog = self._db._catalog
+                obj = catalog.schema.object(object_name)
+                assert obj is not None
+                try:
+                    with self.savepoint():
+                        return work(Statement(self._conn, catalog.schema, obj, catalog.table, now()))
+                except UnknownField:
+                    if attempt == 2 or not self._db.refresh():
+                        raise
+                except sa.exc.IntegrityError as e:
+                    # Only a concurrent transaction can get past the statement's own uniqueness checks.
+                    log.info("unique index conflict", object=obj.name, error=str(e.orig))
+                    raise DmlError(
+                        f"duplicate value on a unique field of {obj.name}: another transaction saved it first"
+                    ) from None
         raise AssertionError("unreachable")
 
     def _object(self, object_name: str, error: type[CircuitError]) -> tuple[ObjectDef, sa.Table]:

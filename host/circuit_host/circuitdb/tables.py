@@ -174,6 +174,7 @@ def value_table(values: Sequence[Any], f: FieldDef, dialect: Dialect) -> sa.Tabl
     element: TypeEngine[Any] = sa.Text()
     if f.type is FieldType.NUMBER:
         element = sa.Double()
+        values = [float(v) for v in values]  # psycopg refuses a list mixing int and float
     elif f.type is FieldType.DATETIME:
         element = sa.DateTime(timezone=True)
     elif f.type in (FieldType.BOOLEAN, FieldType.DATE):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
 
+from ..errors import CircuitError
+
 
 class DmlOp(IntEnum):
     """The ABI's ``dml-op`` enum; the values are the lowered i32."""
@@ -22,6 +24,15 @@ class DmlOp(IntEnum):
     UPSERT = 2
     DELETE = 3
     UNDELETE = 4
+
+
+class QueryTimeout(CircuitError):
+    """A query ran past the ``timeout_ms`` it was given and was cut off.
+
+    Not catchable: the caller says what the time was (the execution's deadline, an endpoint's limit).
+    """
+
+    kind = "query_timeout"
 
 
 @dataclass
@@ -43,11 +54,12 @@ class DmlResult:
 class RecordsTransaction(Protocol):
     """One execution's unit of work. ``commit``, ``rollback`` and ``close`` end it."""
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
         """Run one SOQL query, returning at most ``max_rows + 1`` records.
 
         The extra record lets the caller detect that the governor's row limit would be
-        exceeded without the store ever loading an unbounded result.
+        exceeded without the store ever loading an unbounded result. A query still running
+        after ``timeout_ms`` (None: no limit) is cut off with ``QueryTimeout``.
         """
         ...
 

@@ -28,6 +28,7 @@ class LimitsProfile(BaseModel):
     memory_bytes: int = Field(128 * MIB, ge=64 * 1024, le=4096 * MIB, description="Linear memory cap.")
     queries: int = Field(100, ge=0, description="records.query calls.")
     query_rows: int = Field(50_000, ge=0, description="Rows returned by all queries.")
+    query_bytes: int = Field(16 * MIB, ge=0, description="Size of the msgpack results of all queries.")
     dml_statements: int = Field(150, ge=0, description="records.dml calls.")
     dml_rows: int = Field(10_000, ge=0, description="Rows processed by all DML statements.")
     callouts: int = Field(100, ge=0, description="http.callout calls, allowed or refused.")

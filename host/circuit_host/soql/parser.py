@@ -31,6 +31,10 @@ MAX_QUERY_LENGTH = 100_000
 MAX_DEPTH = 20
 MAX_CONDITIONS = 500
 MAX_NUMBER_LENGTH = 40
+# A LIKE costs up to pattern length x value length per row, and SQLite cannot interrupt a row's
+# conditions midway: these bound the pattern side, per LIKE and over all of a query's LIKEs.
+MAX_LIKE_PATTERN_LENGTH = 200
+MAX_LIKE_PATTERNS_LENGTH = 1_000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -72,6 +76,13 @@ _NOWHERE = Position(0, 0)
 def error_at(pos: Position, message: str) -> QueryError:
     """A ``QueryError`` that points at ``pos``."""
     return QueryError(f"{pos}: {message}")
+
+
+def check_like_pattern(pattern: str, pos: Position) -> str:
+    """``pattern``, or a ``QueryError`` if it is longer than ``MAX_LIKE_PATTERN_LENGTH``."""
+    if len(pattern) > MAX_LIKE_PATTERN_LENGTH:
+        raise error_at(pos, f"LIKE pattern of {len(pattern)} characters is over the {MAX_LIKE_PATTERN_LENGTH} allowed")
+    return pattern
 
 
 @dataclass(frozen=True)
@@ -630,6 +641,8 @@ class _Parser:
             pattern = self.operand()
             if not isinstance(pattern, Bind) and not (isinstance(pattern, Constant) and isinstance(pattern.value, str)):
                 raise error_at(pattern.pos, "LIKE needs a string pattern")
+            if isinstance(pattern, Constant):
+                check_like_pattern(str(pattern.value), pattern.pos)
             return Like(f, pattern)
         if self.accept_keyword("IN"):
             return In(f, self.value_list())

@@ -196,7 +196,7 @@ class OutboxTransaction:
     def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
         raise NotImplementedError
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
         raise NotImplementedError
 
 

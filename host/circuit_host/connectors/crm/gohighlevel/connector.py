@@ -275,7 +275,7 @@ class GoHighLevelTransaction(OutboxTransaction):
 
     # --- reads -------------------------------------------------------------------------
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
         if max_rows < 0:
             raise ValueError("max_rows must not be negative")
         q = parse(soql)
