@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,9 +11,10 @@ import pytest
 
 from circuit_host.capabilities import records
 from circuit_host.circuitdb import CircuitDB, FieldDef, FieldType
-from circuit_host.errors import DmlError, GuestFault, LimitExceeded, QueryError
+from circuit_host.errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, QueryError
 from circuit_host.execution.context import ExecutionContext
 from circuit_host.execution.limits import LimitsProfile
+from tests.circuitdb.test_query_costs import SLOW_QUERY, seed_notes
 from tests.contexts import make_context
 
 INSERT, UPDATE, UPSERT, DELETE = "insert", "update", "upsert", "delete"  # the dml-op case names
@@ -108,3 +110,37 @@ def test_malformed_msgpack_from_the_guest_is_a_fault(context: ExecutionContext) 
     nested = b"\x91" * 100 + b"\xc0"
     with pytest.raises(GuestFault, match="nested deeper"):
         records.dml(context, INSERT, "Contact", nested)
+
+
+# --- what a query may cost and say (issue 11, items 4, 12, 13) ----------------------------------
+
+
+def test_a_query_past_the_deadline_ends_the_execution_as_a_timeout(any_records: CircuitDB) -> None:
+    seed_notes(any_records)
+    with make_context(any_records, LimitsProfile(timeout_ms=500)) as context:
+        started = time.monotonic()
+        with pytest.raises(ExecutionTimeout, match="500 ms reached during a query"):
+            query(context, SLOW_QUERY)
+        assert time.monotonic() - started < 1.5
+
+
+def test_query_results_are_charged_in_bytes(any_records: CircuitDB) -> None:
+    seed_notes(any_records, count=3, length=1_000)
+    with make_context(any_records, LimitsProfile(query_bytes=2_500)) as context:
+        one = records.query(context, "SELECT Body__c FROM Note__c LIMIT 1", b"")
+        assert context.governor.used("query_bytes") == len(one)
+        with pytest.raises(LimitExceeded, match="query_bytes"):
+            query(context, "SELECT Body__c FROM Note__c")
+        assert context.governor.used("query_bytes") == len(one)  # the refused result is not counted
+
+
+def test_a_database_error_reaches_the_guest_without_sql_or_tables(any_records: CircuitDB) -> None:
+    table = any_records.table_name("Contact")
+    with any_records.engine.connect() as conn:  # as if another process dropped it
+        conn.exec_driver_sql(f'DROP TABLE "{table}"')
+    with make_context(any_records) as context:
+        with pytest.raises(QueryError) as caught:
+            query(context, "SELECT LastName FROM Contact")
+        message = str(caught.value)
+        assert message.startswith("query on Contact: ")
+        assert "cdb_" not in message and "SELECT" not in message
