@@ -37,6 +37,34 @@ def limiter_of(request: Request) -> RateLimiter:
     return limiter
 
 
+def _failures_key(request: Request) -> str:
+    return f"auth-failures:{request.client.host if request.client else 'unknown'}"
+
+
+def refuse_if_guessing(request: Request) -> None:
+    """429 for a client address that sent too many bad keys or webhook tokens lately: guessing
+    credentials costs the guesser time, not the server work."""
+    per_minute = state_of(request).settings.failed_auth_per_minute
+    wait = limiter_of(request).wait(_failures_key(request), per_minute)
+    if wait > 0:
+        raise Problem(
+            429, "Too many failed attempts", "too many bad credentials from this address", retry_after_header(wait)
+        )
+
+
+def count_failure(request: Request) -> None:
+    """Charge one bad credential to the client address."""
+    limiter_of(request).acquire(_failures_key(request), state_of(request).settings.failed_auth_per_minute)
+
+
+def enforce_request_size(request: Request, state: ServerState, tenant_id: str) -> None:
+    """The tenant's own request-size setting, below the server's cap (which the middleware enforces)."""
+    declared = request.headers.get("content-length")
+    limit = state.platform.tenants.get_settings(tenant_id).max_request_bytes
+    if declared is not None and declared.isdigit() and int(declared) > limit and request.url.path != "/v1/bundles":
+        raise Problem(413, "Request too large", f"this tenant's requests are limited to {limit} bytes")
+
+
 def enforce_rate_limit(state: ServerState, limiter: RateLimiter, tenant_id: str) -> None:
     per_minute = state.platform.tenants.get_settings(tenant_id).rate_limit_per_minute
     wait = limiter.acquire(tenant_id, per_minute)
@@ -54,14 +82,17 @@ def require(scope: str) -> Callable[..., Caller]:
             raise Problem(
                 401, "Unauthorized", "send an API key as `Authorization: Bearer KEY`", {"WWW-Authenticate": "Bearer"}
             )
+        refuse_if_guessing(request)
         state = state_of(request)
         key = state.platform.tenants.authenticate(credentials.credentials)
         if key is None:
+            count_failure(request)
             raise Problem(401, "Unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
         scopes = frozenset(key.scopes)
         if not key.allows(scope):
             raise Problem(403, "Forbidden", f"this key lacks the {scope!r} scope")
         enforce_rate_limit(state, limiter_of(request), key.tenant_id)
+        enforce_request_size(request, state, key.tenant_id)
         return Caller(key.tenant_id, key.id, scopes)
 
     return dependency

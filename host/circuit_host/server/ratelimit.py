@@ -18,6 +18,15 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, updated_at)
         self._lock = threading.Lock()
 
+    def wait(self, key: str, per_minute: int) -> float:
+        """The seconds until ``key`` has a token again, without taking one (0 when it has)."""
+        capacity = float(max(per_minute, 1))
+        with self._lock:
+            now = self._clock()
+            tokens, updated = self._buckets.get(key, (capacity, now))
+            tokens = min(capacity, tokens + (now - updated) * capacity / 60.0)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / (capacity / 60.0)
+
     def acquire(self, tenant: str, per_minute: int) -> float:
         """Take one request's token; returns 0 when allowed, else the seconds to wait."""
         capacity = float(max(per_minute, 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ServerSettings(BaseModel):
@@ -14,7 +14,12 @@ class ServerSettings(BaseModel):
     db_url: str | None = None  # None: SQLite files in data_dir
     cache_dir: Path | None = None  # compiled modules; default data_dir/modules
     max_request_bytes: int = 1024 * 1024
+    query_timeout_ms: int = Field(5_000, ge=1, description="How long one GET /v1/query may run.")
+    max_query_response_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Largest GET /v1/query answer.")
     public_url: str = "http://127.0.0.1:8080"
+    failed_auth_per_minute: int = Field(
+        30, ge=1, description="Bad API keys or webhook tokens one client address may send per minute before 429."
+    )
 
     @property
     def platform_url(self) -> str:

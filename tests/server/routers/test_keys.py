@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+
+from circuit_host.server import ServerSettings, create_app
+from circuit_host.server.state import ServerState
 from tests.server.routers.conftest import Tenant, problem
 
 ROUTES = [("POST", "/v1/keys"), ("GET", "/v1/keys"), ("DELETE", "/v1/keys/some-key-id")]
@@ -82,3 +87,35 @@ def test_every_route_needs_an_admin_key(acme: Tenant, method: str, path: str) ->
     basic = acme.client(None).request(method, path, json=body, headers={"authorization": "Basic YWRtaW46YWRtaW4="})
     problem(basic, 401)
     problem(acme.client(acme.key("deploy", "read", "webhook")).request(method, path, json=body), 403)
+
+
+def test_guessing_keys_or_webhook_tokens_from_one_address_is_throttled(tmp_path: Path, module_cache: Path) -> None:
+    """Bad credentials used to cost nothing (66 in 3 s, no 429): after the setting's number of bad
+    keys or webhook tokens, the address gets 429 with Retry-After, good key or not (issue 11, item 17)."""
+    settings = ServerSettings(data_dir=tmp_path / "data", cache_dir=module_cache, failed_auth_per_minute=5)
+    state = ServerState(settings)
+    try:
+        tenant = state.platform.tenants.create_tenant("Guessed")
+        _, good = state.platform.tenants.create_api_key(tenant.id, ["admin"], "good")
+        with TestClient(create_app(settings, state)) as client:
+            for attempt in range(3):
+                assert client.get("/v1/keys", headers={"authorization": f"Bearer cs_guess{attempt}"}).status_code == 401
+            for attempt in range(2):
+                assert client.post(f"/v1/hooks/generic/not-a-token-{attempt}", content=b"{}").status_code == 404
+            throttled = client.get("/v1/keys", headers={"authorization": "Bearer cs_guess_again"})
+            assert throttled.status_code == 429
+            assert int(throttled.headers["retry-after"]) >= 1
+            assert client.get("/v1/keys", headers={"authorization": f"Bearer {good}"}).status_code == 429
+            assert client.post("/v1/hooks/generic/another", content=b"{}").status_code == 429
+    finally:
+        state.close()
+
+
+def test_the_tenants_request_size_setting_is_enforced(acme: Tenant) -> None:
+    """``max_request_bytes`` per tenant was never enforced (issue 11, item 17)."""
+    acme.configure(max_request_bytes=2048)
+    big = {"records": [{"LastName": "x" * 4000}]}
+    answer = acme.admin.post("/v1/records/Contact", json=big)
+    problem(answer, 413)
+    small = acme.admin.post("/v1/records/Contact", json={"records": [{"LastName": "small"}]})
+    assert small.status_code == 200, small.text

@@ -18,7 +18,16 @@ from starlette.datastructures import Headers
 from ...connectors.crm import crm_registry
 from ...connectors.crm.crm_registry import CrmPlugin
 from ...webhooks import DEFAULT_LIMITS, WebhookRejected, read_json_body
-from ..auth import Caller, enforce_rate_limit, limiter_of, require, state_of
+from ..auth import (
+    Caller,
+    count_failure,
+    enforce_rate_limit,
+    enforce_request_size,
+    limiter_of,
+    refuse_if_guessing,
+    require,
+    state_of,
+)
 from ..problems import Problem
 from ..state import ServerState
 from .models import Environment, ExecutionSummary, HookResult
@@ -70,11 +79,14 @@ def _process(
 async def hook_by_token(
     source: str, token: str, request: Request, response: Response, state: ServerState = Depends(state_of)
 ) -> HookResult:
+    refuse_if_guessing(request)
     resolved = state.platform.tenants.resolve_webhook_token(token)
     if resolved is None:
+        count_failure(request)
         raise Problem(404, "Unknown webhook URL", "the token is unknown or was rotated")
     tenant_id, env = resolved
     enforce_rate_limit(state, limiter_of(request), tenant_id)
+    enforce_request_size(request, state, tenant_id)
     return _accepted(await _intake(request, state, tenant_id, env, source), response)
 
 
