@@ -7,11 +7,14 @@ write is kept.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from circuit_host.server import ServerSettings
+from tests.circuitdb.test_query_costs import SLOW_QUERY, seed_notes
 from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem, query
 from tests.server.test_end_to_end import variant
 
@@ -256,3 +259,50 @@ def test_writes_need_deploy_and_reads_need_read(
     assert query(acme.admin, "SELECT Id FROM Contact", env="production") == []  # nothing refused was written
     allowed = acme.client(acme.key(scope)).request(method, path, json=body)
     assert allowed.status_code == 200, allowed.text
+
+
+# --- what a query may cost and say (issue 11, items 4, 12, 13) ----------------------------------
+
+
+def reader(tenant: Tenant) -> Any:
+    return tenant.client(tenant.key("read"))
+
+
+def test_the_query_endpoint_stops_at_its_time_limit(acme: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServerSettings(data_dir=Path("unused")).query_timeout_ms == 5_000
+    state = acme.server.state
+    monkeypatch.setattr(state, "settings", state.settings.model_copy(update={"query_timeout_ms": 300}))
+    seed_notes(state.store(acme.id, "dev"))
+    started = time.monotonic()
+    answer = reader(acme).get("/v1/query", params={"soql": SLOW_QUERY, "env": "dev"})
+    assert time.monotonic() - started < 1.5
+    refused = problem(answer, 400)
+    assert refused["title"] == "Query timed out" and "300 ms" in refused["detail"]
+    assert query(acme.admin, "SELECT COUNT() FROM Note__c") == []  # the endpoint still answers
+
+
+def test_the_query_endpoint_caps_its_answer_in_bytes(acme: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = acme.server.state
+    monkeypatch.setattr(state, "settings", state.settings.model_copy(update={"max_query_response_bytes": 50_000}))
+    seed_notes(state.store(acme.id, "dev"), count=20, length=10_000)
+    refused = problem(reader(acme).get("/v1/query", params={"soql": "SELECT Body__c FROM Note__c", "env": "dev"}), 400)
+    assert refused["title"] == "Query result too large" and "50000" in refused["detail"]
+    assert len(query(acme.admin, "SELECT Body__c FROM Note__c LIMIT 4")) == 4
+
+
+def test_an_oversized_like_pattern_is_an_invalid_query(acme: Tenant) -> None:
+    soql = f"SELECT Id FROM Contact WHERE LastName LIKE '{'%' * 201}'"
+    refused = problem(reader(acme).get("/v1/query", params={"soql": soql, "env": "dev"}), 400)
+    assert refused["title"] == "Invalid query" and "LIKE pattern of 201 characters" in refused["detail"]
+
+
+def test_a_database_error_is_told_without_sql_or_tables(acme: Tenant) -> None:
+    store = acme.server.state.store(acme.id, "dev")
+    table = store.table_name("Contact")
+    with store.engine.connect() as conn:  # as if another process dropped it
+        conn.exec_driver_sql(f'DROP TABLE "{table}"')
+    answer = reader(acme).get("/v1/query", params={"soql": "SELECT LastName FROM Contact", "env": "dev"})
+    refused = problem(answer, 400)
+    assert refused["detail"].startswith("query on Contact: the records store could not run it (reference ")
+    for leak in ("cdb_", table, "SELECT", "[SQL"):
+        assert leak not in answer.text, leak

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from ...connectors.records import DmlOp
+from ...connectors.records import DmlOp, QueryTimeout
 from ..auth import Caller, require, state_of
+from ..problems import Problem
 from ..state import ServerState
 from .models import Environment, ExecutionSummary, QueryResultModel, RecordWrite, WriteResult
 
@@ -44,11 +45,29 @@ def query(
     limit: Annotated[int, Query(ge=1, le=50_000)] = 2000,
     caller: Caller = Depends(require("read")),
     state: ServerState = Depends(state_of),
-) -> QueryResultModel:
+) -> Response:
+    """At most ``limit`` rows; a query running longer than the server's ``query_timeout_ms``, or an
+    answer over ``max_query_response_bytes``, is refused with a 400 problem."""
+    settings = state.settings
     transaction = state.store(caller.tenant_id, env).begin()
     try:
-        result = transaction.query(soql, {}, max_rows=limit)
+        result = transaction.query(soql, {}, max_rows=limit, timeout_ms=settings.query_timeout_ms)
+    except QueryTimeout:
+        raise Problem(
+            400,
+            "Query timed out",
+            f"the query ran longer than the {settings.query_timeout_ms} ms this endpoint allows; "
+            "narrow its WHERE clause or shorten its LIKE patterns",
+        ) from None
     finally:
         transaction.rollback()
         transaction.close()
-    return QueryResultModel(records=result.records[:limit], total_size=result.total_size)
+    body = QueryResultModel(records=result.records[:limit], total_size=result.total_size).model_dump_json().encode()
+    if len(body) > settings.max_query_response_bytes:
+        raise Problem(
+            400,
+            "Query result too large",
+            f"the answer would be {len(body)} bytes, over the {settings.max_query_response_bytes} this endpoint "
+            "allows; select fewer fields or lower the limit",
+        )
+    return Response(body, media_type="application/json")
