@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 LEVELS = ("debug", "info", "warn", "error")
+MAX_HOST_MESSAGE_CHARS = 2048  # a host entry quotes guest input (SOQL text, URLs): bounded per entry
+MAX_STORED_LOG_BYTES = 4 * 1024 * 1024  # everything an execution's log keeps, guest and host lines
+ALWAYS_KEPT = frozenset({"EXECUTION_START", "LIMIT_USAGE", "EXECUTION_END"})  # the brackets of every log
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class ExecutionLog:
 
     execution_id: str
     entries: list[LogEntry] = field(default_factory=list)
+    max_bytes: int = MAX_STORED_LOG_BYTES
+    dropped: int = 0  # entries not kept once ``max_bytes`` was reached
+    _stored: int = 0
     _started: float = field(default_factory=time.monotonic)
     _started_wall: float = field(default_factory=time.time)
 
@@ -67,10 +73,31 @@ class ExecutionLog:
     def _now_ms(self) -> float:
         return round((time.monotonic() - self._started) * 1000, 3)
 
+    def _keep(self, entry: LogEntry) -> None:
+        """Store ``entry`` within the log's byte budget: host messages are cut to a bounded length,
+        and past ``max_bytes`` entries are counted instead of kept (the brackets always are)."""
+        if entry.source == "host" and len(entry.message) > MAX_HOST_MESSAGE_CHARS:
+            cut = len(entry.message) - MAX_HOST_MESSAGE_CHARS
+            entry = replace(entry, message=f"{entry.message[:MAX_HOST_MESSAGE_CHARS]}… ({cut} more characters)")
+        size = len(entry.message.encode("utf-8", "replace")) + 64
+        if self._stored + size > self.max_bytes and entry.event not in ALWAYS_KEPT:
+            if not self.dropped:
+                self.entries.append(
+                    LogEntry(
+                        self._now_ms(), "warn", f"debug log reached {self.max_bytes} bytes", "host", "LOG_TRUNCATED"
+                    )
+                )
+            self.dropped += 1
+            return
+        if entry.event == "EXECUTION_END" and self.dropped:
+            entry = replace(entry, message=f"{entry.message} ({self.dropped} log entries not kept)")
+        self._stored += size
+        self.entries.append(entry)
+
     def write(self, level: str, message: str, source: str = "guest") -> None:
         """A log line: the guest's (``USER_DEBUG``) or the host's own (``SYSTEM``)."""
         event = "USER_DEBUG" if source == "guest" else "SYSTEM"
-        self.entries.append(LogEntry(self._now_ms(), level, message, source, event))
+        self._keep(LogEntry(self._now_ms(), level, message, source, event))
         if source == "guest":
             # Guest lines belong to the execution's own log; operators see them at debug level.
             self._logger.debug(message, source=source, level=level)
@@ -79,7 +106,7 @@ class ExecutionLog:
 
     def event(self, event: str, message: str, rows: int | None = None, duration_ms: float | None = None) -> None:
         """A host event (``EXECUTION_START``, ``CODE_UNIT_STARTED``, ``LIMIT_USAGE``…)."""
-        self.entries.append(LogEntry(self._now_ms(), "debug", message, "host", event, rows, duration_ms))
+        self._keep(LogEntry(self._now_ms(), "debug", message, "host", event, rows, duration_ms))
 
     @contextmanager
     def timed(self, event: str, message: str) -> Iterator[Span]:
@@ -93,9 +120,7 @@ class ExecutionLog:
             raise
         finally:
             elapsed = round((time.monotonic() - started) * 1000, 3)
-            self.entries.append(
-                LogEntry(self._now_ms(), "debug", message + span.outcome, "host", event, span.rows, elapsed)
-            )
+            self._keep(LogEntry(self._now_ms(), "debug", message + span.outcome, "host", event, span.rows, elapsed))
 
     def render(self) -> str:
         """The Apex-style debug log: ``HH:MM:SS.mmm (nanoseconds)|EVENT|details``."""
