@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -178,3 +179,22 @@ def test_concurrent_deploys_serialise(
     assert chain[0].from_version is None
     assert all(later.from_version == earlier.to_version for earlier, later in itertools.pairwise(chain))
     assert active(two, tenant, "dev") == {"scorer": chain[-1].to_version}
+
+
+def test_old_gate_runs_are_purged_but_the_active_versions_pass_is_kept(
+    open_platform: Callable[..., Platform], runtime: Runtime, make_bundle: MakeBundle
+) -> None:
+    """Gate runs were never purged, and a refused deploy can be repeated at will (issue 11, item 6)."""
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    platform = open_platform(clock=lambda: now[0])
+    tenant = platform.tenants.create_tenant("Gated")
+    upload(platform, tenant, runtime, make_bundle, "1.0.0", "2.0.0")
+    for _ in range(50):
+        platform.deployments.record_gate_run(tenant.id, "production", "scorer", "2.0.0", "eve", False, None, "x" * 500)
+    platform.deployments.deploy(tenant.id, "production", "scorer", "1.0.0", "alice")
+    platform.deployments.record_gate_run(tenant.id, "production", "scorer", "1.0.0", "alice", True, 90.0, "ok")
+    now[0] += timedelta(days=31)
+    assert platform.deployments.purge_expired_gate_runs() == 50
+    kept = platform.deployments.gate_runs(tenant.id)
+    assert [(run.version, run.passed) for run in kept] == [("1.0.0", True)]
+    assert platform.deployments.passed_gate(tenant.id, "production", "scorer", "1.0.0")

@@ -40,3 +40,14 @@ def test_housekeeping_purges_only_what_is_past_retention(tmp_path: Path) -> None
         assert state.platform.executions.get_execution(tenant.id, "recent") is not None
     finally:
         state.close()
+
+
+def test_a_gate_refusal_is_bounded_whatever_the_tests_print() -> None:
+    """A refused deploy stored 6.5 MB of refusal text per request (issue 11, item 6)."""
+    from circuit_host.server.state import MAX_GATE_LINE, MAX_GATE_LINES, gate_refusal
+
+    failed = [f"test_{i}: fail: " + "x" * 100_000 for i in range(500)]
+    text = gate_refusal("scorer 1.0.0", failed, 500, 12.5)
+    assert len(text) < (MAX_GATE_LINE + 2) * MAX_GATE_LINES + 200
+    assert text.startswith("scorer 1.0.0: 500 of 500 tests failed (coverage 12.5%): test_0: fail: ")
+    assert text.endswith(f"; and {500 - MAX_GATE_LINES} more")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from circuit_host.circuitdb import CircuitDB
+from circuit_host.errors import Rejected
 from circuit_host.testing import TestRunner
+from circuit_host.testing.runner import TestBudget
 
 # The lab circuit's tests (tests/testing/circuits/lab/tests.zig) and what each must give.
 EXPECTED = {
@@ -89,3 +91,14 @@ def test_a_store_observer_sees_the_test_store_and_every_trigger_store(lab_runner
     finally:
         lab_runner.runtime.store_observer = None
     assert len(seen) == 2 and all("run-test" in exports for exports in seen)
+
+
+def test_a_budget_refuses_too_many_tests_or_too_long_a_run(lab_runner: TestRunner) -> None:
+    """The deploy gate runs inside a request: 20 spinning tests used to hold it 10.6 s (issue 11, item 6)."""
+    names = lab_runner.list_tests()
+    with pytest.raises(Rejected, match=f"{len(names)} tests, over the limit of 2"):
+        lab_runner.run_all(budget=TestBudget(max_tests=2, max_seconds=60))
+    with pytest.raises(Rejected, match="the tests ran over"):
+        lab_runner.run_all(budget=TestBudget(max_tests=100, max_seconds=0.000001))
+    report = lab_runner.run_all(names[:2], budget=TestBudget(max_tests=2, max_seconds=60))
+    assert [result.name for result in report.results] == names[:2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -224,6 +225,28 @@ class Deployments:
                 .limit(1)
             ).first()
         return found is not None
+
+    def purge_expired_gate_runs(self) -> int:
+        """Delete gate runs older than each tenant's execution retention; returns how many went.
+
+        The newest passing run of each active version is kept, so a rollback to it stays possible."""
+        g, d = self._db.tables.gate_runs, self._db.tables.deployments
+        now = self._db.now()
+        removed = 0
+        with self._db.write() as conn:
+            for tenant in self._tenants.list_tenants():
+                cutoff = now - timedelta(days=tenant.settings.execution_retention_days)
+                active = sa.select(d.c.name, d.c.version).where(d.c.tenant_id == tenant.id)
+                keep = {(row.name, row.version) for row in conn.execute(active)}
+                old = conn.execute(
+                    sa.select(g.c.id, g.c.circuit, g.c.version, g.c.passed).where(
+                        (g.c.tenant_id == tenant.id) & (g.c.at < cutoff)
+                    )
+                ).all()
+                doomed = [r.id for r in old if not (r.passed and (r.circuit, r.version) in keep)]
+                if doomed:
+                    removed += conn.execute(g.delete().where(g.c.id.in_(doomed))).rowcount or 0
+        return removed
 
     def gate_runs(self, tenant_id: str, limit: int = 100) -> list[GateRun]:
         """The deploy gate's verdicts, newest first."""

@@ -26,6 +26,7 @@ from ..execution.limits import RESOURCES, LimitsProfile
 from ..platform import BundleInfo, Conflict, ExecutionEntry, NotFound, Platform, records_tenant
 from ..sandbox.runtime import Runtime
 from ..testing import TestReport, outside_sdk, run_test_module
+from ..testing.runner import TestBudget
 from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
 from ..webhooks import Change, CoalesceKey, Coalescer
 from .changes import as_dml
@@ -34,6 +35,10 @@ from .settings import ServerSettings
 log = structlog.get_logger("circuit.server")
 REPLAY_TTL_S = 7 * 24 * 3600
 GATED_ENVIRONMENTS = frozenset({"staging", "production"})
+# The gate runs inside the deploy request: bounded in tests and time, and what it keeps of a refusal.
+GATE_BUDGET = TestBudget(max_tests=200, max_seconds=120.0)
+MAX_GATE_LINES = 20  # failed tests named in a refusal
+MAX_GATE_LINE = 300  # characters of each
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,8 @@ class ServerState:
             while True:
                 try:
                     purged = self.platform.executions.purge_expired_executions()
-                    log.info("executions purged", count=purged)
+                    gate_runs = self.platform.deployments.purge_expired_gate_runs()
+                    log.info("executions purged", count=purged, gate_runs=gate_runs)
                 except Exception:
                     log.exception("purging executions failed")
                 if self._stop_housekeeping.wait(interval_s):
@@ -290,13 +296,13 @@ class ServerState:
             limits=bundle.manifest.limits_profile(self.platform.tenants.get_settings(tenant_id).max_limits),
             coverage_of=outside_sdk,
             schema=custom_schema(self.store(tenant_id, env)),  # the schema the circuit will meet there
+            budget=GATE_BUDGET,
         )
         what = f"{bundle.name} {bundle.version}"
         percent = report.coverage.percent if report.coverage is not None else 0.0
         failed = [f"{r.name}: {r.status}: {r.message}" for r in report.results if r.status != "pass"]
         if failed:
-            summary = f"{len(failed)} of {len(report.results)} tests failed (coverage {percent:.1f}%)"
-            raise Rejected(f"{what}: {summary}: " + "; ".join(failed))
+            raise Rejected(gate_refusal(what, failed, len(report.results), percent))
         if percent < threshold:
             raise Rejected(f"{what}: tests cover {percent:.1f}% of its code, under the required {threshold}%")
         log.info("deploy gate passed", circuit=bundle.name, version=bundle.version, coverage=round(percent, 1))
@@ -363,6 +369,14 @@ def execution_limits(budgets: list[LimitsProfile], ceiling: LimitsProfile) -> Li
     if not budgets:
         return LimitsProfile().capped_by(ceiling)
     return LimitsProfile().with_overrides({name: max(getattr(b, name) for b in budgets) for name in RESOURCES})
+
+
+def gate_refusal(what: str, failed: list[str], total: int, percent: float) -> str:
+    """The deploy gate's refusal, bounded: it is answered, stored and shown, whatever the tests print."""
+    summary = f"{len(failed)} of {total} tests failed (coverage {percent:.1f}%)"
+    shown = "; ".join(line[:MAX_GATE_LINE] for line in failed[:MAX_GATE_LINES])
+    more = f"; and {len(failed) - MAX_GATE_LINES} more" if len(failed) > MAX_GATE_LINES else ""
+    return f"{what}: {summary}: {shown}{more}"
 
 
 def custom_schema(store: CircuitDB) -> SchemaChanges:

@@ -108,6 +108,16 @@ class TestReport:
         return report
 
 
+@dataclass(frozen=True)
+class TestBudget:
+    """How many tests one run may have, and how long it may take (the deploy gate runs inside a request)."""
+
+    __test__ = False  # not a pytest test class
+
+    max_tests: int
+    max_seconds: float
+
+
 @contextmanager
 def open_test_context(
     records: CircuitDB,
@@ -221,8 +231,20 @@ class TestRunner:
             logs=list(context.log.entries),
         )
 
-    def run_all(self, names: list[str] | None = None) -> TestReport:
-        return TestReport([self.run(name) for name in (names if names is not None else self.list_tests())])
+    def run_all(self, names: list[str] | None = None, budget: TestBudget | None = None) -> TestReport:
+        """Run the tests (all by default); a ``budget`` refuses too many tests or too long a run."""
+        names = names if names is not None else self.list_tests()
+        if budget is None:
+            return TestReport([self.run(name) for name in names])
+        if len(names) > budget.max_tests:
+            raise Rejected(f"{len(names)} tests, over the limit of {budget.max_tests} per run")
+        started = time.monotonic()
+        results: list[TestResult] = []
+        for name in names:
+            if time.monotonic() - started > budget.max_seconds:
+                raise Rejected(f"the tests ran over {budget.max_seconds:g} s after {len(results)} of {len(names)}")
+            results.append(self.run(name))
+        return TestReport(results)
 
     # -- one store, one transaction ------------------------------------------------------------
 

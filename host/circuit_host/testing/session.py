@@ -23,7 +23,7 @@ from ..sandbox.runtime import Runtime
 from ..toolchain.python_build import is_python_circuit
 from .capability import runtime_for_tests
 from .guest_coverage import GuestCoverage
-from .runner import TestReport, TestResult, TestRunner
+from .runner import TestBudget, TestReport, TestResult, TestRunner
 
 NO_TESTS_COLLECTED = 5  # pytest's exit code
 
@@ -71,6 +71,7 @@ def run_test_module(
     limits: LimitsProfile | None = None,
     coverage_of: Callable[[str], bool] | None = None,
     schema: SchemaChanges | None = None,
+    budget: TestBudget | None = None,
 ) -> TestReport:
     """Run a built test module against a scratch store; with ``coverage_of``, measure the files it keeps.
 
@@ -87,17 +88,17 @@ def run_test_module(
                 records.apply_schema(manifest.schema_changes())
             with runtime_for_tests(cache_dir) as runtime:
                 if is_component(wasm):
-                    return _run_test_component(runtime, wasm, records, manifest, limits, names, coverage_of)
+                    return _run_test_component(runtime, wasm, records, manifest, limits, names, coverage_of, budget)
                 if coverage_of is None:
                     module = runtime.load_module(wasm, limits.memory_bytes)
-                    return TestRunner(runtime, module, records, manifest, limits).run_all(names)
+                    return TestRunner(runtime, module, records, manifest, limits).run_all(names, budget)
                 instrumented = instrument(wasm)
                 runs: list[bytes] = []
                 runtime.store_observer = lambda store, instance: runs.append(
                     read_counters(store, instance, instrumented.counter_count)
                 )
                 module = runtime.load_module(instrumented.wasm, limits.memory_bytes, extra_memories=1)
-                report = TestRunner(runtime, module, records, manifest, limits).run_all(names)
+                report = TestRunner(runtime, module, records, manifest, limits).run_all(names, budget)
                 counters = merge_counters(runs, instrumented.counter_count)
                 measured = CoverageReport.from_counters(instrumented, counters, LineTable.from_wasm(wasm))
                 return replace(report, coverage=measured.restricted_to(coverage_of))
@@ -113,13 +114,14 @@ def _run_test_component(
     limits: LimitsProfile,
     names: list[str] | None,
     coverage_of: Callable[[str], bool] | None,
+    budget: TestBudget | None = None,
 ) -> TestReport:
     """A Python test component: the guest measures its own coverage, read after every instance."""
     loaded = runtime.load(wasm)
     collected = GuestCoverage()
     if coverage_of is not None:
         runtime.components.observer = collected.observe
-    report = TestRunner(runtime, loaded, records, manifest, limits).run_all(names)
+    report = TestRunner(runtime, loaded, records, manifest, limits).run_all(names, budget)
     if coverage_of is None:
         return report
     return replace(report, coverage=collected.report().restricted_to(coverage_of))
