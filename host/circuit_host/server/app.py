@@ -39,7 +39,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # on the event loop: answers while the thread pool is busy
         return {"status": "ok"}
 
     app.add_middleware(

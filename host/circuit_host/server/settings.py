@@ -17,6 +17,10 @@ class ServerSettings(BaseModel):
     query_timeout_ms: int = Field(5_000, ge=1, description="How long one GET /v1/query may run.")
     max_query_response_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Largest GET /v1/query answer.")
     public_url: str = "http://127.0.0.1:8080"
+    max_concurrent_executions: int = Field(
+        24, ge=1, description="Executions running at once in this process (below the thread pool's 40)."
+    )
+    max_concurrent_executions_per_tenant: int = Field(8, ge=1, description="Of those, one tenant's share.")
     failed_auth_per_minute: int = Field(
         30, ge=1, description="Bad API keys or webhook tokens one client address may send per minute before 429."
     )

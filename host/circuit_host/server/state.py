@@ -29,6 +29,7 @@ from ..testing import TestReport, outside_sdk, run_test_module
 from ..testing.runner import TestBudget
 from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
 from ..webhooks import Change, CoalesceKey, Coalescer
+from .admission import ExecutionAdmission
 from .changes import as_dml
 from .settings import ServerSettings
 
@@ -60,6 +61,9 @@ class Deployed:
 class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        self.admission = ExecutionAdmission(
+            settings.max_concurrent_executions, settings.max_concurrent_executions_per_tenant
+        )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.runtime = Runtime(cache_dir=settings.module_cache)
         self.platform = Platform(settings.platform_url)

@@ -8,6 +8,7 @@ write is kept.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,26 @@ def test_a_database_error_is_told_without_sql_or_tables(acme: Tenant) -> None:
     assert refused["detail"].startswith("query on Contact: the records store could not run it (reference ")
     for leak in ("cdb_", table, "SELECT", "[SQL"):
         assert leak not in answer.text, leak
+
+
+def test_executions_beyond_the_tenants_share_or_the_servers_bound_are_refused_with_retry_after(
+    acme: Tenant, globex: Tenant
+) -> None:
+    """45 writes waiting on a slow callout used to stall every tenant (issue 11, item 9): executions
+    are admitted up to a bound per tenant and overall, and refused beyond it instead of queueing."""
+    admission = acme.server.state.admission
+    write = {"records": [{"LastName": "Bounded"}]}
+    with ExitStack() as held:
+        for _ in range(admission.max_per_tenant):
+            held.enter_context(admission.admitted(acme.id))
+        refused = acme.admin.post("/v1/records/Contact", json=write)
+        problem(refused, 429)
+        assert refused.headers["retry-after"] == "1"
+        assert globex.admin.post("/v1/records/Contact", json=write).status_code == 200  # others unaffected
+        for index in range(admission.max_total - admission.max_per_tenant):
+            held.enter_context(admission.admitted(f"other-{index % 3}-{index}"))
+        busy = globex.admin.post("/v1/records/Contact", json=write)
+        problem(busy, 503)
+        assert busy.headers["retry-after"] == "1"
+    assert admission.running() == 0
+    assert acme.admin.post("/v1/records/Contact", json=write).status_code == 200

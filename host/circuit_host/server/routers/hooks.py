@@ -60,14 +60,18 @@ def _process(
     # when the source sends none (a verified body cannot be re-sent unchanged as a new delivery).
     body_id = "sha256:" + hashlib.sha256(body).hexdigest()
     changes = [c if c.webhook_id else replace(c, webhook_id=body_id) for c in changes]
-    if not state.claim_deliveries(tenant_id, source, [c.webhook_id for c in changes]):
-        raise Problem(409, "Replay", "this webhook was already received")
+    delivery_ids = [c.webhook_id for c in changes]
     if settings.coalesce_window_ms > 0:
+        if not state.claim_deliveries(tenant_id, source, delivery_ids):
+            raise Problem(409, "Replay", "this webhook was already received")
         coalescer = state.coalescer(tenant_id, settings.coalesce_window_ms)
         for change in changes:
             coalescer.add(tenant_id, env, change)
         return HookResult(executions=[], queued=sum(len(c.records) for c in changes))
-    records = state.apply_webhook_changes(tenant_id, env, source, changes, [c.webhook_id for c in changes])
+    with state.admission.admitted(tenant_id):  # refused before claiming: the sender's retry will run
+        if not state.claim_deliveries(tenant_id, source, delivery_ids):
+            raise Problem(409, "Replay", "this webhook was already received")
+        records = state.apply_webhook_changes(tenant_id, env, source, changes, delivery_ids)
     return HookResult(
         executions=[
             ExecutionSummary(id=r.id, status=r.status, error=r.error, duration_ms=r.duration_ms) for r in records

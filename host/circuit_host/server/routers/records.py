@@ -24,15 +24,16 @@ def write_records(
     caller: Caller = Depends(require("deploy")),
     state: ServerState = Depends(state_of),
 ) -> WriteResult:
-    record = state.apply_change(
-        caller.tenant_id,
-        env,
-        DmlOp[body.op.upper()],
-        object_name,
-        body.records,
-        f"api:{object_name}.{body.op}",
-        body.external_id,
-    )
+    with state.admission.admitted(caller.tenant_id):
+        record = state.apply_change(
+            caller.tenant_id,
+            env,
+            DmlOp[body.op.upper()],
+            object_name,
+            body.records,
+            f"api:{object_name}.{body.op}",
+            body.external_id,
+        )
     summary = ExecutionSummary(id=record.id, status=record.status, error=record.error, duration_ms=record.duration_ms)
     output = record.output or {}
     return WriteResult(execution=summary, ids=output.get("ids", []), created=output.get("created", []))
