@@ -150,3 +150,28 @@ def test_native_run_leaves_no_files_in_the_circuit_directory(tmp_path: Path) -> 
     assert [(r.name, r.status) for r in report.results] == [("test_f", "pass")]
     assert report.coverage is not None and report.coverage.percent == 100.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["circuit.py", "tests.py"]
+
+
+def test_the_native_run_imports_the_circuit_even_when_its_tests_do_not(tmp_path: Path) -> None:
+    """A before_insert test failed natively with 0% coverage and passed in the sandbox at 100%: the
+    native run never imported circuit.py, so its triggers were never registered (issue 11, also found)."""
+    (tmp_path / "circuit.toml").write_text(
+        (HERE / "testing_circuit" / "circuit.toml").read_text().replace('name = "testing_cases"', 'name = "imported"')
+    )
+    (tmp_path / "circuit.py").write_text(
+        "from circuit_sdk import TriggerContext, trigger\n\n\n"
+        '@trigger("Contact", "before_insert")\n'
+        "def set_tier(ctx: TriggerContext) -> None:\n"
+        "    for contact in ctx.new:\n"
+        '        contact["Tier__c"] = "set by the trigger"\n'
+    )
+    (tmp_path / "tests.py").write_text(
+        "from circuit_sdk import records, testing\n\n\n"
+        "def test_the_trigger_runs() -> None:\n"
+        '    ids = testing.create_records("Contact", count=1, fields={"LastName": "T"})\n'
+        '    rows = records.query("SELECT Tier__c FROM Contact WHERE Id IN :ids", ids=ids)\n'
+        '    assert rows[0]["Tier__c"] == "set by the trigger"\n'
+    )
+    report = run_native_tests(tmp_path, coverage=True)
+    assert [(r.name, r.status) for r in report.results] == [("test_the_trigger_runs", "pass")], report.results
+    assert report.coverage is not None and report.coverage.percent == 100.0

@@ -10,6 +10,7 @@ transaction rolled back afterwards.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
 from collections.abc import Generator, Iterator, Mapping
@@ -85,6 +86,10 @@ def pytest_configure(config: pytest.Config) -> None:
     manifest_path = circuit_dir / "circuit.toml"
     manifest = read_manifest(manifest_path) if manifest_path.is_file() else None
     import_sdk(circuit_dir)
+    if (circuit_dir / "circuit.py").is_file() or (circuit_dir / "circuit" / "__init__.py").is_file():
+        # As the component does at start-up: registering its triggers must not depend on the tests
+        # importing the circuit themselves.
+        importlib.import_module("circuit")
     config.stash[_SETUP] = CircuitSetup(circuit_dir, manifest)
 
 
