@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from circuit_host.circuitdb import CircuitDB, open_store
+from circuit_host.connectors.callout_destinations import parse_networks
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.execution.executions import Executor
 from circuit_host.sandbox.runtime import Runtime
@@ -21,6 +22,9 @@ from circuit_host.sandbox.runtime import Runtime
 GUESTS = Path(__file__).parent / "sandbox" / "guests"
 POSTGRES_URL = os.environ.get("CIRCUIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CIRCUIT_REQUIRE_POSTGRES") == "1"
+# Callouts refuse loopback by default; the suite's servers listen there, so its connectors are
+# configured the way an operator allows a private network (callout_allowed_networks).
+LOOPBACK_NETWORKS = parse_networks(["127.0.0.0/8", "::1/128"])
 
 
 @functools.cache
@@ -82,7 +86,7 @@ def any_records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Circ
 
 @pytest.fixture
 def executor(runtime: Runtime, records: CircuitDB) -> Iterator[Executor]:
-    http = HttpConnector()
+    http = HttpConnector(allowed_networks=LOOPBACK_NETWORKS)  # the loopback servers below, as an operator would
     yield Executor(runtime, records, http)
     http.close()
 

@@ -15,6 +15,7 @@ from circuit_host.execution.context import ExecutionContext
 from circuit_host.execution.execution_log import ExecutionLog
 from circuit_host.execution.governor import Governor
 from circuit_host.execution.limits import LimitsProfile
+from tests.conftest import LOOPBACK_NETWORKS
 
 
 class NoRecords:
@@ -23,7 +24,7 @@ class NoRecords:
     def _refuse(self, what: str) -> Any:
         raise AssertionError(f"this test's context has no records store, but the guest called {what}")
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int) -> QueryResult:
+    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
         return self._refuse("query")  # type: ignore[no-any-return]
 
     def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
@@ -57,7 +58,7 @@ def make_context(
 ) -> Iterator[ExecutionContext]:
     """A fresh governor and log, a records transaction rolled back afterwards (``NoRecords`` without
     a store), and callouts through a real HTTP connector limited to ``allowed_hosts``."""
-    http = HttpConnector()
+    http = HttpConnector(allowed_networks=LOOPBACK_NETWORKS)
     transaction = records.begin() if records is not None else NoRecords()
     try:
         yield ExecutionContext(

@@ -196,3 +196,87 @@ def test_named_credentials_add_the_secret_the_guest_never_sees(
     assert refused.status == "error"
     assert "no named credential 'payroll'" in refused.error["message"]
     assert len(seen) == 1
+
+
+def _capture(seen: list[dict[str, str]]) -> Callable[[BaseHTTPRequestHandler], None]:
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        seen.append({"path": request.path, **{k.lower(): v for k, v in request.headers.items()}})
+        reply(200, b"ok")(request)
+
+    return handler
+
+
+def test_the_guest_cannot_choose_the_host_or_hop_by_hop_headers(
+    executor: Executor, load_guest: Load, loopback: LoopbackServer
+) -> None:
+    seen: list[dict[str, str]] = []
+    loopback.routes["/v2/zip"] = _capture(seen)
+    credential = NamedCredential(url=f"{loopback.base}/v2", headers={"authorization": "Bearer s3cret"})
+    headers = {
+        "Host": "admin.internal",
+        "Connection": "close, authorization",
+        "Proxy-Authorization": "Basic eA==",
+        "Keep-Alive": "timeout=5",
+        "Upgrade": "h2c",
+        "x-ok": "kept",
+    }
+    request = {"method": "GET", "url": "callout:census/zip", "headers": headers}
+    record = executor.run(
+        load_guest("callout_proxy"), msgpack.packb(request), ExecutionOptions(credentials={"census": credential})
+    )
+    assert record.status == "ok", record.error
+    (got,) = seen
+    assert got["host"] == f"127.0.0.1:{loopback.port}"  # the secret goes to the credential's own host
+    assert got["authorization"] == "Bearer s3cret" and got["x-ok"] == "kept"
+    assert "proxy-authorization" not in got and "upgrade" not in got and "keep-alive" not in got
+    assert got.get("connection", "keep-alive") == "keep-alive"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../../admin/keys",
+        "zip/../../admin/keys",
+        "%2e%2e/%2e%2e/admin/keys",
+        "%2E%2E/admin",
+        "%252e%252e/admin",
+        "..%2fadmin",
+        "..\\admin",
+        "zip%5c..%5cadmin",
+        "./zip",
+    ],
+)
+def test_a_named_credential_path_cannot_leave_its_base(
+    executor: Executor, load_guest: Load, loopback: LoopbackServer, path: str
+) -> None:
+    seen: list[dict[str, str]] = []
+    loopback.routes["/admin/keys"] = _capture(seen)
+    loopback.routes["/admin"] = _capture(seen)
+    credential = NamedCredential(url=f"{loopback.base}/v2/api", headers={"authorization": "Bearer s3cret"})
+    request = {"method": "GET", "url": f"callout:census/{path}"}
+    record = executor.run(
+        load_guest("callout_proxy"), msgpack.packb(request), ExecutionOptions(credentials={"census": credential})
+    )
+    assert record.status == "error"
+    assert "must not contain '.' or '..' segments or backslashes" in record.error["message"]
+    assert seen == [] and loopback.requests == []
+
+
+@pytest.mark.parametrize("route", ["/v2/down", "/v2/slow"])
+def test_errors_name_the_credential_never_its_url_or_secrets(
+    executor: Executor, load_guest: Load, loopback: LoopbackServer, route: str
+) -> None:
+    loopback.routes["/v2/slow"] = slow_reply(1.0)
+    base = "http://svc-user:hunter2@127.0.0.1:1/v2" if route == "/v2/down" else f"{loopback.base}/v2"
+    base = base.replace("http://", "http://svc-user:hunter2@") if route == "/v2/slow" else base
+    credential = NamedCredential(url=base, headers={"x-api-key": "k3y-s3cret"})
+    request = {"method": "GET", "url": f"callout:census/{route.rsplit('/', 1)[1]}", "timeout_ms": 200}
+    record = executor.run(
+        load_guest("callout_proxy"), msgpack.packb(request), ExecutionOptions(credentials={"census": credential})
+    )
+    assert record.status == "error"
+    message = record.error["message"]
+    assert message.startswith("GET callout:census/")
+    everything = message + record.debug_log + str(record.to_json())
+    for secret in ("svc-user", "hunter2", "k3y-s3cret", "127.0.0.1", "/v2"):
+        assert secret not in everything

@@ -88,9 +88,10 @@ def test_named_credentials_in_tests_point_at_a_mockable_placeholder() -> None:
     mock = mocks.register({"url": "https://census.named-credential.test/*", "response": {"body": "mocked"}})
     connector = HttpConnector(transport=mocks.transport())
     session = TestCalloutSession(connector, credentials={"census": NamedCredential(url=test_credential_url("census"))})
-    resolved, named = session.resolve(CalloutRequest("GET", "callout:census/income?zip=94105", {}, None))
-    assert named and resolved.url == "https://census.named-credential.test/income?zip=94105"
-    response = connector.send(resolved, 1.0, 1024)
+    resolved = session.resolve(CalloutRequest("GET", "callout:census/income?zip=94105", {}, None))
+    assert resolved.credential == "census"
+    assert resolved.request.url == "https://census.named-credential.test/income?zip=94105"
+    response = connector.send(resolved.request, 1.0, 1024)
     assert (response.status, response.body) == (200, b"mocked")
     assert len(mock.requests) == 1
     with pytest.raises(CalloutError, match="no named credential 'payroll'"):

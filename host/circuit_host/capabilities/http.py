@@ -2,17 +2,16 @@
 
 Every call counts as a callout, refused or not (Apex counts them the same way). A URL
 outside the execution's allowlist is answered with ``err`` and never reaches the
-connector. Time spent is charged to ``callout_time_ms``; a callout's timeout is bounded
-by both that budget and the execution's deadline, because the epoch deadline cannot
-interrupt a host call in progress.
+connector; neither does a header that steers the connection (``Host``, hop-by-hop and
+proxy headers), which the guest may not choose. Time spent is charged to
+``callout_time_ms``; a callout's timeout is bounded by both that budget and the
+execution's deadline, because the epoch deadline cannot interrupt a host call in progress.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
-
-import httpx
 
 from ..abi.codec import decode, encode
 from ..connectors.http_client import CalloutRequest, CalloutTimeout
@@ -21,6 +20,16 @@ from ..execution.context import ExecutionContext
 
 DEFAULT_TIMEOUT_MS = 10_000
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+# Headers the connector sets from the URL and the body; a guest's value would redirect a named
+# credential's secret to another virtual host or smuggle a second request.
+_DROPPED_HEADERS = frozenset(
+    {"host", "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length", "expect"}
+)
+
+
+def _guest_may_set(header: str) -> bool:
+    name = header.strip().lower()
+    return name not in _DROPPED_HEADERS and not name.startswith("proxy-")
 
 
 def _parse_request(payload: Any) -> tuple[CalloutRequest, int]:
@@ -45,6 +54,7 @@ def _parse_request(payload: Any) -> tuple[CalloutRequest, int]:
     timeout_ms = payload.get("timeout_ms", DEFAULT_TIMEOUT_MS)
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms <= 0:
         raise CalloutError("timeout_ms must be a positive integer")
+    headers = {name: value for name, value in headers.items() if _guest_may_set(name)}
     return CalloutRequest(method.upper(), url, headers, body), timeout_ms
 
 
@@ -53,13 +63,10 @@ def callout(context: ExecutionContext, request_payload: bytes) -> bytes:
     payload = decode(request_payload, "http.callout request")
     governor.charge("callouts")
     request, requested_ms = _parse_request(payload)
-    request, named = session.resolve(request)
-    try:
-        url = httpx.URL(request.url)
-    except httpx.InvalidURL as exc:
-        raise CalloutError(f"invalid url {request.url!r}: {exc}") from None
-    if not named and not session.allows(url):
-        context.log.event("CALLOUT", f"{request.method} {url.scheme}://{url.host}{url.path} -> refused: not allowed")
+    resolved = session.resolve(request)
+    request, label = resolved.request, resolved.label
+    if resolved.credential is None and not session.allows(url := resolved.url):
+        context.log.event("CALLOUT", f"{label} -> refused: not allowed")
         raise CalloutError(f"callout to {url.scheme}://{url.host} is not allowed for this circuit")
     budget_ms = governor.remaining("callout_time_ms")
     deadline_ms = governor.time_left_ms()
@@ -70,9 +77,14 @@ def callout(context: ExecutionContext, request_payload: bytes) -> bytes:
     timeout_ms = min(requested_ms, budget_ms, deadline_ms)
     started = time.monotonic()
     try:
-        with context.log.timed("CALLOUT", f"{request.method} {url.scheme}://{url.host}{url.path}") as span:
-            response = session.connector.send(request, timeout_ms / 1000, session.max_response_bytes)
-            span.outcome = f" -> {response.status}"
+        try:
+            with context.log.timed("CALLOUT", label) as span:
+                response = session.connector.send(
+                    request, timeout_ms / 1000, session.max_response_bytes, session.allowed_networks
+                )
+                span.outcome = f" -> {response.status}"
+        except CalloutError as exc:  # the connector's words, named as the guest named the request
+            raise type(exc)(f"{label} {exc}") from None
     except CalloutTimeout:
         if timeout_ms == requested_ms:
             raise

@@ -6,12 +6,14 @@ by the host, never by a guest. The ``http`` capability consults it; it knows not
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ..connectors.callout_destinations import Network
 from ..connectors.http_client import CalloutRequest, HttpConnector
 from ..errors import CalloutError, Rejected
 
@@ -66,32 +68,77 @@ class HostPattern:
         return url.host == self.host
 
 
+@dataclass(frozen=True)
+class ResolvedCallout:
+    """A request ready for the connector, and how to name it to the guest and in logs.
+
+    ``label`` is the guest's own ``callout:NAME/path`` for a named credential: the endpoint,
+    its userinfo and its headers are the operator's and never appear in a message.
+    """
+
+    request: CalloutRequest
+    url: httpx.URL
+    label: str
+    credential: str | None
+
+
 @dataclass
 class CalloutSession:
-    """Per-execution callout state: the allowlist, the named credentials and the connector to use."""
+    """Per-execution callout state: the allowlist, the named credentials, the private networks
+    the operator let this tenant reach (``callout_allowed_networks``) and the connector to use."""
 
     connector: HttpConnector
     allowed: tuple[HostPattern, ...] = field(default_factory=tuple)
     max_response_bytes: int = MAX_RESPONSE_BYTES
     credentials: Mapping[str, NamedCredential] = field(default_factory=dict)
+    allowed_networks: tuple[Network, ...] = field(default_factory=tuple)
 
     def allows(self, url: httpx.URL) -> bool:
         return any(pattern.matches(url) for pattern in self.allowed)
 
-    def resolve(self, request: CalloutRequest) -> tuple[CalloutRequest, bool]:
+    def resolve(self, request: CalloutRequest) -> ResolvedCallout:
         """Expand ``callout:NAME/path`` with the named credential's endpoint and secret headers.
 
         The secret never crosses the ABI: the guest names the credential, the host adds it,
-        overriding any header of the same name the guest set. Returns the request and whether
-        it went through a credential (its endpoint is then allowed by configuration).
+        overriding any header of the same name the guest set. The path stays under the
+        credential's base URL: dot segments and backslashes, encoded or not, are refused.
         """
         if not request.url.startswith(NAMED_PREFIX):
-            return request, False
+            try:
+                url = httpx.URL(request.url)
+            except httpx.InvalidURL as exc:
+                raise CalloutError(f"invalid url {request.url!r}: {exc}") from None
+            label = f"{request.method} {url.scheme}://{url.netloc.decode('ascii')}{url.path}"  # no userinfo
+            return ResolvedCallout(request, url, label, None)
         name, _, rest = request.url[len(NAMED_PREFIX) :].partition("/")
+        label = f"{request.method} {NAMED_PREFIX}{name}/{rest.partition('?')[0].partition('#')[0]}"
         credential = self.credentials.get(name)
         if credential is None:
             raise CalloutError(f"no named credential {name!r} is available to this circuit")
+        _check_relative_path(label, rest)
+        base = httpx.URL(credential.url)
+        try:
+            url = httpx.URL(credential.url.rstrip("/") + ("/" + rest if rest else ""))
+        except httpx.InvalidURL:
+            raise CalloutError(f"invalid url {label!r}") from None
+        base_path = base.path.rstrip("/")
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port) or not (
+            url.path == base_path or url.path.startswith(base_path + "/")
+        ):
+            raise CalloutError(f"{label}: the path must stay under the credential {name!r}")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in credential.header_names}
         headers.update(credential.secret_headers())
-        url = credential.url.rstrip("/") + ("/" + rest if rest else "")
-        return CalloutRequest(request.method, url, headers, request.body), True
+        return ResolvedCallout(CalloutRequest(request.method, str(url), headers, request.body), url, label, name)
+
+
+def _check_relative_path(label: str, rest: str) -> None:
+    """Refuse a path that could climb out of the credential's base once a server decodes it."""
+    path = rest.partition("?")[0].partition("#")[0]
+    decoded = path
+    for _ in range(4):  # %252e%252e is %2e%2e is ..
+        decoded, previous = urllib.parse.unquote(decoded), decoded
+        if decoded == previous:
+            break
+    segments = decoded.split("/")
+    if "\\" in decoded or any(segment in (".", "..") for segment in segments) or "\x00" in decoded:
+        raise CalloutError(f"{label}: the path must not contain '.' or '..' segments or backslashes")

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from ..abi.codec import encode
+from ..connectors.callout_destinations import Network
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp, RecordsConnector, RecordsTransaction
 from ..errors import CircuitError
@@ -38,6 +39,7 @@ class ExecutionOptions:
     limits: LimitsProfile = field(default_factory=LimitsProfile)
     allowed_hosts: tuple[HostPattern, ...] = ()
     credentials: Mapping[str, NamedCredential] = field(default_factory=dict)
+    allowed_networks: tuple[Network, ...] = ()  # the tenant's callout_allowed_networks
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,12 @@ class Executor:
             governor=governor,
             log=log,
             records=self.firing.wrap(transaction) if self.firing is not None else transaction,
-            http=CalloutSession(self.http, options.allowed_hosts, credentials=options.credentials),
+            http=CalloutSession(
+                self.http,
+                options.allowed_hosts,
+                credentials=options.credentials,
+                allowed_networks=options.allowed_networks,
+            ),
         )
         log.event("EXECUTION_START", f"execution {execution_id} {label}")
         committed = False

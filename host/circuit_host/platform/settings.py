@@ -10,12 +10,13 @@ source's typed part.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ModelWrapValidatorHandler,
     PrivateAttr,
     SecretStr,
@@ -25,7 +26,8 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 from ..connectors.crm import crm_registry
 from ..errors import Rejected
@@ -33,6 +35,7 @@ from ..execution.callout_policy import NamedCredential
 from ..execution.limits import MIB, LimitsProfile
 
 S = TypeVar("S", bound=BaseModel)
+_CORE_ERROR_TYPES = frozenset(get_args(ErrorType))
 
 
 class TenantSettings(BaseModel):
@@ -46,6 +49,11 @@ class TenantSettings(BaseModel):
     named_credentials: dict[str, NamedCredential] = Field(
         default_factory=dict,
         description="Endpoints and secret headers reached as `callout:NAME/path` by circuits declaring NAME.",
+    )
+    callout_allowed_networks: tuple[IPvAnyNetwork, ...] = Field(
+        (),
+        description="Private networks (e.g. 10.1.2.0/24) callouts may reach; loopback, private, link-local "
+        "and reserved addresses are refused otherwise.",
     )
     coalesce_window_ms: int = Field(0, ge=0, le=60_000, description="Window to batch webhooks per object.")
     execution_retention_days: int = Field(30, ge=1, le=3650)
@@ -118,6 +126,10 @@ def _details(exc: ValidationError) -> list[InitErrorDetails]:
     """``exc``'s errors in the form a new ``ValidationError`` is built from."""
     details: list[InitErrorDetails] = []
     for err in exc.errors():
+        if err["type"] not in _CORE_ERROR_TYPES:  # a validator's own error (an IP network's): keep its words
+            custom = PydanticCustomError(err["type"], err["msg"].replace("{", "{{").replace("}", "}}"))
+            details.append(InitErrorDetails(type=custom, loc=err["loc"], input=err["input"]))
+            continue
         detail = InitErrorDetails(type=err["type"], loc=err["loc"], input=err["input"])
         if "ctx" in err:
             detail["ctx"] = err["ctx"]
