@@ -26,7 +26,7 @@ from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord,
 from circuit_host.execution.trigger_events import run_trigger_event
 from circuit_host.sandbox.runtime import CircuitModule, Runtime
 from circuit_host.toolchain.zig_build import build_circuit
-from tests.conftest import LoopbackServer, require_postgres
+from tests.conftest import LOOPBACK_NETWORKS, LoopbackServer, require_postgres
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "virtual_lpr"
 INCOMES = {"94105": 130_000, "10001": 75_000, "60601": 52_000}
@@ -101,7 +101,7 @@ def configure_census(store: CircuitDB, url: str) -> None:
 def run_guest(
     runtime: Runtime, module: CircuitModule, store: CircuitDB, batch: list[dict[str, Any]], allow: list[str]
 ) -> ExecutionRecord:
-    http = HttpConnector()
+    http = HttpConnector(allowed_networks=LOOPBACK_NETWORKS)  # the census server is on loopback
     try:
         executor = Executor(runtime, store, http)
         event = {"kind": "trigger", "object": "Contact", "operation": "after_insert", "new": batch}
@@ -112,7 +112,7 @@ def run_guest(
 
 
 def run_native(store: CircuitDB, batch: list[dict[str, Any]]) -> dict[str, int]:
-    http = HttpConnector()
+    http = HttpConnector(allowed_networks=LOOPBACK_NETWORKS)  # the census server is on loopback
     tx = store.begin()
     try:
         ids = tx.seed("Contact", batch)
