@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -12,6 +13,23 @@ import pytest
 import wasmtime
 
 from circuit_host.coverage import Module
+
+
+def _multi_memory_engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.wasm_multi_memory = True
+    return wasmtime.Engine(config)
+
+
+@functools.cache
+def validator() -> wasmtime.Engine:
+    """The engine that validates modules before the coverage reader parses them.
+
+    Made on first use, not at import: wasmtime's first engine installs its trap handlers, and pytest's
+    faulthandler must already be in place beneath them or a wasm trap ends the process as a segfault.
+    """
+    return _multi_memory_engine()
+
 
 ZIG_SAMPLE = """\
 export fn classify(x: i32) i32 {
@@ -34,9 +52,7 @@ export fn never_called(y: i32) i32 {
 
 @pytest.fixture(scope="session")
 def engine() -> wasmtime.Engine:
-    config = wasmtime.Config()
-    config.wasm_multi_memory = True
-    return wasmtime.Engine(config)
+    return _multi_memory_engine()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import wasmtime
 
 from circuit_host.coverage import CoverageReport, LineTable, Module, instrument, read_counters
 
-from .conftest import wat
+from .conftest import validator, wat
 
 
 def live_rows(wasm: bytes, table: LineTable) -> list[tuple[int, str, int]]:
@@ -26,7 +26,7 @@ def live_rows(wasm: bytes, table: LineTable) -> list[tuple[int, str, int]]:
 
 def test_zig_rows_fall_on_instruction_starts_in_code_section_relative_offsets(zig_debug: tuple[Path, bytes]) -> None:
     _, wasm = zig_debug
-    table = LineTable.from_wasm(wasm)
+    table = LineTable.from_wasm(wasm, validator())
     bodies = Module.parse(wasm).function_bodies()
     starts = {i.offset for b in bodies for i in b.instructions} | {b.locals_start for b in bodies}
     rows = live_rows(wasm, table)
@@ -38,7 +38,7 @@ def test_zig_rows_fall_on_instruction_starts_in_code_section_relative_offsets(zi
 
 def test_lookup_agrees_with_wasm_tools_addr2line(wasm_tools: str, zig_debug: tuple[Path, bytes]) -> None:
     _, wasm = zig_debug
-    table = LineTable.from_wasm(wasm)
+    table = LineTable.from_wasm(wasm, validator())
     addresses = sorted({address for address, _, line in live_rows(wasm, table)})
     printed = subprocess.run(
         [wasm_tools, "addr2line", "--code-section-relative", "-", *map(str, addresses)],
@@ -61,14 +61,16 @@ def test_lookup_agrees_with_wasm_tools_addr2line(wasm_tools: str, zig_debug: tup
 
 def test_zig_function_lines_are_attributed_and_an_untaken_branch_is_unhit(zig_debug: tuple[Path, bytes]) -> None:
     source, wasm = zig_debug
-    instrumented = instrument(wasm)
+    instrumented = instrument(wasm, validator())
     engine = wasmtime.Engine(_multi_memory())
     store = wasmtime.Store(engine)
     instance = wasmtime.Instance(store, wasmtime.Module(engine, instrumented.wasm), [])
     classify = instance.exports(store)["classify"]
     assert isinstance(classify, wasmtime.Func)
     assert classify(store, 5) == 10
-    report = CoverageReport.from_counters(instrumented, read_counters(store, instance), LineTable.from_wasm(wasm))
+    report = CoverageReport.from_counters(
+        instrumented, read_counters(store, instance), LineTable.from_wasm(wasm, validator())
+    )
 
     sample = next(cov for path, cov in report.files.items() if Path(path).name == source.name)
     assert sample.lines == {1: 1, 2: 1, 3: 0, 5: 1, 6: 1, 7: 1, 8: 1, 10: 1, 13: 0, 14: 0}
@@ -95,7 +97,7 @@ def test_dwarf5_table_generated_by_wasm_tools(wasm_tools: str, tmp_path: Path) -
     wasm = out.read_bytes()
     lines = Module.parse(wasm).custom_payload(".debug_line")
     assert lines is not None and int.from_bytes(lines[4:6], "little") == 5
-    table = LineTable.from_wasm(wasm)
+    table = LineTable.from_wasm(wasm, validator())
     assert {Path(row.file).name for row in table.rows()} == {"t.wat"}
     assert {row.line for row in table.rows()} == {3, 4, 5}
 
@@ -147,5 +149,5 @@ def test_dwarf5_file_table_forms_line_strp_udata_data16() -> None:
 
 
 def test_module_without_dwarf_has_an_empty_table() -> None:
-    assert LineTable.from_wasm(wat("(module (func))")).sequences == []
+    assert LineTable.from_wasm(wat("(module (func))"), validator()).sequences == []
     assert sys.version_info >= (3, 11)

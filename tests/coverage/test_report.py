@@ -9,7 +9,7 @@ import wasmtime
 
 from circuit_host.coverage import CoverageReport, Instrumented, LineTable, instrument, merge_counters, read_counters
 
-from .conftest import wat
+from .conftest import validator, wat
 from .test_instrument import KNOWN
 
 
@@ -29,10 +29,10 @@ def run(instrumented: Instrumented, export: str, *args: int) -> bytes:
 @pytest.fixture(scope="module")
 def zig_report(zig_debug: tuple[Path, bytes]) -> tuple[Path, CoverageReport]:
     source, wasm = zig_debug
-    instrumented = instrument(wasm)
+    instrumented = instrument(wasm, validator())
     runs = [run(instrumented, "classify", 5), run(instrumented, "classify", 100001), run(instrumented, "classify", 0)]
     merged = merge_counters(runs, instrumented.counter_count)
-    return source, CoverageReport.from_counters(instrumented, merged, LineTable.from_wasm(wasm))
+    return source, CoverageReport.from_counters(instrumented, merged, LineTable.from_wasm(wasm, validator()))
 
 
 def parse_lcov(text: str) -> list[dict[str, list[str]]]:
@@ -106,7 +106,7 @@ def test_html_is_one_page_with_every_file_and_its_source(zig_report: tuple[Path,
 
 
 def test_functions_without_line_info_are_listed_not_dropped() -> None:
-    instrumented = instrument(wat(KNOWN))
+    instrumented = instrument(wat(KNOWN), validator())
     report = CoverageReport.from_counters(instrumented, run(instrumented, "abs", -3), LineTable())
     assert report.files == {}
     assert [(f.name, f.hits, f.file) for f in report.functions_without_lines] == [("abs", 1, None), ("count", 0, None)]
@@ -127,6 +127,6 @@ def test_restricting_to_the_circuit_sources(zig_report: tuple[Path, CoverageRepo
 
 
 def test_counters_shorter_than_the_blocks_are_refused() -> None:
-    instrumented = instrument(wat(KNOWN))
+    instrumented = instrument(wat(KNOWN), validator())
     with pytest.raises(ValueError, match="counters for"):
         CoverageReport.from_counters(instrumented, b"\x01", LineTable())

@@ -11,7 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum, auto
 
-from ._leb import DecodeError, read_s, read_u, write_u
+import wasmtime
+
+from ._budget import ParseBudget
+from ._leb import DecodeError, read_count, read_s, read_u, write_u
 
 MAGIC = b"\x00asm\x01\x00\x00\x00"
 
@@ -32,7 +35,7 @@ class Section:
     def custom_name(self) -> str | None:
         if self.id != CUSTOM:
             return None
-        length, pos = read_u(self.payload, 0)
+        length, pos = read_count(self.payload, 0, "custom section name")
         return self.payload[pos : pos + length].decode("utf-8", "replace")
 
     def encode(self) -> bytes:
@@ -181,13 +184,13 @@ def _skip_limits(data: bytes, pos: int) -> int:
 
 
 def _skip_name(data: bytes, pos: int) -> int:
-    length, pos = read_u(data, pos)
+    length, pos = read_count(data, pos, "name")
     return pos + length
 
 
 def count_imports(payload: bytes) -> tuple[int, int]:
     """Number of imported (functions, memories) in an import section payload."""
-    count, pos = read_u(payload, 0)
+    count, pos = read_count(payload, 0, "import section", item_bytes=4)
     funcs = memories = 0
     for _ in range(count):
         pos = _skip_name(payload, pos)
@@ -238,7 +241,7 @@ def _skip_immediate(imm: Imm, data: bytes, pos: int) -> int:
     if imm is Imm.IDX2:
         return read_u(data, read_u(data, pos)[1])[1]
     if imm is Imm.BR_TABLE:
-        count, pos = read_u(data, pos)
+        count, pos = read_count(data, pos, "br_table")
         for _ in range(count + 1):
             _, pos = read_u(data, pos)
         return pos
@@ -253,7 +256,7 @@ def _skip_immediate(imm: Imm, data: bytes, pos: int) -> int:
     if imm is Imm.HEAPTYPE:
         return read_s(data, pos)[1]
     if imm is Imm.SELECT_T:
-        count, pos = read_u(data, pos)
+        count, pos = read_count(data, pos, "select")
         for _ in range(count):
             pos = _skip_valtype(data, pos)
         return pos
@@ -261,12 +264,18 @@ def _skip_immediate(imm: Imm, data: bytes, pos: int) -> int:
     return pos + sizes[imm]
 
 
-def decode_instructions(code: bytes, start: int, end: int, func_index: int) -> tuple[Instruction, ...]:
+def decode_instructions(
+    code: bytes, start: int, end: int, func_index: int, budget: ParseBudget | None = None
+) -> tuple[Instruction, ...]:
     """Split the expression code[start:end] into instructions; it must end with the function's final `end`."""
+    budget = budget or ParseBudget("code section", end - start)
+    if not 0 <= start <= end <= len(code):
+        raise DecodeError(f"function {func_index}: body at code offset {start} runs past the code section")
     out: list[Instruction] = []
     pos = start
     depth = 0
     while pos < end:
+        budget.charge()
         offset = pos
         opcode = code[pos]
         pos += 1
@@ -287,7 +296,7 @@ def decode_instructions(code: bytes, start: int, end: int, func_index: int) -> t
             )
         try:
             pos = _skip_immediate(imm, code, pos)
-        except (IndexError, DecodeError) as exc:
+        except (IndexError, KeyError, DecodeError) as exc:
             raise DecodeError(f"function {func_index}: bad immediate of opcode {name} at code offset {offset}") from exc
         op = _CONTROL.get(opcode, Op.OTHER) if opcode < 0xFC else Op.OTHER
         if op in (Op.BLOCK, Op.LOOP, Op.IF):
@@ -307,7 +316,18 @@ class Module:
     sections: list[Section]
 
     @classmethod
+    def from_untrusted(cls, wasm: bytes | bytearray, engine: wasmtime.Engine) -> Module:
+        """Parse a module only once `engine`'s validator accepted it; an invalid one is `Rejected` (`DecodeError`)."""
+        try:
+            wasmtime.Module.validate(engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+            raise DecodeError(f"invalid WebAssembly: {first}") from None
+        return cls.parse(wasm)
+
+    @classmethod
     def parse(cls, wasm: bytes | bytearray) -> Module:
+        """Split into sections without validating anything else: `from_untrusted` is for bytes from outside."""
         wasm = bytes(wasm)
         if wasm[:8] != MAGIC:
             raise DecodeError("not a core wasm module (bad magic or version; components are not supported)")
@@ -315,7 +335,7 @@ class Module:
         pos = 8
         while pos < len(wasm):
             section_id = wasm[pos]
-            size, start = read_u(wasm, pos + 1)
+            size, start = read_u(wasm, pos + 1, 32)
             if start + size > len(wasm):
                 raise DecodeError(f"section {section_id} at offset {pos} runs past the end of the module")
             sections.append(Section(section_id, wasm[start : start + size], start))
@@ -340,7 +360,10 @@ class Module:
 
     def imported_counts(self) -> tuple[int, int]:
         imports = self.section(IMPORT)
-        return count_imports(imports.payload) if imports else (0, 0)
+        try:
+            return count_imports(imports.payload) if imports else (0, 0)
+        except IndexError as exc:
+            raise DecodeError("import section: truncated") from exc
 
     def memory_count(self) -> int:
         memories = self.section(MEMORY)
@@ -353,19 +376,25 @@ class Module:
             return []
         data = code.payload
         first = self.imported_counts()[0]
-        count, pos = read_u(data, 0)
-        bodies: list[FunctionBody] = []
-        for i in range(count):
-            entry = pos
-            size, body_start = read_u(data, pos)
-            body_end = body_start + size
-            groups, p = read_u(data, body_start)
-            for _ in range(groups):
-                _, p = read_u(data, p)
-                p = _skip_valtype(data, p)
-            instructions = decode_instructions(data, p, body_end, first + i)
-            bodies.append(FunctionBody(first + i, entry, body_start, p, body_end, instructions))
-            pos = body_end
+        budget = ParseBudget("code section", len(data))
+        try:
+            count, pos = read_count(data, 0, "code section", item_bytes=2)
+            bodies: list[FunctionBody] = []
+            for i in range(count):
+                entry = pos
+                size, body_start = read_u(data, pos, 32)
+                body_end = body_start + size
+                if body_end > len(data):
+                    raise DecodeError(f"code section: body {i} at offset {entry} runs past the section")
+                groups, p = read_count(data, body_start, "locals", end=body_end, item_bytes=2)
+                for _ in range(groups):
+                    _, p = read_u(data, p, 32)
+                    p = _skip_valtype(data, p)
+                instructions = decode_instructions(data, p, body_end, first + i, budget)
+                bodies.append(FunctionBody(first + i, entry, body_start, p, body_end, instructions))
+                pos = body_end
+        except IndexError as exc:
+            raise DecodeError("code section: truncated") from exc
         return bodies
 
     def function_names(self) -> dict[int, str]:
@@ -380,7 +409,7 @@ class Module:
                 kind = data[pos]
                 size, pos = read_u(data, pos + 1)
                 if kind == 1:
-                    count, p = read_u(data, pos)
+                    count, p = read_count(data, pos, "name section", item_bytes=2)
                     for _ in range(count):
                         index, p = read_u(data, p)
                         length, p = read_u(data, p)

@@ -11,8 +11,11 @@ import posixpath
 import struct
 from dataclasses import dataclass, field
 
+import wasmtime
+
 from ._binary import Module
-from ._leb import DecodeError, read_s, read_u
+from ._budget import ParseBudget
+from ._leb import DecodeError, read_count, read_s, read_u
 
 # DW_FORM_* values that may describe v5 directory/file entries.
 _FORM_BLOCK, _FORM_DATA1, _FORM_DATA2, _FORM_DATA4, _FORM_DATA8 = 0x09, 0x0B, 0x05, 0x06, 0x07
@@ -20,7 +23,7 @@ _FORM_STRING, _FORM_STRP, _FORM_UDATA, _FORM_DATA16, _FORM_LINE_STRP = 0x08, 0x0
 _LNCT_PATH, _LNCT_DIRECTORY_INDEX = 1, 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LineRow:
     """One row of the line matrix; `end_sequence` rows only mark where a sequence stops."""
 
@@ -37,9 +40,9 @@ class LineTable:
     sequences: list[list[LineRow]] = field(default_factory=list)
 
     @classmethod
-    def from_wasm(cls, wasm: bytes | bytearray) -> LineTable:
-        """The line table of a module's DWARF; empty when the module has no `.debug_line` section."""
-        module = Module.parse(wasm)
+    def from_wasm(cls, wasm: bytes | bytearray, engine: wasmtime.Engine) -> LineTable:
+        """The line table of a module's DWARF; empty when it has no `.debug_line`. `engine` validates it first."""
+        module = Module.from_untrusted(wasm, engine)
         lines = module.custom_payload(".debug_line")
         if lines is None:
             return cls()
@@ -48,11 +51,18 @@ class LineTable:
         )
 
     @classmethod
-    def parse(cls, debug_line: bytes, debug_line_str: bytes = b"", debug_str: bytes = b"") -> LineTable:
+    def parse(
+        cls, debug_line: bytes, debug_line_str: bytes = b"", debug_str: bytes = b"", budget: ParseBudget | None = None
+    ) -> LineTable:
+        """Every unit of `.debug_line`; damaged or oversized input raises `DecodeError`, never more."""
+        budget = budget or ParseBudget(".debug_line", len(debug_line))
         table = cls()
         pos = 0
-        while pos < len(debug_line):
-            pos = _parse_unit(debug_line, pos, debug_line_str, debug_str, table.sequences)
+        try:
+            while pos < len(debug_line):
+                pos = _parse_unit(debug_line, pos, debug_line_str, debug_str, table.sequences, budget)
+        except (IndexError, struct.error) as exc:
+            raise DecodeError(f".debug_line: truncated unit at offset {pos}") from exc
         return table
 
     def rows(self) -> list[LineRow]:
@@ -71,16 +81,20 @@ class LineTable:
 
 
 def _cstring(data: bytes, pos: int) -> tuple[str, int]:
-    end = data.index(b"\x00", pos)
+    end = data.find(b"\x00", pos)
+    if end < 0 or pos < 0:
+        raise DecodeError(f".debug_line: string at offset {pos} has no terminating NUL")
     return data[pos:end].decode("utf-8", "replace"), end + 1
 
 
 def _offset(data: bytes, pos: int, size: int) -> tuple[int, int]:
+    if pos + size > len(data):
+        raise DecodeError(f".debug_line: {size}-byte field at offset {pos} runs past the end")
     return int.from_bytes(data[pos : pos + size], "little"), pos + size
 
 
 def _entries(
-    data: bytes, pos: int, offset_size: int, line_str: bytes, debug_str: bytes
+    data: bytes, pos: int, end: int, offset_size: int, line_str: bytes, debug_str: bytes, budget: ParseBudget
 ) -> tuple[list[tuple[str, int]], int]:
     """A v5 directory or file table: returns [(path, directory index)]."""
     format_count = data[pos]
@@ -90,7 +104,13 @@ def _entries(
         content, pos = read_u(data, pos)
         form, pos = read_u(data, pos)
         formats.append((content, form))
-    count, pos = read_u(data, pos)
+    # Every entry must take bytes (a path at least), else a count alone could ask for 2**32 of them.
+    if not any(content == _LNCT_PATH for content, _ in formats):
+        if data[pos] == 0:
+            return [], pos + 1
+        raise DecodeError(f".debug_line: a v5 directory or file table at offset {pos} has no path format")
+    count, pos = read_count(data, pos, ".debug_line v5 directory or file table", end=end)
+    budget.charge(count)
     entries: list[tuple[str, int]] = []
     for _ in range(count):
         path, directory = "", 0
@@ -124,7 +144,9 @@ def _join(directory: str, name: str) -> str:
     return posixpath.normpath(path) if posixpath.isabs(path) else path
 
 
-def _parse_unit(data: bytes, pos: int, line_str: bytes, debug_str: bytes, out: list[list[LineRow]]) -> int:
+def _parse_unit(
+    data: bytes, pos: int, line_str: bytes, debug_str: bytes, out: list[list[LineRow]], budget: ParseBudget
+) -> int:
     """Parse one line-number program starting at `pos`; append its sequences; return where the next unit starts."""
     unit_length, pos = _offset(data, pos, 4)
     offset_size = 4
@@ -132,6 +154,9 @@ def _parse_unit(data: bytes, pos: int, line_str: bytes, debug_str: bytes, out: l
         unit_length, pos = _offset(data, pos, 8)
         offset_size = 8
     unit_end = pos + unit_length
+    if unit_end > len(data):
+        raise DecodeError(f".debug_line: unit at offset {pos} claims {unit_length} bytes, {len(data) - pos} remain")
+    data = data[:unit_end]  # nothing of this unit may read into the next
     version, pos = _offset(data, pos, 2)
     if not 2 <= version <= 5:
         raise DecodeError(f".debug_line: unsupported version {version} at offset {pos - 2}")
@@ -145,23 +170,27 @@ def _parse_unit(data: bytes, pos: int, line_str: bytes, debug_str: bytes, out: l
     line_base = struct.unpack_from("<b", data, pos + 1)[0]
     line_range = data[pos + 2]
     opcode_base = data[pos + 3]
+    if line_range == 0 or opcode_base == 0 or not pos < program <= unit_end:
+        raise DecodeError(f".debug_line: bad header (line_range 0, opcode_base 0 or header length) at {pos}")
     lengths = data[pos + 4 : pos + 4 + opcode_base - 1]
     pos += 4 + opcode_base - 1
 
     files: list[str]
     if version >= 5:
-        dirs, pos = _entries(data, pos, offset_size, line_str, debug_str)
-        file_entries, pos = _entries(data, pos, offset_size, line_str, debug_str)
+        dirs, pos = _entries(data, pos, program, offset_size, line_str, debug_str, budget)
+        file_entries, pos = _entries(data, pos, program, offset_size, line_str, debug_str, budget)
         dir_names = [d for d, _ in dirs]
         files = [_join(dir_names[d] if d < len(dir_names) else "", name) for name, d in file_entries]
     else:
         include = [""]  # index 0: the compilation directory, which only .debug_info knows
         while data[pos]:
+            budget.charge()
             name, pos = _cstring(data, pos)
             include.append(name)
         pos += 1
         files = [""]  # v2-4 file indices start at 1
         while data[pos]:
+            budget.charge()
             name, pos = _cstring(data, pos)
             d, pos = read_u(data, pos)
             _, pos = read_u(data, pos)
@@ -176,6 +205,7 @@ def _parse_unit(data: bytes, pos: int, line_str: bytes, debug_str: bytes, out: l
     address, file_index, line = 0, 1, 1
     sequence: list[LineRow] = []
     while pos < unit_end:
+        budget.charge()
         opcode = data[pos]
         pos += 1
         if opcode >= opcode_base:
@@ -186,6 +216,8 @@ def _parse_unit(data: bytes, pos: int, line_str: bytes, debug_str: bytes, out: l
         elif opcode == 0:
             length, pos = read_u(data, pos)
             sub, end = data[pos], pos + length
+            if end > unit_end:
+                raise DecodeError(f".debug_line: extended opcode at offset {pos} runs past its unit")
             if sub == 1:
                 sequence.append(LineRow(address, file_name(file_index), line, end_sequence=True))
                 out.append(sequence)

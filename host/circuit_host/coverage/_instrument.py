@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import wasmtime
+
 from ._binary import CODE, EXPORT, MEMORY, FunctionBody, Module, Op, Section, vec
-from ._leb import DecodeError, read_u, write_s, write_u
+from ._leb import DecodeError, read_count, read_u, write_s, write_u
 
 COUNTERS_EXPORT = "circuit_coverage"
 PAGE = 65536
@@ -69,13 +71,14 @@ def _probe(counter: int, memory_index: int) -> bytes:
     return b"\x41" + write_s(counter) + b"\x41\x01\x3a" + memarg
 
 
-def instrument(wasm: bytes | bytearray, keep_debug_sections: bool = False) -> Instrumented:
+def instrument(wasm: bytes | bytearray, engine: wasmtime.Engine, keep_debug_sections: bool = False) -> Instrumented:
     """Return `wasm` with a probe per basic block and the block table that maps counters back to code offsets.
 
     The `.debug_*` custom sections are dropped unless asked for: their addresses describe the original code, so
     kept as they are they would make wasmtime's trap backtraces name wrong lines. Read DWARF from the original.
+    `engine` validates `wasm` before any of it is parsed here.
     """
-    module = Module.parse(wasm)
+    module = Module.from_untrusted(wasm, engine)
     if not keep_debug_sections:
         module.sections = [s for s in module.sections if not (s.custom_name or "").startswith(".debug_")]
     exports = module.section(EXPORT)
@@ -137,9 +140,9 @@ def instrument(wasm: bytes | bytearray, keep_debug_sections: bool = False) -> In
 
 
 def _exports_counters(payload: bytes) -> bool:
-    count, pos = read_u(payload, 0)
+    count, pos = read_count(payload, 0, "export section", item_bytes=3)
     for _ in range(count):
-        length, pos = read_u(payload, pos)
+        length, pos = read_count(payload, pos, "export name")
         name = payload[pos : pos + length].decode("utf-8", "replace")
         pos += length + 1
         _, pos = read_u(payload, pos)

@@ -180,8 +180,8 @@ class CoverageReport:
             parts.append(f"<h2 id='f{n}'>{html.escape(cov.path)} ({cov.percent:.1f}%)</h2><pre>")
             text = sources.get(cov.path) if sources is not None else _read_source(cov.path)
             source_lines = text.splitlines() if text is not None else []
-            last = max([len(source_lines), *cov.lines])
-            for line in range(1, last + 1):
+            # Only lines of the source or of the table: a row may claim line 2**63, and the gap is never walked.
+            for line in sorted(set(range(1, len(source_lines) + 1)) | cov.lines.keys()):
                 hits = cov.lines.get(line)
                 css = "n" if hits is None else ("h" if hits else "m")
                 body = html.escape(source_lines[line - 1]) if line <= len(source_lines) else ""

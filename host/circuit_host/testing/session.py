@@ -92,7 +92,7 @@ def run_test_module(
                 if coverage_of is None:
                     module = runtime.load_module(wasm, limits.memory_bytes)
                     return TestRunner(runtime, module, records, manifest, limits).run_all(names, budget)
-                instrumented = instrument(wasm)
+                instrumented = instrument(wasm, runtime.engine)  # wasmtime validates it first
                 runs: list[bytes] = []
                 runtime.store_observer = lambda store, instance: runs.append(
                     read_counters(store, instance, instrumented.counter_count)
@@ -100,7 +100,9 @@ def run_test_module(
                 module = runtime.load_module(instrumented.wasm, limits.memory_bytes, extra_memories=1)
                 report = TestRunner(runtime, module, records, manifest, limits).run_all(names, budget)
                 counters = merge_counters(runs, instrumented.counter_count)
-                measured = CoverageReport.from_counters(instrumented, counters, LineTable.from_wasm(wasm))
+                measured = CoverageReport.from_counters(
+                    instrumented, counters, LineTable.from_wasm(wasm, runtime.engine)
+                )
                 return replace(report, coverage=measured.restricted_to(coverage_of))
         finally:
             records.close()
