@@ -59,9 +59,7 @@ class HttpConnector:
     allowed networks has its own client, so a pooled connection never crosses tenants' rules.
     """
 
-    def __init__(
-        self, transport: httpx.BaseTransport | None = None, allowed_networks: Iterable[Network] = ()
-    ) -> None:
+    def __init__(self, transport: httpx.BaseTransport | None = None, allowed_networks: Iterable[Network] = ()) -> None:
         self._transport = transport
         self.allowed_networks = tuple(allowed_networks)
         self._clients: dict[frozenset[Network], httpx.Client] = {}
