@@ -174,6 +174,19 @@ def test_allow_host_patterns_are_validated(tmp_path: Path, cache: Path) -> None:
     assert "allowed host" in json.loads(ran.stdout)["error"]["message"]
 
 
+def test_allow_network_takes_networks_only(tmp_path: Path, cache: Path) -> None:
+    event = write_json(tmp_path, "e.json", 1)
+    ran = circuit(
+        "run", write_wat(tmp_path, "echo"), "--event", event, "--allow-network", "intranet", "--json", cache=cache
+    )
+    assert ran.returncode == 2
+    assert "--allow-network" in json.loads(ran.stdout)["error"]["message"]
+    ok = circuit(
+        "run", write_wat(tmp_path, "echo"), "--event", event, "--allow-network", "10.1.2.0/24", "--json", cache=cache
+    )
+    assert ok.returncode == 0, ok.stdout
+
+
 def test_manifest_beside_the_built_module_is_applied(tmp_path: Path, cache: Path) -> None:
     # `circuit build` writes DIR/zig-out/NAME.wasm: DIR/circuit.toml is found without --manifest.
     source = tmp_path / "vlpr"
