@@ -92,6 +92,16 @@ def test_the_like_patterns_of_one_query_are_bounded_together(tx: CircuitTransact
     assert f"total over {MAX_LIKE_PATTERNS_LENGTH} characters" in message
 
 
+def test_includes_terms_count_against_the_like_budget(store: CircuitDB) -> None:
+    store.add_field("Account", FieldDef("Tags__c", FieldType.PICKLIST, values=("Red", "Blue"), multi=True))
+    with store.begin() as tx:
+        insert(tx, "Account", {"Name": "Acme", "Tags__c": "Red;Blue"})
+        assert len(rows(tx, "SELECT Id FROM Account WHERE Tags__c INCLUDES :t", t=["Red", "Green;Blue"])) == 1
+        many = ["x" * 99 + str(n % 10) for n in range(MAX_LIKE_PATTERNS_LENGTH // 100 + 1)]
+        message = query_error(tx, "SELECT Id FROM Account WHERE Tags__c INCLUDES :t", t=many)
+        assert f"total over {MAX_LIKE_PATTERNS_LENGTH} characters" in message
+
+
 # --- database errors ----------------------------------------------------------------------------
 
 

@@ -266,9 +266,7 @@ class _Translator:
         if not isinstance(pattern, str):
             raise error_at(c.pattern.pos, "LIKE needs a string pattern")
         check_like_pattern(pattern, c.pattern.pos)  # a bind's value is known only now
-        self.like_length += len(pattern)
-        if self.like_length > MAX_LIKE_PATTERNS_LENGTH:
-            raise error_at(c.pattern.pos, f"the query's LIKE patterns total over {MAX_LIKE_PATTERNS_LENGTH} characters")
+        self.charge_like(pattern, c.pattern.pos)
         bound = text_key(sa.bindparam(None, pattern, type_=sa.Text()), self.dialect)
         return sa.and_(column.is_not(None), text_key(column, self.dialect).like(bound, escape="\\"))
 
@@ -309,6 +307,8 @@ class _Translator:
             terms = [term.strip() for term in item.split(";") if term.strip()]
             if not terms:
                 continue
+            for term in terms:  # each term is a LIKE too, and a bind list can hold any number
+                self.charge_like(term, pos)
             sets.append(
                 sa.and_(
                     *(
@@ -319,6 +319,12 @@ class _Translator:
             )
         matched = sa.and_(column.is_not(None), sa.or_(*sets)) if sets else sa.false()
         return sa.not_(matched) if c.negated else matched
+
+    def charge_like(self, pattern: str, pos: Position) -> None:
+        """Count ``pattern`` against the query's LIKE budget (``MAX_LIKE_PATTERNS_LENGTH``)."""
+        self.like_length += len(pattern)
+        if self.like_length > MAX_LIKE_PATTERNS_LENGTH:
+            raise error_at(pos, f"the query's LIKE patterns total over {MAX_LIKE_PATTERNS_LENGTH} characters")
 
     # --- values ----------------------------------------------------------------------------
 

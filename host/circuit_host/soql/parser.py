@@ -32,9 +32,10 @@ MAX_DEPTH = 20
 MAX_CONDITIONS = 500
 MAX_NUMBER_LENGTH = 40
 # A LIKE costs up to pattern length x value length per row, and SQLite cannot interrupt a row's
-# conditions midway: these bound the pattern side, per LIKE and over all of a query's LIKEs.
+# conditions midway: these bound the pattern side, per LIKE and over all of a query's LIKEs
+# (INCLUDES terms count: each is a LIKE).
 MAX_LIKE_PATTERN_LENGTH = 200
-MAX_LIKE_PATTERNS_LENGTH = 1_000
+MAX_LIKE_PATTERNS_LENGTH = 2_000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
