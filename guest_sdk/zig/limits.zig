@@ -10,7 +10,7 @@ pub const Usage = struct {
     /// The host's map {resource: [used, limit]}.
     value: Value,
 
-    /// One resource: fuel, timeout_ms, memory_bytes, queries, query_rows, dml_statements,
+    /// One resource: fuel, timeout_ms, memory_bytes, queries, query_rows, query_bytes, dml_statements,
     /// dml_rows, callouts, callout_time_ms, log_bytes, input_bytes, output_bytes.
     pub fn get(self: Usage, resource: []const u8) ?Limit {
         const pair = self.value.get(resource).items();

@@ -17,6 +17,7 @@ RESET_ON_START = (
     "fuel",
     "queries",
     "query_rows",
+    "query_bytes",
     "dml_statements",
     "dml_rows",
     "callouts",
