@@ -57,21 +57,20 @@ def count_failure(request: Request) -> None:
     limiter_of(request).acquire(_failures_key(request), state_of(request).settings.failed_auth_per_minute)
 
 
-def enforce_request_size(request: Request, state: ServerState, tenant_id: str) -> None:
-    """The tenant's own request-size setting, below the server's cap (which the middleware enforces)."""
-    declared = request.headers.get("content-length")
-    limit = state.platform.tenants.get_settings(tenant_id).max_request_bytes
-    if declared is not None and declared.isdigit() and int(declared) > limit and request.url.path != "/v1/bundles":
-        raise Problem(413, "Request too large", f"this tenant's requests are limited to {limit} bytes")
-
-
-def enforce_rate_limit(state: ServerState, limiter: RateLimiter, tenant_id: str) -> None:
-    per_minute = state.platform.tenants.get_settings(tenant_id).rate_limit_per_minute
-    wait = limiter.acquire(tenant_id, per_minute)
+def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) -> None:
+    """The tenant's request rate and its own request-size setting (below the server's cap, which the
+    middleware enforces), from one read of its settings."""
+    settings = state.platform.tenants.get_settings(tenant_id)
+    per_minute = settings.rate_limit_per_minute
+    wait = limiter_of(request).acquire(tenant_id, per_minute)
     if wait > 0:
         raise Problem(
             429, "Too many requests", f"the limit is {per_minute} requests per minute", retry_after_header(wait)
         )
+    declared = request.headers.get("content-length")
+    limit = settings.max_request_bytes
+    if declared is not None and declared.isdigit() and int(declared) > limit and request.url.path != "/v1/bundles":
+        raise Problem(413, "Request too large", f"this tenant's requests are limited to {limit} bytes")
 
 
 def require(scope: str) -> Callable[..., Caller]:
@@ -91,8 +90,7 @@ def require(scope: str) -> Callable[..., Caller]:
         scopes = frozenset(key.scopes)
         if not key.allows(scope):
             raise Problem(403, "Forbidden", f"this key lacks the {scope!r} scope")
-        enforce_rate_limit(state, limiter_of(request), key.tenant_id)
-        enforce_request_size(request, state, key.tenant_id)
+        enforce_tenant_limits(request, state, key.tenant_id)
         return Caller(key.tenant_id, key.id, scopes)
 
     return dependency

@@ -21,9 +21,7 @@ from ...webhooks import DEFAULT_LIMITS, WebhookRejected, read_json_body
 from ..auth import (
     Caller,
     count_failure,
-    enforce_rate_limit,
-    enforce_request_size,
-    limiter_of,
+    enforce_tenant_limits,
     refuse_if_guessing,
     require,
     state_of,
@@ -89,8 +87,7 @@ async def hook_by_token(
         count_failure(request)
         raise Problem(404, "Unknown webhook URL", "the token is unknown or was rotated")
     tenant_id, env = resolved
-    enforce_rate_limit(state, limiter_of(request), tenant_id)
-    enforce_request_size(request, state, tenant_id)
+    enforce_tenant_limits(request, state, tenant_id)
     return _accepted(await _intake(request, state, tenant_id, env, source), response)
 
 
