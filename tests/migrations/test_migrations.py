@@ -98,7 +98,7 @@ def assert_fixture_served(platform: Platform) -> None:
     assert platform.bundles.bundle_wasm("fixture", platform.bundles.list_bundles("fixture")[0].sha256)
     assert [g.passed for g in platform.deployments.gate_runs("fixture")] == [True]
     assert [a.action for a in platform.audit.audit_log("fixture")] == ["deploy", "upload"]
-    assert platform.webhooks.seen_webhook_id("fixture", "ghl", "hook-1")
+    assert not platform.webhooks.remember_webhook_id("fixture", "ghl", "hook-1", 60)  # already delivered
     assert platform.webhooks.last_seen("fixture", "production", "Contact", ["003000000000001"])
 
 

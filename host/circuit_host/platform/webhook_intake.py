@@ -50,19 +50,6 @@ class WebhookIntake:
         with self._db.write() as conn:
             conn.execute(w.delete().where((w.c.tenant_id == tenant_id) & (w.c.webhook_id == _stored_id(webhook_id))))
 
-    def seen_webhook_id(self, tenant_id: str, source: str, webhook_id: str) -> bool:
-        """True if ``webhook_id`` was remembered and has not expired (the server checks before working)."""
-        w = self._db.tables.webhook_ids
-        with self._db.read() as conn:
-            row = conn.execute(
-                sa.select(w.c.webhook_id).where(
-                    (w.c.tenant_id == tenant_id)
-                    & (w.c.webhook_id == _stored_id(webhook_id))
-                    & (w.c.expires_at > self._db.now())
-                )
-            ).first()
-        return row is not None
-
     def last_seen(self, tenant_id: str, env: str, object_name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The last version of each record the host saw, by id (GoHighLevel sends no prior values)."""
         check_env(env)
