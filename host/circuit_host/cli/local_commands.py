@@ -1,31 +1,28 @@
-"""The ``circuit`` command line: build, run, query."""
+"""Commands that work on local files: build, test, run, query, schema."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from .circuitdb import CircuitDB, open_store
-from .circuitdb.manifest import parse_schema, read_schema
-from .connectors.callout_destinations import Network, parse_networks
-from .connectors.http_client import HttpConnector
-from .errors import CircuitError, QueryError, Rejected
-from .execution.callout_policy import HostPattern
-from .execution.executions import ExecutionOptions, ExecutionRecord, Executor
-from .execution.limits import LimitsProfile
-from .execution.trigger_events import run_trigger_event
-from .sandbox.runtime import Runtime
-from .settings import HostSettings, configure_logging, default_cache_dir
-from .soql.parser import parse
-from .testing.runner import TestReport
-from .triggers import TriggerBinding, TriggerRegistry
+from ..circuitdb import CircuitDB, open_store
+from ..circuitdb.manifest import parse_schema, read_schema
+from ..connectors.callout_destinations import Network, parse_networks
+from ..connectors.http_client import HttpConnector
+from ..errors import CircuitError, QueryError, Rejected
+from ..execution.callout_policy import HostPattern
+from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from ..execution.limits import LimitsProfile
+from ..execution.trigger_events import run_trigger_event
+from ..sandbox.runtime import Runtime
+from ..settings import HostSettings
+from ..soql.parser import parse
+from ..testing.runner import TestReport
+from ..triggers import TriggerBinding, TriggerRegistry
 
 MAX_EVENT_FILE_BYTES = 64 * 1024 * 1024
 
@@ -237,9 +234,9 @@ def cmd_schema_show(args: argparse.Namespace, settings: HostSettings) -> int:
 
 
 def cmd_build(args: argparse.Namespace, settings: HostSettings) -> int:
-    from .bundles import pack_bundle
-    from .toolchain.python_build import build_python_circuit, build_python_tests, is_python_circuit, vendor_declared
-    from .toolchain.zig_build import build_circuit, build_tests
+    from ..bundles import pack_bundle
+    from ..toolchain.python_build import build_python_circuit, build_python_tests, is_python_circuit, vendor_declared
+    from ..toolchain.zig_build import build_circuit, build_tests
 
     manifest = args.dir / "circuit.toml"
     tests: Path | None = None
@@ -277,7 +274,7 @@ def _print_results(title: str | None, report: TestReport) -> None:
 
 
 def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
-    from .testing import run_circuit_tests
+    from ..testing import run_circuit_tests
 
     measure = args.coverage or args.lcov is not None or args.html is not None or args.min_coverage is not None
     report = run_circuit_tests(args.dir, args.out, settings.cache_dir, names=args.name or None, coverage=measure)
@@ -310,128 +307,7 @@ def cmd_test(args: argparse.Namespace, settings: HostSettings) -> int:
     return 0 if report.passed and enough else 1
 
 
-def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
-    import uvicorn
-
-    from .connectors.crm import crm_registry
-    from .server import ServerSettings, create_app
-    from .server.bootstrap import bootstrap
-    from .server.state import ServerState
-
-    public = f"http://{args.host}:{args.port}"
-    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db, public_url=public)
-    state = ServerState(server_settings)
-    try:
-        boot = bootstrap(state)
-        print(f"Circuit Script host listening on {public}")
-        print(f"  tenant:      {boot.tenant_id}")
-        print(f"  admin key:   {boot.admin_key}   (also in {args.data_dir / 'admin-credentials.json'})")
-        print("  production webhooks:")
-        for source in crm_registry.sources():
-            print(f"    {source:<15} {public}/v1/hooks/{source}/{boot.webhook_token}")
-        print(f"  API docs:    {public}/docs", flush=True)
-        uvicorn.run(create_app(server_settings, state), host=args.host, port=args.port, log_level="warning")
-    finally:
-        state.close()
-    return 0
-
-
-def cmd_tenant_create(args: argparse.Namespace, settings: HostSettings) -> int:
-    from .platform import Platform
-    from .server import ServerSettings
-
-    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db)
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    with Platform(server_settings.platform_url) as platform:
-        tenant = platform.tenants.create_tenant(args.name)
-        _, key = platform.tenants.create_api_key(tenant.id, ["admin"], "created by circuit tenant create")
-    print(f"tenant:    {tenant.id}")
-    print(f"admin key: {key}   (shown once; it is stored hashed)")
-    return 0
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from .client import Client
-
-    key = args.key or os.environ.get("CIRCUIT_API_KEY")
-    if not key:
-        raise Rejected("an API key is needed: --key KEY or CIRCUIT_API_KEY")
-    return Client(args.server, key)
-
-
-def cmd_deploy(args: argparse.Namespace, settings: HostSettings) -> int:
-    if not Path(args.bundle).is_file():
-        raise Rejected(f"no bundle file {args.bundle} (circuit build DIR writes one and prints its path)")
-    client = _client(args)
-    try:
-        bundle = client.upload_bundle(args.bundle)
-        active = client.deploy(args.env, bundle["name"], bundle["version"])
-    finally:
-        client.close()
-    print(f"deployed {bundle['name']} {bundle['version']} to {args.env}")
-    for circuit in active:
-        print(f"  {circuit['name']} {circuit['version']}")
-    return 0
-
-
-def cmd_promote(args: argparse.Namespace, settings: HostSettings) -> int:
-    client = _client(args)
-    try:
-        active = client.promote(args.from_env, args.to_env, args.circuit)
-    finally:
-        client.close()
-    print(f"promoted {args.from_env} -> {args.to_env}: " + ", ".join(f"{c['name']} {c['version']}" for c in active))
-    return 0
-
-
-def cmd_rollback(args: argparse.Namespace, settings: HostSettings) -> int:
-    client = _client(args)
-    try:
-        active = client.rollback(args.env, args.circuit, args.to)
-    finally:
-        client.close()
-    print(f"{args.env} now runs: " + ", ".join(f"{c['name']} {c['version']}" for c in active))
-    return 0
-
-
-def cmd_logs(args: argparse.Namespace, settings: HostSettings) -> int:
-    import time
-
-    client = _client(args)
-    seen: set[str] = set()
-    try:
-        while True:
-            page = client.executions(env=args.env, circuit=args.circuit, status=args.status, limit=args.limit)
-            for entry in reversed(page["executions"]):
-                if entry["id"] in seen:
-                    continue
-                seen.add(entry["id"])
-                print(
-                    f"{entry['started_at']} {entry['env']:<10} {entry['status']:<15} {entry['trigger']} {entry['id']}"
-                )
-                if args.verbose_log:
-                    print(client.execution(entry["id"])["debug_log"])
-            if not args.tail:
-                return 0
-            time.sleep(args.interval)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        client.close()
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="circuit", description="Circuit Script: sandboxed CRM circuits.")
-    p.add_argument(
-        "--version",
-        action="version",
-        version=f"circuit-script {version('circuit-script')} (wasmtime {version('wasmtime')})",
-    )
-    p.add_argument("--cache-dir", type=Path, default=None, help="compiled-module cache (default ~/.cache/...)")
-    p.add_argument("--tenant", default="default", help="the tenant whose records and schema to use")
-    p.add_argument("-v", "--verbose", action="store_true", help="host logs at debug level on stderr")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def register(sub: Any) -> None:
     build = sub.add_parser("build", help="compile a circuit directory to .wasm")
     build.add_argument("dir", type=Path)
     build.add_argument(
@@ -516,65 +392,3 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("object")
     show.add_argument("--db", required=True)
     show.set_defaults(func=cmd_schema_show)
-
-    serve = sub.add_parser("serve", help="run the host server (FastAPI on uvicorn)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--data-dir", type=Path, default=Path(".circuit"))
-    serve.add_argument("--db", default=None, help="postgresql:// URL to share with other servers (default: SQLite)")
-    serve.set_defaults(func=cmd_serve)
-
-    tenant = sub.add_parser("tenant", help="operator commands on the server's data (run where the data is)")
-    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
-    create = tenant_sub.add_parser("create", help="create a tenant and print its first admin API key")
-    create.add_argument("name")
-    create.add_argument("--data-dir", type=Path, default=Path(".circuit"))
-    create.add_argument("--db", default=None, help="the server's postgresql:// URL, if it uses one")
-    create.set_defaults(func=cmd_tenant_create)
-
-    def remote(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text)
-        command.add_argument("--server", default=os.environ.get("CIRCUIT_SERVER", "http://127.0.0.1:8080"))
-        command.add_argument("--key", default=None, help="API key (default: $CIRCUIT_API_KEY)")
-        return command
-
-    deploy = remote("deploy", "upload a bundle and make it active in an environment")
-    deploy.add_argument("bundle", type=Path, help="a .circuit bundle from `circuit build`")
-    deploy.add_argument("--env", required=True, choices=("dev", "staging", "production"))
-    deploy.set_defaults(func=cmd_deploy)
-    promote = remote("promote", "copy the active versions of one environment to another")
-    promote.add_argument("--from", dest="from_env", required=True, choices=("dev", "staging", "production"))
-    promote.add_argument("--to", dest="to_env", required=True, choices=("dev", "staging", "production"))
-    promote.add_argument("--circuit", default=None)
-    promote.set_defaults(func=cmd_promote)
-    rollback = remote("rollback", "make an earlier version active again")
-    rollback.add_argument("--env", required=True, choices=("dev", "staging", "production"))
-    rollback.add_argument("--circuit", required=True)
-    rollback.add_argument("--to", default=None, help="the version to return to (default: the previous one)")
-    rollback.set_defaults(func=cmd_rollback)
-    logs = remote("logs", "list executions; --tail follows new ones")
-    logs.add_argument("--tail", action="store_true")
-    logs.add_argument("--env", default=None)
-    logs.add_argument("--circuit", default=None)
-    logs.add_argument("--status", default=None)
-    logs.add_argument("--limit", type=int, default=20)
-    logs.add_argument("--interval", type=float, default=1.0)
-    logs.add_argument("--debug-log", dest="verbose_log", action="store_true", help="print each debug log too")
-    logs.set_defaults(func=cmd_logs)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    configure_logging("debug" if args.verbose else "warning")
-    settings = HostSettings(cache_dir=args.cache_dir or default_cache_dir())
-    try:
-        code: int = args.func(args, settings)
-    except CircuitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

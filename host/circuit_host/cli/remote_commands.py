@@ -1,0 +1,122 @@
+"""Commands that call a running server's API: deploy, promote, rollback, logs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from ..client import Client
+from ..errors import Rejected
+from ..settings import HostSettings
+
+
+def api_client(args: argparse.Namespace) -> Client:
+    """The server API client for ``--server`` and ``--key`` (or ``$CIRCUIT_API_KEY``)."""
+    key = args.key or os.environ.get("CIRCUIT_API_KEY")
+    if not key:
+        raise Rejected("an API key is needed: --key KEY or CIRCUIT_API_KEY")
+    return Client(args.server, key)
+
+
+def cmd_deploy(args: argparse.Namespace, settings: HostSettings) -> int:
+    if not Path(args.bundle).is_file():
+        raise Rejected(f"no bundle file {args.bundle} (circuit build DIR writes one and prints its path)")
+    client = api_client(args)
+    try:
+        bundle = client.upload_bundle(args.bundle)
+        active = client.deploy(args.env, bundle["name"], bundle["version"])
+    finally:
+        client.close()
+    print(f"deployed {bundle['name']} {bundle['version']} to {args.env}")
+    for circuit in active:
+        print(f"  {circuit['name']} {circuit['version']}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace, settings: HostSettings) -> int:
+    client = api_client(args)
+    try:
+        active = client.promote(args.from_env, args.to_env, args.circuit)
+    finally:
+        client.close()
+    print(f"promoted {args.from_env} -> {args.to_env}: " + ", ".join(f"{c['name']} {c['version']}" for c in active))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: HostSettings) -> int:
+    client = api_client(args)
+    try:
+        active = client.rollback(args.env, args.circuit, args.to)
+    finally:
+        client.close()
+    print(f"{args.env} now runs: " + ", ".join(f"{c['name']} {c['version']}" for c in active))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, settings: HostSettings) -> int:
+    import time
+
+    client = api_client(args)
+    seen: set[str] = set()
+    try:
+        while True:
+            page = client.executions(env=args.env, circuit=args.circuit, status=args.status, limit=args.limit)
+            for entry in reversed(page["executions"]):
+                if entry["id"] in seen:
+                    continue
+                seen.add(entry["id"])
+                print(
+                    f"{entry['started_at']} {entry['env']:<10} {entry['status']:<15} {entry['trigger']} {entry['id']}"
+                )
+                if args.verbose_log:
+                    print(client.execution(entry["id"])["debug_log"])
+            if not args.tail:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.close()
+
+
+def remote_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand that calls the server: ``--server`` and ``--key`` (or their environment variables)."""
+    command: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    add_remote_options(command)
+    return command
+
+
+def add_remote_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--server", default=os.environ.get("CIRCUIT_SERVER", "http://127.0.0.1:8080"))
+    command.add_argument("--key", default=None, help="API key (default: $CIRCUIT_API_KEY)")
+
+
+def register(sub: Any) -> None:
+    def remote(name: str, help_text: str) -> argparse.ArgumentParser:
+        return remote_parser(sub, name, help_text)
+
+    deploy = remote("deploy", "upload a bundle and make it active in an environment")
+    deploy.add_argument("bundle", type=Path, help="a .circuit bundle from `circuit build`")
+    deploy.add_argument("--env", required=True, choices=("dev", "staging", "production"))
+    deploy.set_defaults(func=cmd_deploy)
+    promote = remote("promote", "copy the active versions of one environment to another")
+    promote.add_argument("--from", dest="from_env", required=True, choices=("dev", "staging", "production"))
+    promote.add_argument("--to", dest="to_env", required=True, choices=("dev", "staging", "production"))
+    promote.add_argument("--circuit", default=None)
+    promote.set_defaults(func=cmd_promote)
+    rollback = remote("rollback", "make an earlier version active again")
+    rollback.add_argument("--env", required=True, choices=("dev", "staging", "production"))
+    rollback.add_argument("--circuit", required=True)
+    rollback.add_argument("--to", default=None, help="the version to return to (default: the previous one)")
+    rollback.set_defaults(func=cmd_rollback)
+    logs = remote("logs", "list executions; --tail follows new ones")
+    logs.add_argument("--tail", action="store_true")
+    logs.add_argument("--env", default=None)
+    logs.add_argument("--circuit", default=None)
+    logs.add_argument("--status", default=None)
+    logs.add_argument("--limit", type=int, default=20)
+    logs.add_argument("--interval", type=float, default=1.0)
+    logs.add_argument("--debug-log", dest="verbose_log", action="store_true", help="print each debug log too")
+    logs.set_defaults(func=cmd_logs)

@@ -1,0 +1,66 @@
+"""Commands run where the server's data is: serve, tenant create."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..settings import HostSettings
+
+
+def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
+    import uvicorn
+
+    from ..connectors.crm import crm_registry
+    from ..server import ServerSettings, create_app
+    from ..server.bootstrap import bootstrap
+    from ..server.state import ServerState
+
+    public = f"http://{args.host}:{args.port}"
+    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db, public_url=public)
+    state = ServerState(server_settings)
+    try:
+        boot = bootstrap(state)
+        print(f"Circuit Script host listening on {public}")
+        print(f"  tenant:      {boot.tenant_id}")
+        print(f"  admin key:   {boot.admin_key}   (also in {args.data_dir / 'admin-credentials.json'})")
+        print("  production webhooks:")
+        for source in crm_registry.sources():
+            print(f"    {source:<15} {public}/v1/hooks/{source}/{boot.webhook_token}")
+        print(f"  API docs:    {public}/docs", flush=True)
+        uvicorn.run(create_app(server_settings, state), host=args.host, port=args.port, log_level="warning")
+    finally:
+        state.close()
+    return 0
+
+
+def cmd_tenant_create(args: argparse.Namespace, settings: HostSettings) -> int:
+    from ..platform import Platform
+    from ..server import ServerSettings
+
+    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    with Platform(server_settings.platform_url) as platform:
+        tenant = platform.tenants.create_tenant(args.name)
+        _, key = platform.tenants.create_api_key(tenant.id, ["admin"], "created by circuit tenant create")
+    print(f"tenant:    {tenant.id}")
+    print(f"admin key: {key}   (shown once; it is stored hashed)")
+    return 0
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="run the host server (FastAPI on uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", type=Path, default=Path(".circuit"))
+    serve.add_argument("--db", default=None, help="postgresql:// URL to share with other servers (default: SQLite)")
+    serve.set_defaults(func=cmd_serve)
+
+    tenant = sub.add_parser("tenant", help="operator commands on the server's data (run where the data is)")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    create = tenant_sub.add_parser("create", help="create a tenant and print its first admin API key")
+    create.add_argument("name")
+    create.add_argument("--data-dir", type=Path, default=Path(".circuit"))
+    create.add_argument("--db", default=None, help="the server's postgresql:// URL, if it uses one")
+    create.set_defaults(func=cmd_tenant_create)
