@@ -43,7 +43,8 @@ from tests.conftest import require_postgres
 
 DATA_V0 = Path(__file__).parent / "fixtures" / "data-v0"
 FIXTURE = json.loads((DATA_V0 / "fixture.json").read_text())
-HEAD = {"0001"}
+HEADS = {"control_plane": {"0002"}, "circuitdb": {"0001"}, "outbox": {"0001"}}
+"""The newest revision of each schema (``MigratedSchema.name``)."""
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def test_a_control_plane_from_before_migrations_is_adopted_and_keeps_its_data(da
     with Platform(data_dir / "platform.sqlite3") as platform:
         assert_fixture_served(platform)
         platform.deployments.deploy("fixture", "staging", "scorer", "1.0.0", "after upgrade")  # still writable
-    assert current_revisions(engine, control_plane()) == HEAD
+    assert current_revisions(engine, control_plane()) == HEADS["control_plane"]
     engine.dispose()
 
 
@@ -116,7 +117,7 @@ def test_the_same_database_on_postgresql_is_adopted_too(postgres_v0: tuple[str, 
     url, prefix = postgres_v0
     with Platform(url, prefix=prefix) as platform:
         assert_fixture_served(platform)
-        assert current_revisions(platform.database.engine, control_plane(prefix)) == HEAD
+        assert current_revisions(platform.database.engine, control_plane(prefix)) == HEADS["control_plane"]
 
 
 def test_processes_opening_an_old_database_at_once_upgrade_it_once(postgres_v0: tuple[str, str]) -> None:
@@ -140,7 +141,7 @@ def test_processes_opening_an_old_database_at_once_upgrade_it_once(postgres_v0: 
         engine = opened[0].database.engine
         with engine.connect() as conn:
             versions = conn.exec_driver_sql(f'SELECT * FROM "{control_plane(prefix).version_table}"').all()
-        assert [tuple(v) for v in versions] == [("0001",)]
+        assert [tuple(v) for v in versions] == [(v,) for v in HEADS["control_plane"]]
         assert_fixture_served(opened[-1])
     finally:
         for platform in opened:
@@ -149,7 +150,7 @@ def test_processes_opening_an_old_database_at_once_upgrade_it_once(postgres_v0: 
 
 def test_records_and_their_definitions_from_before_migrations_are_kept(data_dir: Path) -> None:
     with open_store(data_dir / "records.sqlite3", tenant="fixture:production") as records:
-        assert current_revisions(records.engine, circuitdb_definitions()) == HEAD
+        assert current_revisions(records.engine, circuitdb_definitions()) == HEADS["circuitdb"]
         with records.begin() as tx:
             found = tx.query("SELECT LastName, Email FROM Contact", {}, 10).records
     assert [(r["LastName"], r["Email"]) for r in found] == [("Fixture", "fixture@example.com")]
@@ -170,7 +171,7 @@ def test_a_fresh_database_is_created_at_the_newest_revision(tmp_path: Path) -> N
     for schema in (control_plane("cs_"), circuitdb_definitions(), crm_outbox("crm_")):
         upgrade(engine, schema)
         upgrade(engine, schema)  # a second start finds nothing to do
-        assert current_revisions(engine, schema) == HEAD
+        assert current_revisions(engine, schema) == HEADS[schema.name]
     names = set(sa.inspect(engine).get_table_names())
     assert {"cs_tenants", "cs_gate_runs", "circuitdb_schema", "crm_outbox", "crm_id_map"} <= names
     engine.dispose()
@@ -184,7 +185,7 @@ def test_an_outbox_from_before_migrations_is_adopted(tmp_path: Path) -> None:
         conn.exec_driver_sql("INSERT INTO crm_outbox (id, tenant) VALUES (7, 'acme')")
     outbox = Outbox(path)
     try:
-        assert current_revisions(engine, crm_outbox()) == HEAD
+        assert current_revisions(engine, crm_outbox()) == HEADS["outbox"]
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT id, tenant FROM crm_outbox").all() == [(7, "acme")]
             assert sa.inspect(conn).has_table("crm_id_map")
@@ -208,7 +209,7 @@ def test_circuit_serve_upgrades_an_old_data_directory_and_serves_it(data_dir: Pa
     finally:
         served.stop()
     engine = make_engine(data_dir / "platform.sqlite3")
-    assert current_revisions(engine, control_plane()) == HEAD
+    assert current_revisions(engine, control_plane()) == HEADS["control_plane"]
     engine.dispose()
 
 
@@ -264,8 +265,8 @@ def test_an_operator_can_migrate_and_inspect_a_database_by_hand(
     assert migrations_command(["current", "control_plane", "--url", database]) == 0
     assert capsys.readouterr().out == "(none)\n"
     assert migrations_command(["upgrade", "control_plane", "--url", database, "--prefix", "ops_"]) == 0
-    assert capsys.readouterr().out == "0001\n"
+    assert capsys.readouterr().out == "0002\n"
     engine = make_engine(database)
-    assert current_revisions(engine, control_plane("ops_")) == HEAD
+    assert current_revisions(engine, control_plane("ops_")) == HEADS["control_plane"]
     assert "ops_tenants" in sa.inspect(engine).get_table_names()
     engine.dispose()

@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from ..circuitdb.manifest import parse_schema
 from ..circuitdb.store import SchemaChanges
 from ..errors import Rejected
-from ..execution.callout_policy import HostPattern
+from ..execution.callout_policy import CREDENTIAL_PATTERN, HostPattern
 from ..execution.events import Operation
 from ..execution.limits import RESOURCES, LimitsProfile
 
@@ -32,7 +32,6 @@ VERSION_PATTERN = (
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 OBJECT_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
-CREDENTIAL_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
 TABLES = ("circuit", "triggers", "limits", "callouts", "credentials", "python", "schema", "tests")
 MAX_REQUIREMENTS = 100
 MAX_REQUIREMENT_LENGTH = 300

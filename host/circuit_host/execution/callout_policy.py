@@ -6,18 +6,21 @@ by the host, never by a guest. The ``http`` capability consults it; it knows not
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ..connectors.callout_destinations import Network
 from ..connectors.http_client import CalloutRequest, HttpConnector
 from ..errors import CalloutError, Rejected
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+CREDENTIAL_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"  # a named credential's name, in manifests and settings
+HEADER_NAME_PATTERN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an HTTP token (RFC 9110)
 NAMED_PREFIX = "callout:"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -30,9 +33,29 @@ class NamedCredential(BaseModel):
     url: str = Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$", description="base URL, e.g. https://api.example.com/v2")
     headers: dict[str, SecretStr] = Field(default_factory=dict, description="e.g. {authorization: Bearer ...}")
 
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """Refuse now what every callout would fail on later (and a value smuggling a second header)."""
+        for name, value in headers.items():
+            if not HEADER_NAME_PATTERN.match(name):
+                raise ValueError(f"header name {name[:100]!r} is not an HTTP header name")
+            if any(ch in value.get_secret_value() for ch in "\r\n\0"):
+                raise ValueError(f"header {name!r}: the value must not contain CR, LF or NUL")
+        return headers
+
     @property
     def header_names(self) -> frozenset[str]:
         return frozenset(name.lower() for name in self.headers)
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with any userinfo password replaced by ``****``: fit to show an operator."""
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = f"{parts.username}:****@{parts.netloc.rpartition('@')[2]}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
     def secret_headers(self) -> dict[str, str]:
         return {name: value.get_secret_value() for name, value in self.headers.items()}

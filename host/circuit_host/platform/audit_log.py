@@ -1,7 +1,10 @@
-"""The audit log: who uploaded, deployed, promoted, rolled back or undeployed what, when, where."""
+"""The audit log: who uploaded, deployed, promoted, rolled back or undeployed what, when, where,
+and who changed which tenant settings (names only, never values)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +30,7 @@ class AuditLog:
         circuit: str,
         from_version: str | None,
         to_version: str | None,
+        changed_keys: Sequence[str] = (),
     ) -> AuditEntry:
         at = self._db.now()
         a = self._db.tables.audit
@@ -41,15 +45,18 @@ class AuditLog:
                 circuit=circuit,
                 from_version=from_version,
                 to_version=to_version,
+                changed_keys=json.dumps(list(changed_keys)) if changed_keys else None,
             )
             .returning(a.c.id)
         ).scalar_one()
-        return AuditEntry(int(new_id), tenant_id, at, actor[:200], action, env, circuit, from_version, to_version)
+        return AuditEntry(
+            int(new_id), tenant_id, at, actor[:200], action, env, circuit, from_version, to_version, tuple(changed_keys)
+        )
 
     def audit_log(
         self, tenant_id: str, limit: int = 100, env: str | None = None, circuit: str | None = None
     ) -> list[AuditEntry]:
-        """Uploads, deploys, promotions, rollbacks and undeploys, newest first."""
+        """Uploads, deploys, promotions, rollbacks, undeploys and settings changes, newest first."""
         a = self._db.tables.audit
         query = sa.select(a).where(a.c.tenant_id == tenant_id)
         if env is not None:
@@ -72,4 +79,5 @@ def _audit_entry(row: Any) -> AuditEntry:
         row.circuit,
         row.from_version,
         row.to_version,
+        tuple(json.loads(row.changed_keys)) if row.changed_keys else (),
     )

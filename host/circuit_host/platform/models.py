@@ -81,7 +81,8 @@ class ActiveCircuit:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """Who did what, when, to which circuit in which environment, from which version to which."""
+    """Who did what, when, to which circuit in which environment, from which version to which;
+    for a settings change (``circuit`` empty), which settings it changed, by name."""
 
     id: int
     tenant_id: str
@@ -92,6 +93,7 @@ class AuditEntry:
     circuit: str
     from_version: str | None
     to_version: str | None
+    changed_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ source's typed part.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar, get_args
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -22,6 +23,7 @@ from pydantic import (
     SecretStr,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     ValidationError,
     model_serializer,
     model_validator,
@@ -31,11 +33,13 @@ from pydantic_core.core_schema import ErrorType
 
 from ..connectors.crm import crm_registry
 from ..errors import Rejected
-from ..execution.callout_policy import NamedCredential
+from ..execution.callout_policy import CREDENTIAL_PATTERN, NamedCredential
 from ..execution.limits import MIB, LimitsProfile
 
 S = TypeVar("S", bound=BaseModel)
 _CORE_ERROR_TYPES = frozenset(get_args(ErrorType))
+_MAX_REPORTED_ERRORS = 20
+CredentialName = Annotated[str, StringConstraints(pattern=CREDENTIAL_PATTERN)]
 
 
 class TenantSettings(BaseModel):
@@ -46,7 +50,7 @@ class TenantSettings(BaseModel):
     rate_limit_per_minute: int = Field(1000, ge=1, le=10_000_000)
     max_limits: LimitsProfile = Field(default_factory=LimitsProfile, description="Ceiling for manifest overrides.")
     coverage_threshold: int = Field(75, ge=0, le=100, description="Minimum test coverage (%) to deploy.")
-    named_credentials: dict[str, NamedCredential] = Field(
+    named_credentials: dict[CredentialName, NamedCredential] = Field(
         default_factory=dict,
         description="Endpoints and secret headers reached as `callout:NAME/path` by circuits declaring NAME.",
     )
@@ -110,16 +114,108 @@ class TenantSettings(BaseModel):
         }
         return data
 
+    def redacted(self) -> dict[str, Any]:
+        """The settings as an operator may read them: every secret as ``{"set": true, "fingerprint": ...}``
+        (or ``{"set": false}``), found from the models, so a new secret field is never shown; a named
+        credential's URL without its password."""
+        data = self._walk(_secret_view)
+        for name, credential in self.named_credentials.items():
+            data["named_credentials"][name]["url"] = credential.shown_url
+        return data
+
     @classmethod
     def validated(cls, data: dict[str, Any]) -> TenantSettings:
-        """Validate settings from an operator, as ``Rejected`` naming the setting."""
+        """Validate settings from an operator, as ``Rejected`` naming every offending setting."""
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            raise Rejected(f"settings.{where}: {message.removeprefix('Value error, ')}") from None
+            problems = []
+            for err in exc.errors()[:_MAX_REPORTED_ERRORS]:
+                where = ".".join(str(p) for p in err["loc"])
+                message = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append(f"settings.{where}: {message.removeprefix('Value error, ')}")
+            raise Rejected("; ".join(problems)) from None
+
+    def _walk(self, on_secret: Callable[[SecretStr | None], Any]) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        for model in (self, *self._sections.values()):
+            for name, field in type(model).model_fields.items():
+                data[name] = _replace_secrets(getattr(model, name), data[name], field.annotation, on_secret)
+        return data
+
+
+def secret_fingerprint(value: str) -> str:
+    """12 hex digits that tell an operator which secret is set without revealing it.
+
+    The one place a fingerprint is computed: keying it (with the host's master key) is a change here.
+    """
+    return hashlib.sha256(b"circuit-secret-fingerprint\0" + value.encode()).hexdigest()[:12]
+
+
+def changed_settings(before: TenantSettings, after: TenantSettings) -> list[str]:
+    """The names (dotted, e.g. ``named_credentials.census.headers.Authorization``) whose values differ;
+    secrets are compared by fingerprint, so the result never depends on how they are stored."""
+    return _changed_paths(before._walk(_secret_mark), after._walk(_secret_mark), "")
+
+
+def holds_secret(annotation: Any, seen: frozenset[type] = frozenset()) -> bool:
+    """Whether a field of this type is, or contains, a ``SecretStr``."""
+    if isinstance(annotation, type):
+        if issubclass(annotation, SecretStr):
+            return True
+        if issubclass(annotation, BaseModel) and annotation not in seen:
+            inner = seen | {annotation}
+            return any(holds_secret(f.annotation, inner) for f in annotation.model_fields.values())
+    return any(holds_secret(arg, seen) for arg in get_args(annotation))
+
+
+def _replace_secrets(value: Any, dumped: Any, annotation: Any, on_secret: Callable[[SecretStr | None], Any]) -> Any:
+    """``dumped`` (the JSON dump of ``value``) with each secret in ``value`` replaced by ``on_secret(it)``."""
+    if isinstance(value, SecretStr):
+        return on_secret(value)
+    if value is None:
+        return on_secret(None) if holds_secret(annotation) else dumped
+    if isinstance(value, BaseModel):
+        if not holds_secret(type(value)):
+            return dumped
+        return {
+            **dumped,
+            **{
+                name: _replace_secrets(getattr(value, name), dumped[name], field.annotation, on_secret)
+                for name, field in type(value).model_fields.items()
+            },
+        }
+    if isinstance(value, Mapping) and isinstance(dumped, Mapping):
+        pairs = zip(value.values(), dumped.items(), strict=True)
+        return {key: _replace_secrets(v, d, Any, on_secret) for v, (key, d) in pairs}
+    if isinstance(value, list | tuple) and isinstance(dumped, list):
+        return [_replace_secrets(v, d, Any, on_secret) for v, d in zip(value, dumped, strict=True)]
+    return dumped
+
+
+def _secret_view(secret: SecretStr | None) -> dict[str, Any]:
+    if secret is None:
+        return {"set": False}
+    return {"set": True, "fingerprint": secret_fingerprint(secret.get_secret_value())}
+
+
+def _secret_mark(secret: SecretStr | None) -> tuple[str, str | None]:
+    """A secret as a comparable leaf (not a dict, so ``_changed_paths`` does not descend into it)."""
+    return ("secret", None if secret is None else secret_fingerprint(secret.get_secret_value()))
+
+
+def _changed_paths(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str) -> list[str]:
+    changed: list[str] = []
+    for key in dict.fromkeys([*before, *after]):
+        old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed.extend(_changed_paths(old, new, f"{prefix}{key}."))
+        elif old != new:
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
+_ABSENT = object()
 
 
 def _details(exc: ValidationError) -> list[InitErrorDetails]:
