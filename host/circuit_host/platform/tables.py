@@ -117,6 +117,7 @@ def build_tables(prefix: str = "cs_") -> Tables:
             sa.Column("circuit", sa.String(63), nullable=False),
             sa.Column("from_version", sa.String(100)),
             sa.Column("to_version", sa.String(100)),
+            sa.Column("changed_keys", sa.Text),  # JSON list of setting names, for settings changes
             sa.Index(prefix + "audit_tenant", "tenant_id", "id"),
         ),
         executions=table(
