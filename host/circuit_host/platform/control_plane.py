@@ -33,8 +33,8 @@ class Platform:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.database = PlatformDatabase(url, prefix=prefix, busy_timeout=busy_timeout, clock=clock)
-        self.tenants = Tenants(self.database)
         self.audit = AuditLog(self.database)
+        self.tenants = Tenants(self.database, self.audit)
         self.bundles = StoredBundles(self.database, self.audit, max_bundle_bytes)
         self.deployments = Deployments(self.database, self.tenants, self.bundles, self.audit)
         self.executions = ExecutionHistory(self.database, self.tenants)

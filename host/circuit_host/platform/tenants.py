@@ -9,7 +9,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import Rejected
+from .audit_log import AuditLog
 from .database import PlatformDatabase, check_env
 from .models import SCOPES, ApiKey, Conflict, NotFound, Tenant
-from .settings import TenantSettings
+from .settings import TenantSettings, changed_settings
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 KEY_PREFIX = "cs_"
@@ -30,8 +31,9 @@ _LAST_USED_EVERY = timedelta(seconds=60)
 class Tenants:
     """Who the tenants are, how each is configured, and which keys and tokens reach it."""
 
-    def __init__(self, db: PlatformDatabase) -> None:
+    def __init__(self, db: PlatformDatabase, audit: AuditLog) -> None:
         self._db = db
+        self._audit = audit
         self._lock = threading.Lock()
         self._parsed_settings: OrderedDict[str, TenantSettings] = OrderedDict()
 
@@ -80,19 +82,41 @@ class Tenants:
             raise NotFound(f"tenant {tenant_id!r} does not exist")
         return tenant.settings
 
-    def update_settings(self, tenant_id: str, changes: Mapping[str, Any] | TenantSettings) -> TenantSettings:
-        """Apply a partial update (or replace with a ``TenantSettings``); invalid values are rejected."""
+    def update_settings(
+        self,
+        tenant_id: str,
+        changes: Mapping[str, Any] | TenantSettings | Callable[[TenantSettings], Mapping[str, Any]],
+        actor: str | None = None,
+    ) -> TenantSettings:
+        """Apply a partial update, or replace with a ``TenantSettings``; invalid values are rejected.
+
+        A partial update is a JSON merge patch on the top-level settings: a key given replaces that
+        setting's whole value, ``None`` returns it to its default (clearing an optional one). A callable
+        is handed the current settings, under the row lock, and returns the patch (read-modify-write
+        without losing a concurrent change). With ``actor``, an audit entry naming the settings that
+        changed (never their values) is written in the same transaction.
+        """
         t = self._db.tables.tenants
         with self._db.write() as conn:
             raw = conn.execute(sa.select(t.c.settings).where(t.c.id == tenant_id).with_for_update()).scalar()
             if raw is None:
                 raise NotFound(f"tenant {tenant_id!r} does not exist")
+            before = self._settings(raw)
             if isinstance(changes, TenantSettings):
                 settings = changes
             else:
-                merged = {**json.loads(raw), **_plain(changes)}
+                patch = changes(before) if callable(changes) else changes
+                merged = json.loads(raw)
+                for key, value in _plain(patch).items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
                 settings = TenantSettings.validated(merged)
             conn.execute(t.update().where(t.c.id == tenant_id).values(settings=json.dumps(settings.to_storage())))
+            changed = changed_settings(before, settings) if actor is not None else []
+            if actor is not None and changed:
+                self._audit.append(conn, tenant_id, actor, "settings", None, "", None, None, changed)
         return settings
 
     def require_tenant(self, tenant_id: str) -> None:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from . import problems
 from .limits_middleware import MaxBodySize
 from .ratelimit import RateLimiter
-from .routers import bundles, environments, executions, hooks, keys, records
+from .routers import bundles, credentials, environments, executions, hooks, keys, records, tenant_settings
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -35,7 +35,16 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     app.state.circuit = server_state
     app.state.limiter = RateLimiter()
     problems.install(app)
-    for router in (hooks.router, records.router, bundles.router, environments.router, executions.router, keys.router):
+    for router in (
+        hooks.router,
+        records.router,
+        bundles.router,
+        environments.router,
+        executions.router,
+        keys.router,
+        tenant_settings.router,
+        credentials.router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")

@@ -9,6 +9,7 @@ next request, while executions already running finish on the version they starte
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +22,19 @@ from ..circuitdb.store import SchemaChanges
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
 from ..errors import Rejected
+from ..execution.callout_policy import NamedCredential
 from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
 from ..execution.limits import RESOURCES, LimitsProfile
-from ..platform import BundleInfo, Conflict, ExecutionEntry, NotFound, Platform, records_tenant
+from ..platform import (
+    ENVIRONMENTS,
+    BundleInfo,
+    Conflict,
+    ExecutionEntry,
+    NotFound,
+    Platform,
+    TenantSettings,
+    records_tenant,
+)
 from ..sandbox.runtime import Runtime
 from ..testing import TestReport, outside_sdk, run_test_module
 from ..testing.runner import TestBudget
@@ -56,6 +67,7 @@ class Deployed:
     registry: TriggerRegistry
     versions: dict[str, str]  # circuit name -> version
     limits: LimitsProfile  # the execution budget: what the deployed circuits ask for, within the ceiling
+    configured: tuple[LimitsProfile, Mapping[str, NamedCredential]]  # the tenant settings it was built from
 
 
 class ServerState:
@@ -173,16 +185,18 @@ class ServerState:
                 self._stores[name] = store
         return store
 
-    def deployed(self, tenant_id: str, env: str) -> Deployed:
-        """The trigger registry of an environment, rebuilt when its deployment generation moves."""
+    def deployed(self, tenant_id: str, env: str, settings: TenantSettings | None = None) -> Deployed:
+        """The trigger registry of an environment, rebuilt when its deployment generation moves or the
+        tenant's limit ceiling or named credentials change (``settings``: as the caller read them)."""
         key = records_tenant(tenant_id, env)
         generation = self.platform.deployments.generation(tenant_id, env)
+        settings = settings or self.platform.tenants.get_settings(tenant_id)
+        configured = (settings.max_limits, settings.named_credentials)
         current = self._deployed.get(key)
-        if current is not None and current.generation == generation:
+        if current is not None and current.generation == generation and current.configured == configured:
             return current
         registry = TriggerRegistry()
         versions: dict[str, str] = {}
-        settings = self.platform.tenants.get_settings(tenant_id)
         ceiling = settings.max_limits
         budgets: list[LimitsProfile] = []
         for circuit in self.platform.deployments.active_circuits(tenant_id, env):
@@ -208,7 +222,7 @@ class ServerState:
                             credentials,
                         ),
                     )
-        deployed = Deployed(generation, registry, versions, execution_limits(budgets, ceiling))
+        deployed = Deployed(generation, registry, versions, execution_limits(budgets, ceiling), configured)
         with self._lock:
             self._deployed[key] = deployed
         return deployed
@@ -322,6 +336,59 @@ class ServerState:
                 "that this tenant has not configured"
             )
 
+    # -- tenant settings: the one path of an operator's change ------------------------------
+
+    def update_settings(
+        self,
+        tenant_id: str,
+        changes: Mapping[str, Any] | Callable[[TenantSettings], Mapping[str, Any]],
+        actor: str,
+    ) -> TenantSettings:
+        """Validate and store a partial settings change (a merge patch, or a function of the current
+        settings returning one), audited under ``actor``.
+
+        Every change from the API comes through here (named credentials too), so a check of the new
+        settings against the outside world (a test call to a CRM) belongs here, before the write.
+        """
+        return self.platform.tenants.update_settings(tenant_id, changes, actor)
+
+    def put_credential(
+        self, tenant_id: str, name: str, url: str, headers: Mapping[str, str], actor: str
+    ) -> TenantSettings:
+        """Create or replace a named credential; executions already running keep the one they started with."""
+
+        def patch(current: TenantSettings) -> dict[str, Any]:
+            credential = {"url": url, "headers": dict(headers)}
+            return {"named_credentials": {**current.named_credentials, name: credential}}
+
+        return self.update_settings(tenant_id, patch, actor)
+
+    def delete_credential(self, tenant_id: str, name: str, actor: str) -> None:
+        """Remove a named credential, refused while an active circuit in any environment declares it:
+        deleting it would make that circuit's callouts fail in production."""
+        users = self.credential_users(tenant_id, name)
+        if users:
+            raise Conflict(
+                f"named credential {name!r} is used by {', '.join(users)}; deploy versions that do not declare "
+                "it (or roll back) first"
+            )
+
+        def patch(current: TenantSettings) -> dict[str, Any]:
+            if name not in current.named_credentials:
+                raise NotFound(f"no named credential {name!r}")
+            return {"named_credentials": {n: c for n, c in current.named_credentials.items() if n != name}}
+
+        self.update_settings(tenant_id, patch, actor)
+
+    def credential_users(self, tenant_id: str, name: str) -> list[str]:
+        """The active circuits declaring a named credential, as ``env: circuit version``."""
+        return [
+            f"{env}: {circuit.name} {circuit.version}"
+            for env in ENVIRONMENTS
+            for circuit in self.platform.deployments.active_circuits(tenant_id, env)
+            if name in circuit.manifest.credentials.names
+        ]
+
     # -- the one path of a record change ---------------------------------------------------
 
     def apply_change(
@@ -334,8 +401,13 @@ class ServerState:
         trigger: str,
         external_id: str = "Id",
     ) -> ExecutionRecord:
-        """Save a change through the environment's triggers as one execution, and store the record."""
-        deployed = self.deployed(tenant_id, env)
+        """Save a change through the environment's triggers as one execution, and store the record.
+
+        The tenant's settings are read once, here: the execution runs on them to its end (credentials,
+        networks, limits), whatever an operator changes meanwhile; the next execution sees the change.
+        """
+        settings = self.platform.tenants.get_settings(tenant_id)
+        deployed = self.deployed(tenant_id, env, settings)
         limits = deployed.limits
         executor = Executor(
             self.runtime,
@@ -344,8 +416,7 @@ class ServerState:
             triggers=deployed.registry,
             tenant=records_tenant(tenant_id, env),
         )
-        networks = self.platform.tenants.get_settings(tenant_id).callout_allowed_networks
-        options = ExecutionOptions(limits=limits, allowed_networks=networks)
+        options = ExecutionOptions(limits=limits, allowed_networks=settings.callout_allowed_networks)
         record = executor.apply_change(op, object_name, rows, options, external_id)
         self.platform.executions.save_execution(
             ExecutionEntry(

@@ -68,7 +68,11 @@ def promote(
     return _active(state, caller.tenant_id, body.to_env)
 
 
-@router.get("/audit", response_model=list[AuditModel], summary="Deploys, promotions and rollbacks, newest first")
+@router.get(
+    "/audit",
+    response_model=list[AuditModel],
+    summary="Deploys, promotions, rollbacks and settings changes, newest first",
+)
 def audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     caller: Caller = Depends(require("read")),
@@ -89,6 +93,7 @@ def audit(
             from_version=a.from_version,
             to_version=a.to_version,
             gate=gates.get(a.id),
+            changed_keys=list(a.changed_keys),
         )
         for a in state.platform.audit.audit_log(caller.tenant_id, limit)
     ]

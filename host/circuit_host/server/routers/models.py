@@ -110,6 +110,10 @@ class AuditModel(BaseModel):
     from_version: str | None
     to_version: str | None
     gate: GateModel | None = Field(None, description="the deploy gate's verdict that let this deploy through")
+    changed_keys: list[str] = Field(
+        default_factory=list,
+        description="for a settings change (action `settings`), the settings it changed, by name; never values",
+    )
 
 
 class WebhookUrls(BaseModel):
