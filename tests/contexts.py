@@ -60,10 +60,11 @@ def make_context(
     a store), and callouts through a real HTTP connector limited to ``allowed_hosts``."""
     http = HttpConnector(allowed_networks=LOOPBACK_NETWORKS)
     transaction = records.begin() if records is not None else NoRecords()
+    governor = Governor(limits or LimitsProfile())
     try:
         yield ExecutionContext(
-            governor=Governor(limits or LimitsProfile()),
-            log=ExecutionLog(label),
+            governor=governor,
+            log=ExecutionLog(label, governor),
             records=transaction,
             http=CalloutSession(http, allowed_hosts),
         )

@@ -1,4 +1,4 @@
-"""``log.write``: append to the execution's debug log, charged against ``log_bytes``."""
+"""``log.write``: append to the execution's debug log, which charges the line to ``log_bytes``."""
 
 from __future__ import annotations
 
@@ -6,5 +6,4 @@ from ..execution.context import ExecutionContext
 
 
 def write(context: ExecutionContext, level: str, message: str) -> None:
-    context.governor.charge("log_bytes", len(message.encode("utf-8")))
     context.log.write(level, message)

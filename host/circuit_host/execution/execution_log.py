@@ -2,7 +2,16 @@
 
 Every host call leaves an entry (``QUERY``, ``DML``, ``CALLOUT`` with rows and time), the
 guest's ``log.write`` lines are ``USER_DEBUG``, and the executor brackets it all with
-``EXECUTION_START``, ``LIMIT_USAGE`` and ``EXECUTION_END``, as Salesforce debug logs do.
+``EXECUTION_START``, ``FATAL_ERROR``, ``LIMIT_USAGE`` and ``EXECUTION_END``, as Salesforce debug
+logs do.
+
+Every entry kept is charged to the execution's ``log_bytes``, the host's as the guest's: its
+message's UTF-8 bytes plus ``LINE_BYTES`` for the rest of its rendered line (an upper bound, so
+the charge is the same whatever the timing, and the stored log is never larger than the usage
+reported). A guest line over the limit fails the execution (``LimitExceeded``, as before); a host
+line that does not fit is not kept, as Apex truncates a debug log and never fails a transaction
+for its size. The brackets are always kept and charged, so a full log may report up to their
+size (``LINE_BYTES`` plus at most 2,048 characters each) over the limit.
 """
 
 from __future__ import annotations
@@ -16,10 +25,15 @@ from typing import Any
 
 import structlog
 
+from .governor import Governor
+
 LEVELS = ("debug", "info", "warn", "error")
 MAX_HOST_MESSAGE_CHARS = 2048  # a host entry quotes guest input (SOQL text, URLs): bounded per entry
 MAX_STORED_LOG_BYTES = 4 * 1024 * 1024  # everything an execution's log keeps, guest and host lines
-ALWAYS_KEPT = frozenset({"EXECUTION_START", "LIMIT_USAGE", "EXECUTION_END"})  # the brackets of every log
+LINE_BYTES = 128  # charged per entry for its rendered line's time, event, level, rows and duration
+LIMIT_USAGE_BYTES = 1024  # the LIMIT_USAGE line's message is charged this, its bound: time makes it vary
+# The brackets of every log, and its truncation mark: always kept, each bounded in size.
+ALWAYS_KEPT = frozenset({"EXECUTION_START", "FATAL_ERROR", "LIMIT_USAGE", "EXECUTION_END", "LOG_TRUNCATED"})
 
 
 @dataclass(frozen=True)
@@ -57,12 +71,13 @@ class Span:
 
 @dataclass
 class ExecutionLog:
-    """Collects an execution's log and mirrors every entry to structlog."""
+    """Collects an execution's log, charges what it keeps to ``log_bytes``, mirrors it to structlog."""
 
     execution_id: str
+    governor: Governor  # the execution's: every kept line is charged to its ``log_bytes``
     entries: list[LogEntry] = field(default_factory=list)
-    max_bytes: int = MAX_STORED_LOG_BYTES
-    dropped: int = 0  # entries not kept once ``max_bytes`` was reached
+    max_bytes: int = MAX_STORED_LOG_BYTES  # what is kept even when ``log_bytes`` allows more
+    dropped: int = 0  # entries not kept: over ``log_bytes`` (host lines) or over ``max_bytes``
     _stored: int = 0
     _started: float = field(default_factory=time.monotonic)
     _started_wall: float = field(default_factory=time.time)
@@ -74,28 +89,38 @@ class ExecutionLog:
         return round((time.monotonic() - self._started) * 1000, 3)
 
     def _keep(self, entry: LogEntry) -> None:
-        """Store ``entry`` within the log's byte budget: host messages are cut to a bounded length,
-        and past ``max_bytes`` entries are counted instead of kept (the brackets always are)."""
+        """Store ``entry`` and charge its size to ``log_bytes``.
+
+        Host messages are cut to a bounded length. A guest line over ``log_bytes`` raises
+        ``LimitExceeded``; any other line that does not fit (``log_bytes`` or ``max_bytes``) is
+        counted in ``dropped`` instead, with one ``LOG_TRUNCATED`` mark. Brackets always fit.
+        """
         if entry.source == "host" and len(entry.message) > MAX_HOST_MESSAGE_CHARS:
             cut = len(entry.message) - MAX_HOST_MESSAGE_CHARS
             entry = replace(entry, message=f"{entry.message[:MAX_HOST_MESSAGE_CHARS]}… ({cut} more characters)")
-        size = len(entry.message.encode("utf-8", "replace")) + 64
-        if self._stored + size > self.max_bytes and entry.event not in ALWAYS_KEPT:
-            if not self.dropped:
-                self.entries.append(
-                    LogEntry(
-                        self._now_ms(), "warn", f"debug log reached {self.max_bytes} bytes", "host", "LOG_TRUNCATED"
-                    )
-                )
-            self.dropped += 1
-            return
         if entry.event == "EXECUTION_END" and self.dropped:
             entry = replace(entry, message=f"{entry.message} ({self.dropped} log entries not kept)")
+        if entry.event == "LIMIT_USAGE":
+            entry = replace(entry, message=entry.message[:LIMIT_USAGE_BYTES])
+            size = LINE_BYTES + LIMIT_USAGE_BYTES
+        else:
+            size = LINE_BYTES + len(entry.message.encode("utf-8", "replace"))
+        if entry.event not in ALWAYS_KEPT:
+            if entry.source == "guest" and size > self.governor.remaining("log_bytes"):
+                self.governor.charge("log_bytes", size)  # raises: the guest's line is over its limit
+            if size > min(self.governor.remaining("log_bytes"), self.max_bytes - self._stored):
+                if not self.dropped:
+                    limit = min(self.governor.limit("log_bytes"), self.max_bytes)
+                    mark = f"debug log reached {limit} bytes"
+                    self._keep(LogEntry(self._now_ms(), "warn", mark, "host", "LOG_TRUNCATED"))
+                self.dropped += 1
+                return
+        self.governor.add_measured("log_bytes", size)
         self._stored += size
         self.entries.append(entry)
 
     def write(self, level: str, message: str, source: str = "guest") -> None:
-        """A log line: the guest's (``USER_DEBUG``) or the host's own (``SYSTEM``)."""
+        """A log line: the guest's (``USER_DEBUG``, charged or refused) or the host's own (``SYSTEM``)."""
         event = "USER_DEBUG" if source == "guest" else "SYSTEM"
         self._keep(LogEntry(self._now_ms(), level, message, source, event))
         if source == "guest":
@@ -103,6 +128,11 @@ class ExecutionLog:
             self._logger.debug(message, source=source, level=level)
         else:
             getattr(self._logger, "warning" if level == "warn" else level)(message, source=source)
+
+    def fatal(self, message: str) -> None:
+        """Why the execution failed (``FATAL_ERROR``): kept even in a full log, like the brackets."""
+        self._keep(LogEntry(self._now_ms(), "error", message, "host", "FATAL_ERROR"))
+        self._logger.error(message, source="host")
 
     def event(self, event: str, message: str, rows: int | None = None, duration_ms: float | None = None) -> None:
         """A host event (``EXECUTION_START``, ``CODE_UNIT_STARTED``, ``LIMIT_USAGE``…)."""

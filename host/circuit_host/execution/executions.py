@@ -146,7 +146,7 @@ class Executor:
         execution_id = uuid.uuid4().hex
         started = time.monotonic()
         governor = Governor(options.limits)
-        log = ExecutionLog(execution_id)
+        log = ExecutionLog(execution_id, governor)
         transaction = self.records.begin()
         context = ExecutionContext(
             governor=governor,
@@ -179,10 +179,11 @@ class Executor:
         duration_ms = round((time.monotonic() - started) * 1000, 3)
         governor.record("timeout_ms", int(duration_ms))
         if outcome.status != "ok":
-            log.write("error", f"{outcome.status}: {outcome.error_message}", source="host")
+            log.fatal(f"{outcome.status}: {outcome.error_message}")
         usage = governor.usage()
         log.event("LIMIT_USAGE", "; ".join(f"{name} {u.used} of {u.limit}" for name, u in usage.items() if u.used))
         log.event("EXECUTION_END", f"status {outcome.status}, {'committed' if committed else 'rolled back'}")
+        usage = governor.usage()  # log_bytes now counts the closing lines too: the size of ``debug_log``
         error = None
         if outcome.status != "ok":
             error = {"kind": outcome.error_kind or outcome.status, "message": outcome.error_message or ""}

@@ -33,7 +33,7 @@ class LimitsProfile(BaseModel):
     dml_rows: int = Field(10_000, ge=0, description="Rows processed by all DML statements.")
     callouts: int = Field(100, ge=0, description="http.callout calls, allowed or refused.")
     callout_time_ms: int = Field(120_000, ge=0, description="Total time spent in callouts.")
-    log_bytes: int = Field(1 * MIB, ge=0, description="Bytes written through log.write.")
+    log_bytes: int = Field(1 * MIB, ge=0, description="Bytes of the stored debug log: log.write lines and the host's.")
     input_bytes: int = Field(4 * MIB, ge=0, description="Size of the msgpack event handed to the guest.")
     output_bytes: int = Field(4 * MIB, ge=0, description="Size of the msgpack result the guest returns.")
 

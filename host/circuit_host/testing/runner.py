@@ -133,9 +133,10 @@ def open_test_context(
     mocks = CalloutMocks()
     http = HttpConnector(transport=mocks.transport())
     transaction = records.begin()
-    log = ExecutionLog(uuid.uuid4().hex)
+    governor = Governor(limits)
+    log = ExecutionLog(uuid.uuid4().hex, governor)
     context = TestExecutionContext(
-        governor=Governor(limits),
+        governor=governor,
         log=log,
         records=firing.wrap(transaction) if firing is not None else transaction,
         http=TestCalloutSession(http, credentials=dict(credentials)),
@@ -220,7 +221,7 @@ class TestRunner:
             if panics:
                 message += f" ({panics[-1]})"
         if status != "pass":
-            context.log.write("error", f"{status}: {message}", source="host")
+            context.log.fatal(f"{status}: {message}")
         return TestResult(
             name=name,
             status=status,
