@@ -60,7 +60,7 @@ def check_layouts() -> None:
     8 of a 32-byte component value; core host calls read ``i32`` arguments from ``wasmtime_val_t``."""
     component = (COMPONENT_VAL.kind.offset, COMPONENT_VAL.kind.size, COMPONENT_VAL_PAYLOAD, COMPONENT_VAL_SIZE)
     core_val: Any = CORE_VAL
-    core = (core_val.kind.offset, core_val.of.offset, ffi.WASMTIME_I32.value)
+    core = (core_val.kind.offset, core_val.of.offset, ffi.WASMTIME_I32.value)  # kind 0: zeroed values are i32
     if component != (0, 1, 8, 32) or core != (0, 8, 0):
         raise UnsupportedWasmtime(
             f"wasmtime-py {version('wasmtime')} has unexpected C value layouts "
@@ -79,6 +79,11 @@ def check_layouts() -> None:
         "wasmtime_component_val_new",
         "wasmtime_component_val_delete",
         "str_to_capi",
+        "wasmtime_instance_pre_instantiate",
+        "wasmtime_instance_export_nth",
+        "wasmtime_func_call",
+        "wasmtime_memory_data",
+        "wasmtime_memory_data_size",
     ):
         if not hasattr(ffi, name):
             raise UnsupportedWasmtime(f"wasmtime-py {version('wasmtime')} lacks {name} in its C bindings")
@@ -153,6 +158,55 @@ def call_component_func(
 
 def string_to_capi(value: str) -> Any:
     return ffi.str_to_capi(value)
+
+
+# -- core modules: direct calls (``abi/core_exports.py``) ---------------------------------------
+
+CORE_INSTANCE = ffi.wasmtime_instance_t
+CORE_EXTERN = ffi.wasmtime_extern_t
+EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
+EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
+TRAP_POINTER = ctypes.POINTER(ffi.wasm_trap_t)
+# The C functions themselves (the same objects, argument types set, as wasmtime-py's wrappers call):
+# one Python frame less per call on the hot path.
+func_call = ffi.dll.wasmtime_func_call
+export_nth = ffi.dll.wasmtime_instance_export_nth
+memory_data = ffi.dll.wasmtime_memory_data
+memory_data_size = ffi.dll.wasmtime_memory_data_size
+_I32_VALUES = {n: bytes((CORE_VAL * n)()) for n in range(1, 5)}  # all-zero: kind WASMTIME_I32, value 0
+
+
+def i32_values(n: int) -> Any:
+    """A C array of ``n`` ``wasmtime_val_t`` of kind ``i32`` (1 to 4)."""
+    return (CORE_VAL * n).from_buffer_copy(_I32_VALUES[n])
+
+
+def store_context(store: wasmtime.Store) -> Any:
+    """The store's ``wasmtime_context_t*``, valid as long as the store is."""
+    return store._context()
+
+
+def raise_failure(error: Any, trap: Any) -> None:
+    """wasmtime-py's error handling of a C call, without its process-wide last exception: the host's
+    callbacks record their failures on the execution's context instead (``abi/lowering.py``)."""
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+
+
+def instantiate_pre(pre: wasmtime.InstancePre, context: Any) -> Any:
+    """A raw ``wasmtime_instance_t`` of ``pre`` in the store of ``context``; a trap or error raises."""
+    instance = CORE_INSTANCE()
+    trap = TRAP_POINTER()
+    error = ffi.wasmtime_instance_pre_instantiate(pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap))
+    raise_failure(error, trap)
+    return instance
+
+
+def instance_from_raw(instance: Any) -> wasmtime.Instance:
+    """wasmtime-py's ``Instance`` over a raw instance, for code that wants its exports mapping."""
+    return wasmtime.Instance._from_raw(instance)
 
 
 Converter = Callable[..., Any]

@@ -8,9 +8,7 @@ context (a trigger fired by DML) is entered the same way, nested inside its pare
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,14 +76,24 @@ class ExecutionContext:
 _current: ContextVar[ExecutionContext | None] = ContextVar("circuit_execution", default=None)
 
 
-@contextmanager
-def running(context: ExecutionContext) -> Iterator[ExecutionContext]:
-    """Make ``context`` the one host calls on this thread are for, until the block ends."""
-    token = _current.set(context)
-    try:
-        yield context
-    finally:
-        _current.reset(token)
+class running:  # used as a function: ``with running(context):``
+    """Make ``context`` the one host calls on this thread are for, until the block ends.
+
+    A class rather than a generator context manager: it is entered around every guest call.
+    """
+
+    __slots__ = ("_context", "_token")
+    _token: Token[ExecutionContext | None]
+
+    def __init__(self, context: ExecutionContext) -> None:
+        self._context = context
+
+    def __enter__(self) -> ExecutionContext:
+        self._token = _current.set(self._context)
+        return self._context
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 def current_context() -> ExecutionContext:

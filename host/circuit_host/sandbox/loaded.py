@@ -13,6 +13,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from ..abi.component_binding import Plan
+from ..abi.core_exports import ExportPositions
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class CircuitModule:
     sha256: str
     module: wasmtime.Module
     instance_pre: wasmtime.InstancePre
+    exports: ExportPositions  # resolved once, so a fresh instance never wraps its whole export list
     has_initialize: bool
     from_disk_cache: bool
     extra_memories: int = 0  # memories the host added (coverage counters) besides the circuit's one

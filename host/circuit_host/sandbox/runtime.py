@@ -21,10 +21,11 @@ import wasmtime
 import wasmtime.component as wc
 
 from ..abi.codec import decode
+from ..abi.core_exports import CoreInstance, ExportPositions
 from ..abi.guest_memory import GuestMemory
 from ..abi.host_functions import ABI_FUNCTIONS
 from ..abi.lowering import link_core
-from ..abi.signatures import HANDLE_EXPORT, MEMORY_EXPORT, HostFunction
+from ..abi.signatures import HANDLE_EXPORT, HostFunction
 from ..abi.validation import compile_checked, validate
 from ..errors import GuestFault, Rejected
 from ..execution.context import ExecutionContext
@@ -149,6 +150,7 @@ class Runtime:
             sha256=sha256,
             module=module,
             instance_pre=self.linker.instantiate_pre(module),
+            exports=ExportPositions.of(module),
             has_initialize=any(e.name == "_initialize" for e in module.exports),
             from_disk_cache=from_disk,
             extra_memories=extra_memories,
@@ -164,11 +166,8 @@ class Runtime:
         """Run ``handle(event)`` in a fresh store; never raises because of the guest."""
         if isinstance(module, CircuitComponent):
             return self.components.invoke(module, event, context)
-        return self.run_in_store(
-            module,
-            context,
-            lambda exports, store: self._call_handle(event, context, store, exports),
-            input_bytes=len(event),
+        return self._run_core(
+            module, context, lambda instance, store: _call_handle(event, context, instance), input_bytes=len(event)
         )
 
     def run_component(
@@ -188,52 +187,66 @@ class Runtime:
         call: Callable[[Any, wasmtime.Store], Invocation],
         input_bytes: int = 0,
     ) -> Invocation:
-        """Instantiate ``module`` in a fresh, armed store and run ``call(exports, store)``.
+        """Instantiate ``module`` in a fresh, armed store and run ``call(exports, store)`` with
+        wasmtime-py's exports mapping (the test runner calls the test world's exports through it).
 
         ``context.guest`` is set and ``_initialize`` has run when ``call`` starts. Every way the
         guest can fail becomes an ``Invocation``, as for ``invoke``. ``input_bytes`` is charged
         before the module is instantiated, so an oversized input never runs any guest code.
         """
+        return self._run_core(
+            module, context, lambda instance, store: call(instance.instance().exports(store), store), input_bytes
+        )
 
-        def instantiate(store: wasmtime.Store) -> wasmtime.Instance:
-            return module.instance_pre.instantiate(store)
+    def _run_core(
+        self,
+        module: CircuitModule,
+        context: ExecutionContext,
+        call: Callable[[CoreInstance, wasmtime.Store], Invocation],
+        input_bytes: int,
+    ) -> Invocation:
+        def instantiate(store: wasmtime.Store) -> CoreInstance:
+            return CoreInstance(store, module.instance_pre, module.exports)
 
-        def run(instance: wasmtime.Instance, store: wasmtime.Store) -> Invocation:
-            exports = instance.exports(store)
-            context.guest = GuestMemory(store, exports[MEMORY_EXPORT], _func(exports, "cabi_realloc"))
+        def run(instance: CoreInstance, store: wasmtime.Store) -> Invocation:
+            context.guest = GuestMemory(store, instance.memory(), instance.func("cabi_realloc", 4, 1))
             if module.has_initialize:
-                _func(exports, "_initialize")(store)
-            return call(exports, store)
+                instance.func("_initialize", 0, 0)(store)
+            return call(instance, store)
 
         shape = CORE_MODULE_STORE
         if module.extra_memories:
             shape = replace(shape, memories=shape.memories + module.extra_memories)
-        return run_session(self.engine, context, shape, instantiate, run, input_bytes, self.store_observer)
-
-    def _call_handle(self, event: bytes, context: ExecutionContext, store: wasmtime.Store, exports: Any) -> Invocation:
-        governor = context.governor
-        handle, post = _func(exports, HANDLE_EXPORT), _func(exports, "cabi_post_handle")
-        assert context.guest is not None
-        ptr, length = context.guest.allocate(event, "event buffer")
-        retptr = handle(store, ptr, length)
-        ok, payload = context.guest.read_result(retptr, "handle result", max_len=governor.remaining("output_bytes"))
-        governor.charge("output_bytes", len(payload))
-        if ok:
-            output = decode(payload, "handle output")
-        else:
-            try:
-                message = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                raise GuestFault("handle err: message is not valid UTF-8") from None
-        context.guest.call_back(post, retptr)
-        if ok:
-            return Invocation("ok", output=output)
-        return Invocation("error", error_kind="guest_error", error_message=message)
+        observer = self.store_observer
+        return run_session(
+            self.engine,
+            context,
+            shape,
+            instantiate,
+            run,
+            input_bytes,
+            None if observer is None else lambda store, instance: observer(store, instance.instance()),
+        )
 
 
-def _func(exports: Any, name: str) -> wasmtime.Func:
-    """An export validation guaranteed to be a function (``Instance.exports`` is untyped)."""
-    item = exports[name]
-    if not isinstance(item, wasmtime.Func):
-        raise GuestFault(f"export {name!r} is not a function")
-    return item
+def _call_handle(event: bytes, context: ExecutionContext, instance: CoreInstance) -> Invocation:
+    governor = context.governor
+    guest = context.guest
+    assert guest is not None
+    handle = instance.func(HANDLE_EXPORT, 2, 1)
+    ptr, length = guest.allocate(event, "event buffer")
+    retptr = handle(None, ptr, length)
+    assert retptr is not None
+    ok, payload = guest.read_result(retptr, "handle result", max_len=governor.remaining("output_bytes"))
+    governor.charge("output_bytes", len(payload))
+    if ok:
+        output = decode(payload, "handle output")
+    else:
+        try:
+            message = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GuestFault("handle err: message is not valid UTF-8") from None
+    guest.call_back(instance.func("cabi_post_handle", 1, 0), retptr)
+    if ok:
+        return Invocation("ok", output=output)
+    return Invocation("error", error_kind="guest_error", error_message=message)
