@@ -100,3 +100,44 @@ def test_purge_by_age_and_by_retention(open_platform: Callable[..., Platform]) -
     assert platform.executions.purge_executions(tenant.id, T0 + timedelta(minutes=1)) == 1
     assert platform.executions.purge_expired_executions() >= 1
     assert [e.started_at for e in platform.executions.list_executions(tenant.id)] == [T0 + timedelta(days=20)]
+
+
+def test_a_quota_of_executions_purges_the_oldest_of_that_tenant_only(platform: Platform, tenant: Tenant) -> None:
+    other = platform.tenants.create_tenant("Neighbour")
+    mine = [execution(tenant, minute) for minute in range(5)]
+    ties = [execution(tenant, 9, id=f"ex-tie-{i}") for i in range(2)]  # same start: the id orders them
+    theirs = [execution(other, minute) for minute in range(5)]
+    for entry in (*mine, *ties, *theirs):
+        platform.executions.save_execution(entry)
+    assert platform.executions.purge_over_quota(tenant.id, 3, 10**9) == 4
+    assert [e.id for e in platform.executions.list_executions(tenant.id)] == ["ex-tie-1", "ex-tie-0", mine[4].id]
+    assert len(platform.executions.list_executions(other.id)) == 5
+    assert platform.executions.purge_over_quota(tenant.id, 3, 10**9) == 0
+
+
+def test_a_quota_of_log_bytes_counts_stored_bytes_newest_first(platform: Platform, tenant: Tenant) -> None:
+    other = platform.tenants.create_tenant("Neighbour")
+    log = "é" * 500  # 1,000 bytes, 500 characters
+    mine = [execution(tenant, minute, debug_log=log) for minute in range(4)]
+    theirs = [execution(other, minute, debug_log=log * 10) for minute in range(2)]
+    for entry in (*mine, *theirs):
+        platform.executions.save_execution(entry)
+    assert platform.executions.purge_over_quota(tenant.id, 100, 2_500) == 2
+    assert [e.id for e in platform.executions.list_executions(tenant.id)] == [mine[3].id, mine[2].id]
+    assert len(platform.executions.list_executions(other.id)) == 2
+
+
+def test_housekeeping_applies_each_tenants_own_quotas(open_platform: Callable[..., Platform]) -> None:
+    platform = open_platform(clock=lambda: T0 + timedelta(days=1))
+    small = platform.tenants.create_tenant("Small")
+    large = platform.tenants.create_tenant("Large")
+    platform.tenants.update_settings(small.id, {"max_stored_executions": 2})
+    for minute in range(4):
+        platform.executions.save_execution(execution(small, minute))
+        platform.executions.save_execution(execution(large, minute))
+    assert platform.executions.purge_expired_executions() == 2
+    assert [e.started_at for e in platform.executions.list_executions(small.id)] == [
+        T0 + timedelta(minutes=3),
+        T0 + timedelta(minutes=2),
+    ]
+    assert len(platform.executions.list_executions(large.id)) == 4

@@ -15,7 +15,8 @@ from .tenants import Tenants
 
 
 class ExecutionHistory:
-    """Executions per tenant, newest first, kept for each tenant's ``execution_retention_days``."""
+    """Executions per tenant, newest first, kept for each tenant's ``execution_retention_days`` and
+    within its storage quotas (``max_stored_executions``, ``max_stored_log_bytes``)."""
 
     def __init__(self, db: PlatformDatabase, tenants: Tenants) -> None:
         self._db = db
@@ -97,13 +98,47 @@ class ExecutionHistory:
             result = conn.execute(e.delete().where((e.c.tenant_id == tenant_id) & (e.c.started_at < older_than)))
         return int(result.rowcount)
 
-    def purge_expired_executions(self) -> int:
-        """Apply every tenant's ``execution_retention_days``; for a periodic task."""
-        now = self._db.now()
-        return sum(
-            self.purge_executions(t.id, now - timedelta(days=t.settings.execution_retention_days))
-            for t in self._tenants.list_tenants()
+    def purge_over_quota(self, tenant_id: str, max_executions: int, max_log_bytes: int) -> int:
+        """Delete the tenant's oldest executions beyond ``max_executions`` or beyond ``max_log_bytes``
+        of debug logs (counted newest first); returns how many. Other tenants' rows are never read."""
+        e = self._db.tables.executions
+        newest_first = (e.c.started_at.desc(), e.c.id.desc())
+        log_bytes = sa.func.octet_length(e.c.debug_log)
+        if self._db.dialect == "sqlite":  # SQLite's octet_length is recent; a blob's length is its bytes
+            log_bytes = sa.func.length(sa.cast(e.c.debug_log, sa.LargeBinary))
+        ranked = (
+            sa.select(
+                e.c.started_at,
+                e.c.id,
+                sa.func.row_number().over(order_by=newest_first).label("rank"),
+                sa.func.sum(log_bytes).over(order_by=newest_first).label("log_bytes"),
+            )
+            .where(e.c.tenant_id == tenant_id)
+            .subquery()
         )
+        with self._db.write() as conn:
+            first_over = conn.execute(
+                sa.select(ranked.c.started_at, ranked.c.id)
+                .where((ranked.c.rank > max_executions) | (ranked.c.log_bytes > max_log_bytes))
+                .order_by(ranked.c.rank)
+                .limit(1)
+            ).first()
+            if first_over is None:
+                return 0
+            started_at, execution_id = first_over
+            older = (e.c.started_at < started_at) | ((e.c.started_at == started_at) & (e.c.id <= execution_id))
+            result = conn.execute(e.delete().where((e.c.tenant_id == tenant_id) & older))
+        return int(result.rowcount)
+
+    def purge_expired_executions(self) -> int:
+        """Apply every tenant's ``execution_retention_days`` and storage quotas; for a periodic task."""
+        now = self._db.now()
+        purged = 0
+        for tenant in self._tenants.list_tenants():
+            settings = tenant.settings
+            purged += self.purge_executions(tenant.id, now - timedelta(days=settings.execution_retention_days))
+            purged += self.purge_over_quota(tenant.id, settings.max_stored_executions, settings.max_stored_log_bytes)
+        return purged
 
 
 def _execution(row: Any) -> ExecutionEntry:

@@ -61,6 +61,12 @@ class TenantSettings(BaseModel):
     )
     coalesce_window_ms: int = Field(0, ge=0, le=60_000, description="Window to batch webhooks per object.")
     execution_retention_days: int = Field(30, ge=1, le=3650)
+    max_stored_executions: int = Field(
+        100_000, ge=1, le=100_000_000, description="Executions kept; the housekeeping purge deletes the oldest beyond."
+    )
+    max_stored_log_bytes: int = Field(
+        1024 * MIB, ge=MIB, le=1024 * 1024 * MIB, description="Debug-log bytes kept; the oldest executions beyond go."
+    )
     max_request_bytes: int = Field(1 * MIB, ge=1024, le=64 * MIB)
 
     _sections: dict[type[BaseModel], BaseModel] = PrivateAttr(default_factory=dict)
