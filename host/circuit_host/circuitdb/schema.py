@@ -149,8 +149,18 @@ class ObjectDef:
 
     def with_field(self, f: FieldDef) -> ObjectDef:
         """This object with ``f`` added, or replacing the field of the same name."""
-        kept = tuple(existing for existing in self.fields if existing.key != f.key)
-        return replace(self, fields=(*kept, f), _by_key={}, _by_relationship={})
+        return self.with_fields((f,))
+
+    def with_fields(self, fields: Iterable[FieldDef]) -> ObjectDef:
+        """This object with ``fields`` added in order, each moving a field of the same name to the end.
+
+        One pass over the fields, however many are added (a schema of thousands is built this way).
+        """
+        by_key = {existing.key: existing for existing in self.fields}
+        for f in fields:
+            by_key.pop(f.key, None)
+            by_key[f.key] = f
+        return replace(self, fields=tuple(by_key.values()), _by_key={}, _by_relationship={})
 
 
 class Schema:
@@ -412,12 +422,13 @@ STANDARD_OBJECTS: tuple[ObjectDef, ...] = (
 STANDARD_NAMES = frozenset(o.key for o in STANDARD_OBJECTS)
 
 
+CUSTOM_BASE_FIELDS = (*SYSTEM_FIELDS, _text("Name", 80))
+"""What every custom object has before its declaration adds (or redefines Name)."""
+
+
 def custom_object(name: str, prefix: str, label: str = "", fields: Iterable[FieldDef] = ()) -> ObjectDef:
     """A custom object: the system fields, a Name text field, then ``fields`` (which may redefine Name)."""
-    obj = ObjectDef(name, prefix, (*SYSTEM_FIELDS, _text("Name", 80)), label=label or name, custom=True)
-    for f in fields:
-        obj = obj.with_field(f)
-    return obj
+    return ObjectDef(name, prefix, CUSTOM_BASE_FIELDS, label=label or name, custom=True).with_fields(fields)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -447,3 +458,27 @@ def incompatible_change(old: FieldDef, new: FieldDef) -> str | None:
     if old.is_unique != new.is_unique:
         return "changing unique / external_id on an existing field is not supported"
     return None
+
+
+# --- limits ------------------------------------------------------------------------------
+
+MAX_CUSTOM_OBJECTS = 500
+"""Custom objects per tenant environment by default (Salesforce: 200 on Enterprise, 2,000 on Unlimited)."""
+MAX_CUSTOM_FIELDS_PER_OBJECT = 500
+"""Custom fields per object by default (Salesforce: 500 on Enterprise, 800 on Unlimited)."""
+CEILING_CUSTOM_OBJECTS = 2_000
+"""The most an operator may allow one tenant environment."""
+CEILING_CUSTOM_FIELDS_PER_OBJECT = 800
+"""The most an operator may allow per object: a table stays well inside PostgreSQL's 1,600 columns."""
+
+
+@dataclass(frozen=True)
+class SchemaLimits:
+    """How large one tenant environment's schema may grow; a change past either is ``Rejected``.
+
+    Counted after the change: custom objects, and per object (standard ones too) its ``__c``
+    fields. A schema already past a limit (lowered since) may be re-applied, not grown.
+    """
+
+    max_custom_objects: int = MAX_CUSTOM_OBJECTS
+    max_custom_fields_per_object: int = MAX_CUSTOM_FIELDS_PER_OBJECT

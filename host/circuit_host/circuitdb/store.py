@@ -42,12 +42,13 @@ from .dml import Statement, UnknownField
 from .field_checks import check_field
 from .query import compile_query
 from .schema import (
-    STANDARD_NAMES,
+    CUSTOM_BASE_FIELDS,
     STANDARD_OBJECTS,
     SYSTEM_KEYS,
     FieldDef,
     ObjectDef,
     Schema,
+    SchemaLimits,
     check_custom_name,
     custom_object,
     incompatible_change,
@@ -68,6 +69,8 @@ from .tables import (
 from .values import from_storage, now, shown
 
 MAX_TENANT_LENGTH = 200
+_STANDARD = {o.key: o for o in STANDARD_OBJECTS}
+_CUSTOM_BASE = {f.key: f for f in CUSTOM_BASE_FIELDS}
 _T = TypeVar("_T")
 log = structlog.get_logger("circuit.circuitdb")
 
@@ -88,13 +91,41 @@ class _Stored:
     fields: dict[tuple[str, str], FieldDef] = field(default_factory=dict)
 
     def schema(self) -> Schema:
-        objects = {o.key: o for o in STANDARD_OBJECTS}
+        """The registry these definitions make; one pass over them (fields in key order per object)."""
+        objects = dict(_STANDARD)
         for key, meta in self.objects.items():
             objects[key] = custom_object(meta["name"], meta["prefix"], meta.get("label", ""))
+        added: dict[str, list[FieldDef]] = {}
         for (object_key, _), f in sorted(self.fields.items()):
+            added.setdefault(object_key, []).append(f)
+        for object_key, fields in added.items():
             if object_key in objects:
-                objects[object_key] = objects[object_key].with_field(f)
+                objects[object_key] = objects[object_key].with_fields(fields)
         return Schema(objects.values())
+
+    def object_name(self, key: str) -> str | None:
+        """The declared name of a standard or custom object, None if there is none."""
+        standard = _STANDARD.get(key)
+        if standard is not None:
+            return standard.name
+        meta = self.objects.get(key)
+        return meta["name"] if meta is not None else None
+
+    def current_field(self, object_key: str, field_key: str) -> FieldDef | None:
+        """A field as these definitions have it, without building the object (a merge asks per field)."""
+        found = self.fields.get((object_key, field_key))
+        if found is not None:
+            return found
+        standard = _STANDARD.get(object_key)
+        return standard.field(field_key) if standard is not None else _CUSTOM_BASE.get(field_key)
+
+    def custom_field_counts(self) -> dict[str, int]:
+        """Per object key, how many ``__c`` fields it has."""
+        counts: dict[str, int] = {}
+        for object_key, field_key in self.fields:
+            if field_key.endswith("__c"):
+                counts[object_key] = counts.get(object_key, 0) + 1
+        return counts
 
 
 class _Catalog:
@@ -109,26 +140,36 @@ class _Catalog:
         return self.tables[obj.key]
 
 
-def open_store(target: str | Path | None, tenant: str = "default") -> CircuitDB:
+def open_store(
+    target: str | Path | None, tenant: str = "default", *, schema_limits: SchemaLimits | None = None
+) -> CircuitDB:
     """A store on a SQLite path, a ``sqlite:///`` or ``postgresql://`` URL, or (None) a temporary SQLite file."""
+    limits = schema_limits or SchemaLimits()
     if target is None:
         fd, name = tempfile.mkstemp(prefix="circuitdb-", suffix=".sqlite3")
         os.close(fd)
-        return CircuitDB(f"sqlite:///{name}", tenant, _temporary=Path(name))
+        return CircuitDB(f"sqlite:///{name}", tenant, schema_limits=limits, _temporary=Path(name))
     if isinstance(target, Path) or "://" not in target:
-        return CircuitDB(f"sqlite:///{Path(target)}", tenant)
-    return CircuitDB(target, tenant)
+        return CircuitDB(f"sqlite:///{Path(target)}", tenant, schema_limits=limits)
+    return CircuitDB(target, tenant, schema_limits=limits)
 
 
 class CircuitDB:
     """A tenant's typed records store; see the module docstring."""
 
     def __init__(
-        self, url: str, tenant: str = "default", *, busy_timeout: float = 30.0, _temporary: Path | None = None
+        self,
+        url: str,
+        tenant: str = "default",
+        *,
+        busy_timeout: float = 30.0,
+        schema_limits: SchemaLimits | None = None,
+        _temporary: Path | None = None,
     ) -> None:
         if not isinstance(tenant, str) or not tenant or len(tenant) > MAX_TENANT_LENGTH:
             raise Rejected(f"tenant must be a non-empty string of at most {MAX_TENANT_LENGTH} characters")
         self.tenant = tenant
+        self.schema_limits = schema_limits or SchemaLimits()
         self._temporary = _temporary
         self._closed = False
         self._lock = threading.Lock()
@@ -136,7 +177,7 @@ class CircuitDB:
         self.dialect = self.engine.dialect.name
         try:
             upgrade(self.engine, circuitdb_definitions())  # record tables follow the definitions below
-            self._catalog = self._migrate(SchemaChanges())
+            self._catalog = self._migrate(SchemaChanges(), self.schema_limits)
         except BaseException:
             self.engine.dispose()
             raise
@@ -183,14 +224,16 @@ class CircuitDB:
             raise KeyError(object_name)
         return table_name(self.tenant, obj)
 
-    def apply_schema(self, changes: SchemaChanges) -> None:
+    def apply_schema(self, changes: SchemaChanges, limits: SchemaLimits | None = None) -> None:
         """Create custom objects and add custom fields, migrating the tables; idempotent.
 
-        ``Rejected`` names the definition that is invalid or incompatible with what exists.
+        ``Rejected`` names the definition that is invalid or incompatible with what exists, or the
+        limit (``limits``, else the store's ``schema_limits``) the change would pass; then nothing
+        changes. The work is linear in the number of definitions.
         """
         if self._closed:
             raise RuntimeError("records store is closed")
-        self._catalog = self._migrate(changes)
+        self._catalog = self._migrate(changes, limits or self.schema_limits)
 
     def define_object(self, name: str, *, label: str = "", fields: Sequence[FieldDef] = ()) -> None:
         self.apply_schema(SchemaChanges(objects=(custom_object(name, "", label, fields),)))
@@ -214,16 +257,24 @@ class CircuitDB:
             drop_tenant(self.engine, self.tenant)
         self.close()
 
-    def _migrate(self, changes: SchemaChanges) -> _Catalog:
+    def _migrate(self, changes: SchemaChanges, limits: SchemaLimits) -> _Catalog:
         with self._lock, self.engine.connect() as conn:
-            begin_migration(conn)
+            begin_migration(conn, self.tenant)
             try:
                 stored = _load(conn, self.tenant)
-                rows = _merge(stored, changes)
-                for object_key, field_key, definition in rows:
-                    key = {"tenant": self.tenant, "object": object_key, "field": field_key}
-                    conn.execute(schema_table.delete().where(*(schema_table.c[k] == v for k, v in key.items())))
-                    conn.execute(schema_table.insert().values(**key, definition=json.dumps(definition)))
+                rows = _merge(stored, changes, limits)
+                if rows:
+                    c = schema_table.c
+                    keys = [{"t": self.tenant, "o": o, "f": f} for o, f, _ in rows]
+                    mine = (c.tenant == sa.bindparam("t"), c.object == sa.bindparam("o"), c.field == sa.bindparam("f"))
+                    conn.execute(schema_table.delete().where(*mine), keys)
+                    conn.execute(
+                        schema_table.insert(),
+                        [
+                            {"tenant": self.tenant, "object": o, "field": f, "definition": json.dumps(d)}
+                            for o, f, d in rows
+                        ],
+                    )
                 catalog = _Catalog(self.tenant, stored)
                 existing = existing_columns(conn, tenant_prefix(self.tenant))
                 for obj in catalog.schema.objects:
@@ -244,7 +295,7 @@ class CircuitDB:
 def drop_tenant(engine: Engine, tenant: str) -> None:
     """Drop every table and definition of ``tenant`` in the database of ``engine``."""
     with engine.connect() as conn:
-        begin_migration(conn)
+        begin_migration(conn, tenant)
         try:
             for name in existing_columns(conn, tenant_prefix(tenant)):
                 drop_table(conn, name)
@@ -270,65 +321,80 @@ def _load(conn: Connection, tenant: str) -> _Stored:
     return stored
 
 
-def _merge(stored: _Stored, changes: SchemaChanges) -> list[tuple[str, str, dict[str, Any]]]:
-    """Apply ``changes`` to ``stored``; the metadata rows that changed. ``Rejected`` if any is invalid."""
+def _merge(stored: _Stored, changes: SchemaChanges, limits: SchemaLimits) -> list[tuple[str, str, dict[str, Any]]]:
+    """Apply ``changes`` to ``stored``; the metadata rows that changed. ``Rejected`` if any is invalid
+    or the result passes ``limits``. Each definition costs the same however large the schema is."""
     rows: list[tuple[str, str, dict[str, Any]]] = []
-    schema = stored.schema()
+    objects_before = len(stored.objects)
+    fields_before = stored.custom_field_counts()
+    used = {o.prefix for o in STANDARD_OBJECTS} | {meta["prefix"] for meta in stored.objects.values()}
     created: set[str] = set()
     for obj in changes.objects:
         where = f"object {obj.name}"
         check_custom_name(obj.name, "object", where)
         key = obj.key
-        if key in STANDARD_NAMES:
+        if key in _STANDARD:
             raise Rejected(f"{where}: {obj.name} is a standard object")
         if key not in stored.objects:
-            used = {o.prefix for o in schema.objects}
             attempt = 0
             while (prefix := record_id_prefix(obj.name, attempt)) in used:
                 attempt += 1
+            used.add(prefix)
             meta = {"name": obj.name, "label": obj.label or obj.name, "prefix": prefix}
             stored.objects[key] = meta
             created.add(key)
             rows.append((key, "", meta))
-            schema = stored.schema()
-        declared = [f for f in obj.fields if not f.system]
-        base = custom_object(obj.name, "", obj.label)
-        for f in declared:
-            standard = base.field(f.name)
-            if standard is not None and standard == f:
-                continue  # the default Name, restated
-            rows += _merge_field(stored, schema, obj.name, f, allow_name=True, new_object=key in created)
-            schema = stored.schema()
+        for f in obj.fields:
+            if f.system or _CUSTOM_BASE.get(f.key) == f:
+                continue  # the store's own fields, or the default Name restated
+            rows += _merge_field(stored, obj.name, f, allow_name=True, new_object=key in created)
     for object_name, f in changes.fields:
-        rows += _merge_field(stored, schema, object_name, f, allow_name=False)
-        schema = stored.schema()
+        rows += _merge_field(stored, object_name, f, allow_name=False)
+    _check_limits(stored, limits, objects_before, fields_before)
     return rows
 
 
 def _merge_field(
-    stored: _Stored, schema: Schema, object_name: str, f: FieldDef, *, allow_name: bool, new_object: bool = False
+    stored: _Stored, object_name: str, f: FieldDef, *, allow_name: bool, new_object: bool = False
 ) -> list[tuple[str, str, dict[str, Any]]]:
     where = f"field {object_name}.{f.name}"
-    obj = schema.object(object_name) if isinstance(object_name, str) else None
-    if obj is None:
+    object_key = object_name.lower() if isinstance(object_name, str) else ""
+    if stored.object_name(object_key) is None:
         raise Rejected(f"{where}: unknown object {object_name!r}")
-    if not (allow_name and obj.custom and isinstance(f.name, str) and f.name.lower() == "name"):
+    custom = object_key not in _STANDARD
+    if not (allow_name and custom and isinstance(f.name, str) and f.name.lower() == "name"):
         check_custom_name(f.name, "field", where)
     check_field(f, where)
     for target in f.reference_to:
-        if schema.object(target) is None:
+        if not isinstance(target, str) or stored.object_name(target.lower()) is None:
             raise Rejected(f"{where}: reference_to names unknown object {target!r}")
-    existing = obj.field(f.name)
+    existing = stored.current_field(object_key, f.key)
     if existing is not None:
         if existing == f:
             return []
         problem = None if new_object else incompatible_change(existing, f)
-        if existing.key in SYSTEM_KEYS or (not obj.custom and not existing.name.endswith("__c")):
+        if existing.key in SYSTEM_KEYS or (not custom and not existing.name.endswith("__c")):
             problem = f"{existing.name} is a standard field"
         if problem is not None:
             raise Rejected(f"{where}: {problem}")
-    stored.fields[(obj.key, f.key)] = f
-    return [(obj.key, f.key, f.to_json())]
+    stored.fields[(object_key, f.key)] = f
+    return [(object_key, f.key, f.to_json())]
+
+
+def _check_limits(stored: _Stored, limits: SchemaLimits, objects_before: int, fields_before: dict[str, int]) -> None:
+    """``Rejected`` if the merge grew the schema past ``limits`` (one that was already past may stay)."""
+    objects = len(stored.objects)
+    if objects > limits.max_custom_objects and objects > objects_before:
+        raise Rejected(
+            f"schema: {objects} custom objects would exceed this environment's limit of "
+            f"{limits.max_custom_objects} (max_custom_objects)"
+        )
+    for object_key, count in sorted(stored.custom_field_counts().items()):
+        if count > limits.max_custom_fields_per_object and count > fields_before.get(object_key, 0):
+            raise Rejected(
+                f"object {stored.object_name(object_key)}: {count} custom fields would exceed the limit of "
+                f"{limits.max_custom_fields_per_object} per object (max_custom_fields_per_object)"
+            )
 
 
 class CircuitTransaction:

@@ -25,7 +25,7 @@ from .schema import TEXT_LIKE, FieldDef, FieldType, ObjectDef
 
 ROW = "_row"
 SCHEMA_TABLE = "circuitdb_schema"
-_MIGRATION_LOCK = 0x43495243  # "CIRC": the PostgreSQL advisory lock that serialises migrations
+_MIGRATION_LOCK = 0x43495243  # "CIRC": with a tenant's hash, the PostgreSQL advisory lock of its migrations
 
 _metadata = sa.MetaData()
 schema_table = sa.Table(
@@ -117,13 +117,19 @@ def field_indexes(table: sa.Table, f: FieldDef) -> list[sa.Index]:
 # --- migrations --------------------------------------------------------------------------
 
 
-def begin_migration(conn: Connection) -> None:
-    """Start the migration's transaction, holding the lock other processes wait on."""
+def begin_migration(conn: Connection, tenant: str) -> None:
+    """Start a migration of ``tenant``'s tables, holding the lock other processes wait on.
+
+    On PostgreSQL the lock is the tenant's own, so one tenant's long schema change never holds up
+    another's (nor the opening of its store, which migrates too). On SQLite it is the file's write lock.
+    """
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+        tenant_key = int.from_bytes(hashlib.sha256(tenant.encode()).digest()[:4], "big", signed=True)
+        keys = (sa.cast(sa.literal(k), sa.Integer) for k in (_MIGRATION_LOCK, tenant_key))
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(*keys)))
 
 
 def existing_columns(conn: Connection, prefix: str) -> dict[str, set[str]]:
