@@ -4,7 +4,10 @@ allowed the network: checked on the resolved address at connect time, whatever t
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgpack
@@ -12,11 +15,12 @@ import pytest
 
 from circuit_host.bundles import parse_manifest
 from circuit_host.circuitdb import CircuitDB
-from circuit_host.connectors.callout_destinations import numeric_host, parse_networks, refused
+from circuit_host.connectors.callout_destinations import Lookup, numeric_host, parse_networks, refused
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.errors import Rejected
 from circuit_host.execution.callout_policy import HostPattern
 from circuit_host.execution.executions import ExecutionOptions, ExecutionRecord, Executor
+from circuit_host.execution.limits import LimitsProfile
 from circuit_host.platform.settings import TenantSettings
 from circuit_host.sandbox.runtime import Runtime
 from tests.conftest import LoopbackServer, reply
@@ -167,3 +171,51 @@ def test_numeric_hosts_are_read_as_inet_aton_reads_them(host: str, expected: str
 )
 def test_addresses_are_judged_by_the_ipv4_address_they_carry(address: str, is_refused: bool) -> None:
     assert refused(ipaddress.ip_address(address), ()) is is_refused
+
+
+@pytest.fixture
+def hanging_resolver() -> Iterator[tuple[Lookup, list[str]]]:
+    """A resolver that never answers until the test ends (a DNS server that drops queries)."""
+    release = threading.Event()
+    asked: list[str] = []
+
+    def lookup(host: str, port: int) -> Sequence[tuple[Any, ...]]:
+        asked.append(host)
+        release.wait(30)
+        raise socket.gaierror("never answered")
+
+    yield lookup, asked
+    release.set()
+
+
+@pytest.mark.parametrize(
+    ("timeout_ms", "limits", "status", "message"),
+    [
+        (300, LimitsProfile(), "error", "timed out after 0.300 s"),  # the callout's own timeout
+        (10_000, LimitsProfile(timeout_ms=400), "timeout", "deadline reached during a callout"),
+    ],
+)
+def test_a_name_lookup_that_hangs_is_bounded_by_the_callout_timeout_and_the_deadline(
+    runtime: Runtime,
+    records: CircuitDB,
+    load_guest: Load,
+    hanging_resolver: tuple[Lookup, list[str]],
+    timeout_ms: int,
+    limits: LimitsProfile,
+    status: str,
+    message: str,
+) -> None:
+    lookup, asked = hanging_resolver
+    http = HttpConnector(lookup=lookup)
+    try:
+        request = {"method": "GET", "url": "https://slow-dns.example/x", "timeout_ms": timeout_ms}
+        options = ExecutionOptions(limits=limits, allowed_hosts=(HostPattern.parse("https://slow-dns.example"),))
+        started = time.monotonic()
+        record = Executor(runtime, records, http).run(load_guest("callout_proxy"), msgpack.packb(request), options)
+        elapsed = time.monotonic() - started
+    finally:
+        http.close()
+    assert asked == ["slow-dns.example"]
+    assert elapsed < 2.0  # not the resolver's 30 s
+    assert record.status == status and record.error is not None
+    assert message in record.error["message"]

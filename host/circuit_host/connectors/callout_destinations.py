@@ -6,13 +6,19 @@ connect time: the network backend below resolves the name itself, refuses loopba
 link-local (cloud metadata), private, shared (CGNAT), unspecified, multicast and reserved
 addresses, and this host's own addresses, unless the address lies in a network the operator
 allowed, then connects to the address it checked (TLS still verifies the name).
+
+The name lookup itself is bounded by the connection's timeout (which the ``http`` capability
+bounds by the execution's deadline): ``getaddrinfo`` has no timeout of its own, so it runs on a
+daemon thread, at most ``MAX_PENDING_LOOKUPS`` at once, and a lookup still running at the timeout
+fails the callout as a timeout. ``Lookup`` is the seam: tests plug in a resolver that hangs.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any
 
@@ -25,6 +31,10 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+Lookup = Callable[[str, int], Sequence[tuple[Any, ...]]]  # (host, port) -> getaddrinfo's answer
+MAX_PENDING_LOOKUPS = 32  # lookups hung on a slow resolver hold at most this many threads
+DEFAULT_LOOKUP_TIMEOUT_S = 10.0  # when the caller gives no connect timeout
+_lookup_slots = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
 log = structlog.get_logger("circuit.callouts")
 
 
@@ -124,13 +134,46 @@ def _can_bind(address: str, family: socket.AddressFamily) -> bool:
     return True
 
 
-def resolve(host: str, port: int) -> list[tuple[socket.AddressFamily, Address]]:
-    """Every address ``host`` stands for; numeric forms are read here, never handed to DNS."""
+def system_lookup(host: str, port: int) -> Sequence[tuple[Any, ...]]:
+    """The operating system's resolver (``getaddrinfo``): it may block for as long as DNS does."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _lookup_within(lookup: Lookup, host: str, port: int, timeout: float) -> Sequence[tuple[Any, ...]]:
+    """``lookup(host, port)`` on a daemon thread, given up (``ConnectTimeout``) after ``timeout`` s."""
+    if not _lookup_slots.acquire(timeout=timeout):
+        raise httpcore.ConnectTimeout(f"name lookup of {host} not started within {timeout:.3f} s: resolver busy")
+    answer: list[Sequence[tuple[Any, ...]]] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer.append(lookup(host, port))
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+        finally:
+            _lookup_slots.release()
+            done.set()
+
+    threading.Thread(target=run, name="circuit-dns", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"name lookup of {host} took over {timeout:.3f} s")
+    if failure:
+        raise failure[0]
+    return answer[0]
+
+
+def resolve(
+    host: str, port: int, timeout: float | None = None, lookup: Lookup = system_lookup
+) -> list[tuple[socket.AddressFamily, Address]]:
+    """Every address ``host`` stands for, looked up within ``timeout`` s; numeric forms are read
+    here, never handed to DNS."""
     numeric = numeric_host(host)
     if numeric is not None:
         return [(socket.AF_INET if numeric.version == 4 else socket.AF_INET6, numeric)]
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _lookup_within(lookup, host, port, DEFAULT_LOOKUP_TIMEOUT_S if timeout is None else timeout)
     except (socket.gaierror, UnicodeError) as exc:
         raise httpcore.ConnectError(str(exc)) from None
     found: list[tuple[socket.AddressFamily, Address]] = []
@@ -144,8 +187,9 @@ def resolve(host: str, port: int) -> list[tuple[socket.AddressFamily, Address]]:
 class GuardedBackend(httpcore.SyncBackend):
     """httpcore's network backend, connecting only to addresses ``refused`` lets through."""
 
-    def __init__(self, allowed: tuple[Network, ...]) -> None:
+    def __init__(self, allowed: tuple[Network, ...], lookup: Lookup = system_lookup) -> None:
         self.allowed = allowed
+        self.lookup = lookup
 
     def connect_tcp(
         self,
@@ -155,7 +199,7 @@ class GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = resolve(host, port)
+        addresses = resolve(host, port, timeout, self.lookup)
         bad = [str(address) for _, address in addresses if refused(address, self.allowed)]
         if bad or not addresses:
             log.warning("callout refused", addresses=bad)  # no host: it may be a credential's

@@ -19,7 +19,7 @@ import httpcore
 import httpx
 
 from ..errors import CalloutError
-from .callout_destinations import GuardedBackend, Network
+from .callout_destinations import GuardedBackend, Lookup, Network, system_lookup
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,10 @@ class CalloutTimeout(CalloutError):
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over a connection pool whose network backend checks each address."""
 
-    def __init__(self, allowed: tuple[Network, ...]) -> None:
+    def __init__(self, allowed: tuple[Network, ...], lookup: Lookup) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=GuardedBackend(allowed)
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=GuardedBackend(allowed, lookup)
         )
 
 
@@ -57,11 +57,18 @@ class HttpConnector:
     ``allowed_networks`` are private networks callouts may reach on this host (an operator's
     choice, e.g. a test suite's loopback servers); ``send`` adds a tenant's own. Each set of
     allowed networks has its own client, so a pooled connection never crosses tenants' rules.
+    ``lookup`` resolves names (the system's resolver; a seam for tests), within the timeout.
     """
 
-    def __init__(self, transport: httpx.BaseTransport | None = None, allowed_networks: Iterable[Network] = ()) -> None:
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        allowed_networks: Iterable[Network] = (),
+        lookup: Lookup = system_lookup,
+    ) -> None:
         self._transport = transport
         self.allowed_networks = tuple(allowed_networks)
+        self._lookup = lookup
         self._clients: dict[frozenset[Network], httpx.Client] = {}
         self._lock = threading.Lock()
 
@@ -73,7 +80,7 @@ class HttpConnector:
             client = self._clients.get(key)
             if client is None:
                 client = httpx.Client(
-                    transport=self._transport or _GuardedTransport(tuple(key)),
+                    transport=self._transport or _GuardedTransport(tuple(key), self._lookup),
                     follow_redirects=False,
                     trust_env=False,
                     headers={"user-agent": "circuit-script/1"},
