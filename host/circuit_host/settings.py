@@ -21,13 +21,23 @@ class HostSettings(BaseModel):
     log_level: str = "warning"
 
 
-def configure_logging(level: str) -> None:
-    """Send structlog output to stderr so stdout stays clean for results (``--json``)."""
+def configure_logging(level: str, json_lines: bool = False) -> None:
+    """Send structlog output to stderr so stdout stays clean for results (``--json``).
+
+    Every line carries what is bound in structlog's contextvars (the server binds the request id,
+    tenant, environment and execution id). ``json_lines``: one JSON object per line, for log shippers;
+    otherwise the console format, for people.
+    """
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
+            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=False),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *([structlog.processors.dict_tracebacks] if json_lines else []),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),

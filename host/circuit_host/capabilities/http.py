@@ -78,7 +78,13 @@ def callout(context: ExecutionContext, request_payload: bytes) -> bytes:
     started = time.monotonic()
     try:
         try:
-            with context.log.timed("CALLOUT", label) as span:
+            # The span names the credential, never its endpoint; headers and bodies are never observed.
+            where = (
+                {"circuit.callout.credential": resolved.credential}
+                if resolved.credential is not None
+                else {"server.address": resolved.url.host}
+            )
+            with context.log.timed("CALLOUT", label, {"http.request.method": request.method, **where}) as span:
                 response = session.connector.send(
                     request, timeout_ms / 1000, session.max_response_bytes, session.allowed_networks
                 )

@@ -38,7 +38,7 @@ def query(context: ExecutionContext, soql: str, binds_payload: bytes) -> bytes:
     time_left = governor.time_left_ms()
     if time_left <= 0:
         raise ExecutionTimeout("execution deadline passed before the query")
-    with context.log.timed("QUERY", soql) as span:
+    with context.log.timed("QUERY", soql, {"db.query.text": soql}) as span:
         try:
             result = context.records.query(soql, binds, max_rows=governor.remaining("query_rows"), timeout_ms=time_left)
         except QueryTimeout:
@@ -82,7 +82,8 @@ def dml(context: ExecutionContext, op: str, object_name: str, rows_payload: byte
     rows, external_id = _rows_of(payload)
     governor.charge("dml_rows", len(rows))
     operation = DmlOp[op.upper()]
-    with context.log.timed("DML", f"{operation.name} {object_name}") as span:
+    attributes = {"circuit.dml.operation": operation.name, "circuit.dml.object": object_name}
+    with context.log.timed("DML", f"{operation.name} {object_name}", attributes) as span:
         span.rows = len(rows)
         result = context.records.dml(operation, object_name, rows, external_id=external_id)
     return encode({"ids": result.ids, "created": result.created})

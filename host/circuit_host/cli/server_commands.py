@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
-from ..settings import HostSettings
+from ..settings import HostSettings, configure_logging
 
 
 def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     import uvicorn
 
     from ..connectors.crm import crm_registry
+    from ..observability import ObservabilitySettings, install_tracer_provider, tracer_provider_from_environment
     from ..server import ServerSettings, create_app
     from ..server.bootstrap import bootstrap
     from ..server.state import ServerState
 
     public = f"http://{args.host}:{args.port}"
-    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db, public_url=public)
+    observability = ObservabilitySettings(log_format=args.log_format, log_level=args.log_level)
+    configure_logging(observability.log_level, json_lines=observability.log_format == "json")
+    tracer_provider = tracer_provider_from_environment(os.environ)  # OTEL_*: the SDK's own configuration
+    if tracer_provider is not None:
+        install_tracer_provider(tracer_provider)
+    server_settings = ServerSettings(
+        data_dir=args.data_dir, db_url=args.db, public_url=public, observability=observability
+    )
     state = ServerState(server_settings)
     try:
         boot = bootstrap(state)
@@ -32,6 +41,8 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
         uvicorn.run(create_app(server_settings, state), host=args.host, port=args.port, log_level="warning")
     finally:
         state.close()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # export the spans still in the batch
     return 0
 
 
@@ -55,6 +66,8 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--data-dir", type=Path, default=Path(".circuit"))
     serve.add_argument("--db", default=None, help="postgresql:// URL to share with other servers (default: SQLite)")
+    serve.add_argument("--log-format", choices=("console", "json"), default="console", help="json: one object a line")
+    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     serve.set_defaults(func=cmd_serve)
 
     tenant = sub.add_parser("tenant", help="operator commands on the server's data (run where the data is)")

@@ -17,9 +17,13 @@ from dataclasses import dataclass
 
 import httpcore
 import httpx
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ..errors import CalloutError
 from .callout_destinations import GuardedBackend, Lookup, Network, system_lookup
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()  # W3C traceparent, as the server reads it
+_TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 
 
 @dataclass(frozen=True)
@@ -97,14 +101,18 @@ class HttpConnector:
     ) -> CalloutResponse:
         """Send ``request``; the whole exchange, body included, must finish within ``timeout_s``.
 
-        ``allowed_networks`` are the tenant's private networks this request may reach too.
+        ``allowed_networks`` are the tenant's private networks this request may reach too. Inside a
+        trace (the callout's span), the request carries its W3C ``traceparent``.
         """
+        trace: dict[str, str] = {}
+        _TRACE_CONTEXT.inject(trace)  # nothing outside a trace; then a guest's own traceparent passes
+        headers = {k: v for k, v in request.headers.items() if not (trace and k.lower() in _TRACE_HEADERS)} | trace
         deadline = time.monotonic() + timeout_s
         try:
             with self._client(allowed_networks).stream(
                 request.method,
                 request.url,
-                headers=request.headers,
+                headers=headers,
                 content=request.body,
                 timeout=httpx.Timeout(timeout_s),
             ) as response:

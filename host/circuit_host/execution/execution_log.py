@@ -17,7 +17,7 @@ size (``LINE_BYTES`` plus at most 2,048 characters each) over the limit.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from .execution_observer import UNOBSERVED, AttributeValue, ExecutionObserver, ObservedStep
 from .governor import Governor
 
 LEVELS = ("debug", "info", "warn", "error")
@@ -70,12 +71,22 @@ class Span:
 
 
 @dataclass
+class CodeUnit:
+    """A trigger run being recorded; the firing sets ``status`` from the guest's outcome."""
+
+    status: str = ""
+
+
+@dataclass
 class ExecutionLog:
-    """Collects an execution's log, charges what it keeps to ``log_bytes``, mirrors it to structlog."""
+    """Collects an execution's log, charges what it keeps to ``log_bytes``, mirrors it to structlog,
+    and opens an observed step (``execution_observer.py``: metrics, traces) around every timed host
+    call and trigger run."""
 
     execution_id: str
     governor: Governor  # the execution's: every kept line is charged to its ``log_bytes``
     entries: list[LogEntry] = field(default_factory=list)
+    observer: ExecutionObserver = UNOBSERVED
     max_bytes: int = MAX_STORED_LOG_BYTES  # what is kept even when ``log_bytes`` allows more
     dropped: int = 0  # entries not kept: over ``log_bytes`` (host lines) or over ``max_bytes``
     _stored: int = 0
@@ -139,18 +150,37 @@ class ExecutionLog:
         self._keep(LogEntry(self._now_ms(), "debug", message, "host", event, rows, duration_ms))
 
     @contextmanager
-    def timed(self, event: str, message: str) -> Iterator[Span]:
-        """Record one host call with its duration, its rows and, if it failed, why."""
+    def timed(self, event: str, message: str, attributes: Mapping[str, AttributeValue] | None = None) -> Iterator[Span]:
+        """Record one host call with its duration, its rows and, if it failed, why; observe it as a
+        step of kind ``event.lower()`` with ``attributes`` (bounded, never secret) and its rows."""
         span = Span()
-        started = time.monotonic()
-        try:
-            yield span
-        except Exception as exc:
-            span.outcome = f" -> {type(exc).__name__}: {exc}"
-            raise
-        finally:
-            elapsed = round((time.monotonic() - started) * 1000, 3)
-            self._keep(LogEntry(self._now_ms(), "debug", message + span.outcome, "host", event, span.rows, elapsed))
+        step = ObservedStep(event.lower(), message, dict(attributes or {}))
+        with self.observer.step(step):
+            started = time.monotonic()
+            try:
+                yield span
+            except Exception as exc:
+                span.outcome = f" -> {type(exc).__name__}: {exc}"
+                step.outcome = "error"
+                raise
+            finally:
+                elapsed = round((time.monotonic() - started) * 1000, 3)
+                if span.rows is not None:
+                    step.attributes["circuit.rows"] = span.rows
+                self._keep(LogEntry(self._now_ms(), "debug", message + span.outcome, "host", event, span.rows, elapsed))
+
+    @contextmanager
+    def code_unit(self, where: str, detail: str, attributes: Mapping[str, AttributeValue]) -> Iterator[CodeUnit]:
+        """Record a trigger run between ``CODE_UNIT_STARTED`` and ``CODE_UNIT_FINISHED`` (once its
+        ``status`` is known) and observe it as a ``trigger`` step nested in the host call that fired it."""
+        unit = CodeUnit()
+        step = ObservedStep("trigger", where, dict(attributes))
+        self.event("CODE_UNIT_STARTED", f"{where} ({detail})")
+        with self.observer.step(step):
+            yield unit
+            step.outcome = unit.status or "error"
+        if unit.status:
+            self.event("CODE_UNIT_FINISHED", f"{where}: {unit.status}")
 
     def render(self) -> str:
         """The Apex-style debug log: ``HH:MM:SS.mmm (nanoseconds)|EVENT|details``."""

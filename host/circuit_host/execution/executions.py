@@ -27,6 +27,7 @@ from ..triggers.registry import TriggerRegistry
 from .callout_policy import CalloutSession, HostPattern, NamedCredential
 from .context import ExecutionContext, running
 from .execution_log import ExecutionLog, LogEntry
+from .execution_observer import UNOBSERVED, ExecutionObserver
 from .governor import Governor, Usage
 from .limits import LimitsProfile
 
@@ -55,6 +56,7 @@ class ExecutionRecord:
     duration_ms: float
     committed: bool
     debug_log: str
+    trace_id: str | None = None  # the execution's trace, when tracing is on or the caller sent one
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class ExecutionRecord:
             "logs": [entry.as_dict() for entry in self.logs],
             "duration_ms": self.duration_ms,
             "committed": self.committed,
+            "trace_id": self.trace_id,
         }
 
 
@@ -80,7 +83,11 @@ def _jsonable(value: Any) -> Any:
 
 
 class Executor:
-    """Runs executions of loaded modules against one records store and one HTTP connector."""
+    """Runs executions of loaded modules against one records store and one HTTP connector.
+
+    ``observer`` watches each execution and its host calls (``execution_observer.py``); the
+    server passes one that records metrics and traces, labelled for the tenant environment.
+    """
 
     def __init__(
         self,
@@ -89,11 +96,13 @@ class Executor:
         http: HttpConnector,
         triggers: TriggerRegistry | None = None,
         tenant: str = "default",
+        observer: ExecutionObserver = UNOBSERVED,
     ) -> None:
         self.runtime = runtime
         self.records = records
         self.http = http
         self.tenant = tenant
+        self.observer = observer
         self.firing = TriggerFiring(runtime, triggers, tenant) if triggers is not None else None
 
     def run(
@@ -129,7 +138,8 @@ class Executor:
         """
 
         def change(context: ExecutionContext, transaction: RecordsTransaction) -> Invocation:
-            with context.log.timed("DML", f"{op.name} {object_name}") as span:
+            attributes = {"circuit.dml.operation": op.name, "circuit.dml.object": object_name}
+            with context.log.timed("DML", f"{op.name} {object_name}", attributes) as span:
                 span.rows = len(rows)
                 result = context.records.dml(op, object_name, rows, external_id)
             return Invocation("ok", output={"ids": result.ids, "created": result.created})
@@ -142,11 +152,26 @@ class Executor:
         options: ExecutionOptions | None,
         body: Callable[[ExecutionContext, RecordsTransaction], Invocation],
     ) -> ExecutionRecord:
-        options = options or ExecutionOptions()
         execution_id = uuid.uuid4().hex
+        with (
+            self.observer.execution(execution_id, label) as observed,
+            structlog.contextvars.bound_contextvars(execution_id=execution_id),
+        ):
+            record = self._execute_observed(execution_id, label, options or ExecutionOptions(), body, observed.trace_id)
+            observed.status, observed.duration_ms, observed.usage = record.status, record.duration_ms, record.usage
+        return record
+
+    def _execute_observed(
+        self,
+        execution_id: str,
+        label: str,
+        options: ExecutionOptions,
+        body: Callable[[ExecutionContext, RecordsTransaction], Invocation],
+        trace_id: str | None,
+    ) -> ExecutionRecord:
         started = time.monotonic()
         governor = Governor(options.limits)
-        log = ExecutionLog(execution_id, governor)
+        log = ExecutionLog(execution_id, governor, observer=self.observer)
         transaction = self.records.begin()
         context = ExecutionContext(
             governor=governor,
@@ -159,7 +184,7 @@ class Executor:
                 allowed_networks=options.allowed_networks,
             ),
         )
-        log.event("EXECUTION_START", f"execution {execution_id} {label}")
+        log.event("EXECUTION_START", f"execution {execution_id} {label}" + (f" trace {trace_id}" if trace_id else ""))
         committed = False
         try:
             with running(context):  # host DML (a change, a saved trigger event) fires triggers for it
@@ -199,6 +224,7 @@ class Executor:
             duration_ms=duration_ms,
             committed=committed,
             debug_log=log.render(),
+            trace_id=trace_id,
         )
 
     def _invoke(

@@ -128,6 +128,11 @@ def upgrade(engine: Engine, schema: MigratedSchema) -> None:
             raise
 
 
+def head_revisions(schema: MigratedSchema) -> set[str]:
+    """The newest revisions this code knows: what an up-to-date database is at."""
+    return set(_script(schema).get_heads())
+
+
 def current_revisions(engine: Engine, schema: MigratedSchema) -> set[str]:
     """The revisions recorded in the database (empty before the first upgrade)."""
     with engine.connect() as conn:

@@ -47,13 +47,10 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     ):
         app.include_router(router)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness")
-    async def healthz() -> dict[str, str]:  # on the event loop: answers while the thread pool is busy
-        return {"status": "ok"}
-
     app.add_middleware(
         MaxBodySize,
         max_bytes=settings.max_request_bytes,
         per_path={"/v1/bundles": max(settings.max_request_bytes, server_state.platform.bundles.max_bundle_bytes)},
     )
+    server_state.telemetry.install(app)  # /metrics, /livez, /healthz, /readyz; request ids, spans, metrics (outermost)
     return app

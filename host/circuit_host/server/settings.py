@@ -6,11 +6,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..observability.observability_settings import ObservabilitySettings
+
 
 class ServerSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     data_dir: Path
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # logs, metrics
     db_url: str | None = None  # None: SQLite files in data_dir
     cache_dir: Path | None = None  # compiled modules; default data_dir/modules
     max_request_bytes: int = 1024 * 1024

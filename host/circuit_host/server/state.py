@@ -25,6 +25,8 @@ from ..errors import Rejected
 from ..execution.callout_policy import NamedCredential
 from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
 from ..execution.limits import RESOURCES, LimitsProfile
+from ..migrations import control_plane
+from ..observability import Telemetry
 from ..platform import (
     ENVIRONMENTS,
     BundleInfo,
@@ -80,6 +82,8 @@ class ServerState:
         self.runtime = Runtime(cache_dir=settings.module_cache)
         self.platform = Platform(settings.platform_url)
         self.http = HttpConnector()
+        self.telemetry = Telemetry(settings.observability)  # metrics, traces, probes (observability/)
+        self.telemetry.watch_database(self.platform.database.engine, control_plane(self.platform.database.prefix))
         self._stores: dict[str, CircuitDB] = {}
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
@@ -237,6 +241,8 @@ class ServerState:
         verdict = self.gate(tenant_id, env, bundle.sha256, actor) if env in GATED_ENVIRONMENTS else None
         self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
         entry = self.platform.deployments.deploy(tenant_id, env, name, version, actor)
+        self.telemetry.count_deploy("deploy", tenant_id, env)
+        log.info("deployed", tenant=tenant_id, environment=env, circuit=name, version=version, actor=actor)
         if verdict is not None:
             self._record_gate(tenant_id, env, name, version, actor, verdict, entry.id if entry else None)
 
@@ -250,6 +256,8 @@ class ServerState:
                     verdicts[circuit.name] = (circuit.version, self.gate(tenant_id, to_env, circuit.sha256, actor))
                 target.apply_schema(circuit.manifest.schema_changes())
         entries = self.platform.deployments.promote(tenant_id, from_env, to_env, actor, name=name)
+        self.telemetry.count_deploy("promotion", tenant_id, to_env)
+        log.info("promoted", tenant=tenant_id, environment=to_env, from_env=from_env, circuit=name, actor=actor)
         audit_ids = {e.circuit: e.id for e in entries}
         for circuit_name, (version, verdict) in verdicts.items():
             self._record_gate(tenant_id, to_env, circuit_name, version, actor, verdict, audit_ids.get(circuit_name))
@@ -270,6 +278,8 @@ class ServerState:
             self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
 
         self.platform.deployments.rollback(tenant_id, env, name, actor, to_version=to_version, admit=admit)
+        self.telemetry.count_deploy("rollback", tenant_id, env)
+        log.info("rolled back", tenant=tenant_id, environment=env, circuit=name, to_version=to_version, actor=actor)
 
     def gate(self, tenant_id: str, env: str, sha256: str, actor: str) -> GateVerdict:
         """Run the deploy gate; a refusal is recorded before it is raised, a pass once the deploy is."""
@@ -279,7 +289,10 @@ class ServerState:
             info = self.platform.bundles.get_bundle_by_sha(tenant_id, sha256)
             name, version = (info.name, info.version) if info is not None else ("?", "?")
             self.platform.deployments.record_gate_run(tenant_id, env, name, version, actor, False, None, str(exc))
+            self.telemetry.count_gate_verdict(tenant_id, env, passed=False)
+            log.warning("deploy gate refused", tenant=tenant_id, environment=env, circuit=name, version=version)
             raise
+        self.telemetry.count_gate_verdict(tenant_id, env, passed=True)
         coverage = report.coverage.percent if report.coverage is not None else None
         return GateVerdict(len(report.results), coverage)
 
@@ -409,32 +422,42 @@ class ServerState:
         settings = self.platform.tenants.get_settings(tenant_id)
         deployed = self.deployed(tenant_id, env, settings)
         limits = deployed.limits
+        circuit = ",".join(sorted(deployed.versions)) or "-"
         executor = Executor(
             self.runtime,
             self.store(tenant_id, env),
             self.http,
             triggers=deployed.registry,
             tenant=records_tenant(tenant_id, env),
+            observer=self.telemetry.execution_observer(tenant_id, env, circuit, trigger),
         )
         options = ExecutionOptions(limits=limits, allowed_networks=settings.callout_allowed_networks)
-        record = executor.apply_change(op, object_name, rows, options, external_id)
-        self.platform.executions.save_execution(
-            ExecutionEntry(
-                id=record.id,
-                tenant_id=tenant_id,
-                env=env,
-                circuit=",".join(sorted(deployed.versions)) or "-",
-                version=",".join(f"{n}@{v}" for n, v in sorted(deployed.versions.items())) or "-",
+        with structlog.contextvars.bound_contextvars(tenant=tenant_id, environment=env):  # on every log line
+            record = executor.apply_change(op, object_name, rows, options, external_id)
+            self.platform.executions.save_execution(
+                ExecutionEntry(
+                    id=record.id,
+                    tenant_id=tenant_id,
+                    env=env,
+                    circuit=circuit,
+                    version=",".join(f"{n}@{v}" for n, v in sorted(deployed.versions.items())) or "-",
+                    trigger=trigger,
+                    status=record.status,
+                    started_at=datetime.now(UTC) - timedelta(milliseconds=record.duration_ms),
+                    duration_ms=record.duration_ms,
+                    error=f"{record.error['kind']}: {record.error['message']}" if record.error else None,
+                    usage={name: {"used": u.used, "limit": u.limit} for name, u in record.usage.items()},
+                    debug_log=record.debug_log,
+                )
+            )
+            log.info(
+                "execution",
                 trigger=trigger,
                 status=record.status,
-                started_at=datetime.now(UTC) - timedelta(milliseconds=record.duration_ms),
+                execution_id=record.id,
                 duration_ms=record.duration_ms,
-                error=f"{record.error['kind']}: {record.error['message']}" if record.error else None,
-                usage={name: {"used": u.used, "limit": u.limit} for name, u in record.usage.items()},
-                debug_log=record.debug_log,
+                trace_id=record.trace_id,
             )
-        )
-        log.info("execution", tenant=tenant_id, env=env, trigger=trigger, status=record.status, id=record.id)
         return record
 
 

@@ -29,6 +29,7 @@ from ..errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, Reje
 from ..execution.callout_policy import CalloutSession
 from ..execution.context import ExecutionContext, current_context
 from ..execution.events import Record, before_trigger_changes
+from ..execution.execution_observer import AttributeValue
 from ..sandbox.invocation import Invocation
 from ..soql.parser import IDENTIFIER
 from .registry import TriggerBinding, TriggerRegistry
@@ -184,24 +185,30 @@ class TriggerFiring:
             "new": new,
             "old": old,
         }
-        context.log.event(
-            "CODE_UNIT_STARTED", f"{where} (depth {context.depth + 1}, {len(new) or len(old or [])} records)"
-        )
-        context.settle_fuel()
-        child = context.child()
-        if binding.allowed_hosts is not None:  # each deployed circuit calls out only where its bundle says
-            child.http = CalloutSession(
-                context.http.connector,
-                binding.allowed_hosts,
-                context.http.max_response_bytes,
-                binding.credentials if binding.credentials is not None else context.http.credentials,
-                context.http.allowed_networks,  # the operator's, for the tenant: never from a bundle
-            )
-        try:
-            outcome = self.invoker.invoke(binding.module, encode(event), child)
-        finally:
-            context.cap_fuel()
-        context.log.event("CODE_UNIT_FINISHED", f"{where}: {outcome.status}")
+        count = len(new) or len(old or [])
+        attributes: dict[str, AttributeValue] = {
+            "circuit.trigger": binding.name,
+            "circuit.object": binding.object_name,
+            "circuit.operation": binding.operation,
+            "circuit.depth": context.depth + 1,
+            "circuit.records": count,
+        }
+        with context.log.code_unit(where, f"depth {context.depth + 1}, {count} records", attributes) as unit:
+            context.settle_fuel()
+            child = context.child()
+            if binding.allowed_hosts is not None:  # each deployed circuit calls out only where its bundle says
+                child.http = CalloutSession(
+                    context.http.connector,
+                    binding.allowed_hosts,
+                    context.http.max_response_bytes,
+                    binding.credentials if binding.credentials is not None else context.http.credentials,
+                    context.http.allowed_networks,  # the operator's, for the tenant: never from a bundle
+                )
+            try:
+                outcome = self.invoker.invoke(binding.module, encode(event), child)
+            finally:
+                context.cap_fuel()
+            unit.status = outcome.status
         if outcome.status == "ok":
             return outcome.output
         message = f"{where}: {outcome.error_message}"

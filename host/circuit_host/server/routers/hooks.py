@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -31,11 +32,26 @@ from ..state import ServerState
 from .models import Environment, ExecutionSummary, HookResult
 
 router = APIRouter(prefix="/v1/hooks", tags=["webhooks"])
+log = structlog.get_logger("circuit.webhooks")
+
+
+def _refused(state: ServerState, source: str, reason: str, tenant_id: str | None = None) -> None:
+    """Count and log a refused delivery: ``source`` a registered source or ``unknown``, ``reason`` a
+    ``WebhookRejected`` reason or ``unknown_source``, ``unknown_token``, ``overloaded``."""
+    state.telemetry.count_webhook(source, "refused", reason)
+    log.warning("webhook refused", source=source, reason=reason, tenant=tenant_id)
+
+
+def _duplicate(state: ServerState, source: str, tenant_id: str) -> Problem:
+    state.telemetry.count_webhook(source, "duplicate")
+    log.info("webhook replay refused", source=source, tenant=tenant_id)
+    return Problem(409, "Replay", "this webhook was already received")
 
 
 async def _intake(request: Request, state: ServerState, tenant_id: str, env: str, source: str) -> HookResult:
     plugin = crm_registry.find(source)
     if plugin is None:
+        _refused(state, "unknown", "unknown_source", tenant_id)
         raise Problem(404, "Unknown webhook source", f"sources are {', '.join(crm_registry.sources())}")
     body = await request.body()
     # Verification, storage and the sandboxed executions are blocking work: keep them off the event loop.
@@ -53,6 +69,7 @@ def _process(
         data = read_json_body(body, headers.get("content-type"), DEFAULT_LIMITS)
         changes = plugin.normalize(data, configuration, DEFAULT_LIMITS)
     except WebhookRejected as exc:
+        _refused(state, source, exc.reason, tenant_id)
         raise Problem(exc.status, exc.reason.replace("_", " ").capitalize(), exc.message) from None
     # One delivery is claimed once, before any work: by the sender's id, or by the signed body's hash
     # when the source sends none (a verified body cannot be re-sent unchanged as a new delivery).
@@ -61,15 +78,22 @@ def _process(
     delivery_ids = [c.webhook_id for c in changes]
     if settings.coalesce_window_ms > 0:
         if not state.claim_deliveries(tenant_id, source, delivery_ids):
-            raise Problem(409, "Replay", "this webhook was already received")
+            raise _duplicate(state, source, tenant_id)
         coalescer = state.coalescer(tenant_id, settings.coalesce_window_ms)
         for change in changes:
             coalescer.add(tenant_id, env, change)
+        state.telemetry.count_webhook(source, "accepted")
         return HookResult(executions=[], queued=sum(len(c.records) for c in changes))
-    with state.admission.admitted(tenant_id):  # refused before claiming: the sender's retry will run
-        if not state.claim_deliveries(tenant_id, source, delivery_ids):
-            raise Problem(409, "Replay", "this webhook was already received")
-        records = state.apply_webhook_changes(tenant_id, env, source, changes, delivery_ids)
+    try:
+        with state.admission.admitted(tenant_id):  # refused before claiming: the sender's retry will run
+            if not state.claim_deliveries(tenant_id, source, delivery_ids):
+                raise _duplicate(state, source, tenant_id)
+            records = state.apply_webhook_changes(tenant_id, env, source, changes, delivery_ids)
+    except Problem as exc:
+        if exc.status in (429, 503):
+            _refused(state, source, "overloaded", tenant_id)
+        raise
+    state.telemetry.count_webhook(source, "accepted")
     return HookResult(
         executions=[
             ExecutionSummary(id=r.id, status=r.status, error=r.error, duration_ms=r.duration_ms) for r in records
@@ -85,6 +109,7 @@ async def hook_by_token(
     resolved = state.platform.tenants.resolve_webhook_token(token)
     if resolved is None:
         count_failure(request)
+        _refused(state, source if crm_registry.find(source) else "unknown", "unknown_token")
         raise Problem(404, "Unknown webhook URL", "the token is unknown or was rotated")
     tenant_id, env = resolved
     enforce_tenant_limits(request, state, tenant_id)
