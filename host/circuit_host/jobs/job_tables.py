@@ -78,6 +78,7 @@ def build_job_tables(prefix: str) -> JobTables:
             sqlite_where=sa.text("state = 'doing'"),
             postgresql_where=sa.text("state = 'doing'"),
         ),
+        sqlite_autoincrement=True,  # ids of purged jobs are not handed out again
     )
     details = sa.Table(
         f"{prefix}job_details",

@@ -71,6 +71,7 @@ def tables(prefix: str) -> list[sa.Table]:
             sqlite_where=sa.text("state = 'doing'"),
             postgresql_where=sa.text("state = 'doing'"),
         ),
+        sqlite_autoincrement=True,  # ids of purged jobs are not handed out again
     )
     details = sa.Table(
         f"{prefix}job_details",
