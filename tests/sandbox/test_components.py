@@ -11,7 +11,7 @@ import wasmtime
 
 from circuit_host.errors import Rejected
 from circuit_host.execution.limits import LimitsProfile
-from circuit_host.sandbox.components import CircuitComponent, is_component
+from circuit_host.sandbox.components import CircuitComponent, defined_memories, is_component
 from circuit_host.sandbox.invocation import Invocation
 from circuit_host.sandbox.runtime import Runtime
 from tests.contexts import make_context
@@ -129,3 +129,66 @@ def test_abi_imports_of_the_wrong_shape_are_rejected_at_load(runtime: Runtime, i
     with pytest.raises(Rejected, match="does not match the ABI") as info:
         runtime.load(component("i32.const 0", imports))
     assert message in str(info.value)
+
+
+def two_memory_component(grow_first: int, grow_second: int) -> bytes:
+    """A component whose core module defines two memories and grows each by the pages given,
+    trapping if either growth is refused, then returning ok(42)."""
+    return bytes(
+        wasmtime.wat2wasm(f"""(component
+  (core module $m
+    (memory (export "memory") 1)
+    (memory $second 1)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+    (func (export "handle") (param i32 i32) (result i32)
+      (if (i32.eq (memory.grow $second (i32.const {grow_second})) (i32.const -1)) (then unreachable))
+      (if (i32.eq (memory.grow 0 (i32.const {grow_first})) (i32.const -1)) (then unreachable))
+      (i32.store8 (i32.const 32) (i32.const 42))
+      (i32.store (i32.const 16) (i32.const 0))
+      (i32.store (i32.const 20) (i32.const 32))
+      (i32.store (i32.const 24) (i32.const 1))
+      i32.const 16))
+  (core instance $i (instantiate $m))
+  {HANDLE_TYPE}
+  (func (export "handle") (type $h)
+    (canon lift (core func $i "handle") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))""")
+    )
+
+
+def test_a_components_memories_share_one_cap(runtime: Runtime) -> None:
+    """16 memories each capped separately would give a component 16 times the cap (issue 11, #14)."""
+    cap = LimitsProfile(memory_bytes=32 * 65536)
+    assert defined_memories(two_memory_component(1, 1)) == 2
+    assert invoke(runtime, two_memory_component(10, 10), cap).output == 42  # 22 of 32 pages in all
+    outcome = invoke(runtime, two_memory_component(20, 20), cap)  # 42 pages: one memory is refused
+    assert outcome.status == "trap" and outcome.error_message is not None and "unreachable" in outcome.error_message
+
+
+def test_a_component_with_one_memory_gets_the_whole_cap(runtime: Runtime) -> None:
+    grows = component("""(if (i32.eq (memory.grow (i32.const 30)) (i32.const -1)) (then unreachable))
+      (i32.store8 (i32.const 32) (i32.const 42))
+      (i32.store (i32.const 16) (i32.const 0))
+      (i32.store (i32.const 20) (i32.const 32))
+      (i32.store (i32.const 24) (i32.const 1))
+      i32.const 16""")
+    assert defined_memories(grows) == 1
+    assert invoke(runtime, grows, LimitsProfile(memory_bytes=32 * 65536)).output == 42
+
+
+def test_a_component_instantiating_its_memory_module_twice_is_refused_more_memories(runtime: Runtime) -> None:
+    wasm = bytes(
+        wasmtime.wat2wasm(f"""(component
+  (core module $m
+    (memory (export "memory") 1)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+    (func (export "handle") (param i32 i32) (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (core instance $again (instantiate $m))
+  {HANDLE_TYPE}
+  (func (export "handle") (type $h)
+    (canon lift (core func $i "handle") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))""")
+    )
+    assert defined_memories(wasm) == 1
+    outcome = invoke(runtime, wasm, LimitsProfile())
+    assert (outcome.status, outcome.resource) == ("limit_exceeded", "memory_bytes")
+    assert outcome.error_message is not None and "memory count too high" in outcome.error_message

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import structlog
 import wasmtime
@@ -29,22 +30,50 @@ from ..abi.component_binding import (
     signature_problems,
 )
 from ..abi.signatures import HANDLE_EXPORT, HostFunction
+from ..coverage._leb import read_u
 from ..errors import GuestFault, Rejected
 from ..execution.context import ExecutionContext
 from .engine import ModuleCache
 from .invocation import Invocation, memory_limit_invocation
 from .loaded import CircuitComponent
-from .session import COMPONENT_STORE, error_cause, run_session
+from .session import COMPONENT_STORE, StoreShape, error_cause, run_session
 
 log = structlog.get_logger("circuit.components")
 
 MAX_COMPONENT_BYTES = 48 * 1024 * 1024
 TEST_EXPORTS = ("list-tests", "run-test")
+_CORE_MODULE_SECTION, _COMPONENT_SECTION, _MEMORY_SECTION = 1, 4, 5
 
 
 def is_component(wasm: bytes) -> bool:
     """Whether ``wasm`` is a component: the wasm magic, then layer 1 (core modules are layer 0)."""
     return wasm[:4] == b"\x00asm" and wasm[6:8] == b"\x01\x00"
+
+
+def defined_memories(wasm: bytes) -> int:
+    """How many linear memories the core modules of component ``wasm`` define (nested components too).
+
+    Each definition is counted once: a component instantiating a module twice needs more memories
+    than this, and the store (limited to this many) refuses to create them, so an undercount fails
+    closed. Called on a component wasmtime has already validated.
+    """
+    count, pos = 0, 8
+    while pos < len(wasm):
+        section = wasm[pos]
+        size, pos = read_u(wasm, pos + 1, 32)
+        payload = wasm[pos : pos + size]
+        if section == _COMPONENT_SECTION:
+            count += defined_memories(payload)
+        elif section == _CORE_MODULE_SECTION:
+            inner = 8
+            while inner < len(payload):
+                inner_section = payload[inner]
+                inner_size, inner = read_u(payload, inner + 1, 32)
+                if inner_section == _MEMORY_SECTION:
+                    count += read_u(payload, inner, 32)[0]
+                inner += inner_size
+        pos += size
+    return count
 
 
 class ComponentHost:
@@ -64,6 +93,7 @@ class ComponentHost:
         # own coverage is collected. Never set in production.
         self.observer: Callable[[wasmtime.Store, wc.Instance], None] | None = None
         self._components: dict[str, CircuitComponent] = {}
+        self._shapes: dict[str, StoreShape] = {}  # per component: its memories share the memory cap
         self._generic_linker: wc.Linker | None = None  # for components the fast paths do not fit
         self._lock = threading.Lock()
 
@@ -84,10 +114,15 @@ class ComponentHost:
             except wasmtime.WasmtimeError as exc:
                 raise Rejected(f"invalid component: {error_cause(str(exc))}") from None
         self._validate(component)
+        memories = defined_memories(wasm)
+        if memories > COMPONENT_STORE.memories:
+            raise Rejected(f"component defines {memories} memories, over the limit of {COMPONENT_STORE.memories}")
         if not from_disk:
             self.cache.store(sha256, component)
         loaded = CircuitComponent(sha256, component, from_disk, plan_for(self.engine, component, self.host_functions))
+        shape = replace(COMPONENT_STORE, memories=max(memories, 1), capped_memories=max(memories, 1))
         with self._lock:
+            self._shapes.setdefault(sha256, shape)
             self._components.setdefault(sha256, loaded)
         log.debug("component loaded", sha256=sha256, from_disk_cache=from_disk)
         return loaded
@@ -162,7 +197,8 @@ class ComponentHost:
         def instantiate(store: wasmtime.Store) -> wc.Instance:
             return linker.instantiate(store, loaded.component)
 
-        return run_session(self.engine, context, COMPONENT_STORE, instantiate, call, input_bytes, self.observer)
+        shape = self._shapes.get(loaded.sha256, COMPONENT_STORE)
+        return run_session(self.engine, context, shape, instantiate, call, input_bytes, self.observer)
 
 
 def _guest_error(message: str, memory_cap: int) -> Invocation:

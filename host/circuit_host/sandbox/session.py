@@ -41,17 +41,28 @@ Instance = TypeVar("Instance")
 
 @dataclass(frozen=True)
 class StoreShape:
-    """How many instances, tables and memories one store of a guest kind may create."""
+    """How many instances, tables and memories one store of a guest kind may create.
+
+    wasmtime's memory limit applies to each memory, not to their sum, so ``capped_memories`` is
+    how many memories share the memory cap: each may grow to the cap divided by it.
+    """
 
     instances: int
     tables: int
     memories: int
+    capped_memories: int = 1
+
+    def memory_size(self, cap: int) -> int:
+        """The limit of each memory: an equal share of ``cap``, in whole pages."""
+        return cap // self.capped_memories // WASM_PAGE * WASM_PAGE
 
 
 # One linear memory: the store's memory limit is per memory, so a circuit's one memory is the whole
 # cap. An instrumented test module gets the coverage counters' memory besides (``extra_memories``).
 CORE_MODULE_STORE = StoreShape(instances=1, tables=4, memories=1)
-COMPONENT_STORE = StoreShape(instances=64, tables=64, memories=16)  # a component is several core instances
+# A component is several core instances; it gets the memories its core modules define, at most 16,
+# sharing the cap (``components.defined_memories``). A componentize-py circuit defines one.
+COMPONENT_STORE = StoreShape(instances=64, tables=64, memories=16, capped_memories=16)
 
 
 def arm(store: wasmtime.Store, context: ExecutionContext) -> None:
@@ -84,7 +95,7 @@ def run_session(
     governor = context.governor
     store = wasmtime.Store(engine)
     store.set_limits(
-        memory_size=governor.limits.memory_bytes,
+        memory_size=shape.memory_size(governor.limits.memory_bytes),
         table_elements=MAX_TABLE_ELEMENTS,
         instances=shape.instances,
         tables=shape.tables,
