@@ -91,11 +91,11 @@ def statement_workload(store: CircuitDB, iterations: int) -> str:
     return f"{seconds * 1000:9.1f} ms/3 statements  {3 / seconds:7.1f} statements/s  {3 * BATCH / seconds:8.0f} rows/s"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     configure_logging("error")
     work = Path(tempfile.mkdtemp(prefix="circuitdb-bench-"))
     wasm = build_circuit(ROOT / "examples" / "virtual_lpr", work / "build")

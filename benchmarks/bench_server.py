@@ -1,175 +1,162 @@
-"""Webhook -> execution -> commit -> response, through the real server, next to plain FastAPI.
+"""The host server under load, next to plain FastAPI doing the same work natively: three processes.
 
-Both servers run in this process on loopback under uvicorn and score the same signed
-generic webhook (one new Contact): the Circuit Script host runs the sandboxed Virtual LPR
-trigger against CircuitDB (SQLite) and stores the execution; the baseline is a plain FastAPI
-endpoint that parses the same JSON, scores natively (benchmarks/native_vlpr.py) against the
-same kind of store, and commits. Clients send sequentially (latency) and with N concurrent
-connections (throughput).
+- **circuit host**: a real ``circuit serve`` subprocess on a fresh data directory, bootstrapped as
+  on a first start (the Virtual LPR example deployed to production; the tenant's rate limit raised so
+  it does not shape the load). ``POST /v1/records/Contact`` with an admin key saves one new Contact
+  through the deployed trigger: a fresh sandbox, 1 query, 1 update, the commit and the execution
+  record with its debug log.
+- **plain FastAPI, native**: ``benchmarks/baseline_app.py`` on uvicorn in its own subprocess: the
+  same request body, the same scoring in Python, sqlite3 writes in one transaction.
+- **the load generator**: a third process (``load_generator.py``: ``hey`` when installed, else an
+  asyncio httpx client), at each concurrency level, for each server in turn.
 
-    python benchmarks/bench_server.py [--requests 300] [--concurrency 8]
+    python benchmarks/bench_server.py [--requests 300] [--clients 1,8,32] [--records 1]
+
+Each row: req/s over the run, latency percentiles of answered requests, errors (non-2xx or no
+answer) and the host's req/s as a share of the baseline's at the same level (goal 4 of issue 15:
+at least 0.5, no errors and p99 under 1 s at 32 clients, p50 at one client within 3 ms).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hashlib
-import hmac
+import contextlib
 import json
+import os
 import platform
 import socket
-import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from fastapi import FastAPI, Request  # noqa: E402
-from tests.server.conftest import serve  # noqa: E402
 
-from benchmarks import native_vlpr  # noqa: E402
 from benchmarks.bench_vlpr import cpu_model  # noqa: E402
-from circuit_host.circuitdb import open_store  # noqa: E402
-from circuit_host.circuitdb.manifest import read_schema  # noqa: E402
-from circuit_host.connectors.http_client import HttpConnector  # noqa: E402
+from benchmarks.load_generator import LoadResult, Target, run_load  # noqa: E402
 from circuit_host.server import ServerSettings  # noqa: E402
 from circuit_host.server.bootstrap import bootstrap  # noqa: E402
 from circuit_host.server.state import ServerState  # noqa: E402
 from circuit_host.settings import configure_logging  # noqa: E402
 
-SECRET = "bench-secret-0123456789"
+CONTACT = {
+    "LastName": "Lead",
+    "Email": "lead@acme.io",
+    "Company_Size__c": 250,
+    "Website_Visits__c": 9,
+    "Emails_Opened__c": 4,
+    "Called_Business__c": True,
+    "LeadSource": "Web",
+}
 
 
-def signed(n: int) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(
-        {
-            "id": f"evt-{n}-{time.monotonic_ns()}",
-            "object": "Contact",
-            "operation": "insert",
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "records": [
-                {
-                    "LastName": f"Lead{n}",
-                    "Email": f"l{n}@acme.io",
-                    "Company_Size__c": 250,
-                    "Website_Visits__c": 9,
-                    "Emails_Opened__c": 4,
-                    "Called_Business__c": n % 2 == 0,
-                    "LeadSource": "Web",
-                }
-            ],
-        }
-    ).encode()
-    t = str(int(time.time()))
-    mac = hmac.new(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return body, {"content-type": "application/json", "x-circuit-signature": f"t={t},v1={mac}"}
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def baseline_app(data: Path) -> FastAPI:
-    app = FastAPI()
-    store = open_store(data / "baseline.sqlite3")
-    store.apply_schema(read_schema(ROOT / "examples" / "virtual_lpr" / "circuit.toml"))
-    http = HttpConnector()
-
-    @app.post("/hook")
-    async def hook(request: Request) -> dict[str, Any]:
-        payload = json.loads(await request.body())
-        tx = store.begin()
-        ids = tx.seed("Contact", payload["records"])
-        result = native_vlpr.handle(tx, http, [{**r, "Id": i} for r, i in zip(payload["records"], ids, strict=True)])
-        tx.commit()
-        tx.close()
-        return result
-
-    return app
-
-
-async def drive(url: str, headers: dict[str, str], requests: int, concurrency: int) -> tuple[list[float], float]:
-    latencies: list[float] = []
-    async with httpx.AsyncClient(headers=headers, trust_env=False, timeout=60) as client:
-        queue = list(range(requests))
-
-        async def worker() -> None:
-            while queue:
-                n = queue.pop()
-                body, sign = signed(n)
-                started = time.perf_counter()
-                response = await client.post(url, content=body, headers=sign)
-                latencies.append(time.perf_counter() - started)
-                assert response.status_code == 200, f"{response.status_code}: {response.text}"
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, requests / (time.perf_counter() - started)
-
-
-def percentile(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100)[int(q) - 1] * 1000
-
-
-def report(name: str, latencies: list[float], rps: float) -> None:
-    print(
-        f"{name:<28}{percentile(latencies, 50):8.2f}{percentile(latencies, 95):8.2f}{percentile(latencies, 99):8.2f}"
-        f"{rps:10.1f}"
-    )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
-    configure_logging("error")
-    data = Path(tempfile.mkdtemp(prefix="circuit-server-bench-"))
-    settings = ServerSettings(data_dir=data / "host")
-    state = ServerState(settings)
-    boot = bootstrap(state)
-    state.platform.tenants.update_settings(
-        boot.tenant_id, {"generic_hmac_secret": SECRET, "rate_limit_per_minute": 10_000_000}
-    )
-    print(
-        f"machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}; "
-        f"{args.requests} requests per run\n"
-    )
-    print(f"{'server (concurrency)':<28}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'req/s':>10}")
-    host_serving = serve(state, settings)
-    host = next(host_serving)
-    baseline_server = _serve_app(baseline_app(data))  # the same uvicorn, threads and loopback
-    baseline_url = next(baseline_server)
-    hook = f"{host.url}/v1/hooks/generic/{boot.webhook_token}"
-    for concurrency in (1, args.concurrency):
-        for name, url in (("circuit host", hook), ("plain FastAPI, native", f"{baseline_url}/hook")):
-            asyncio.run(drive(url, {}, 20, concurrency))  # warm-up
-            latencies, rps = asyncio.run(drive(url, {}, args.requests, concurrency))
-            report(f"{name} ({concurrency})", latencies, rps)
-    for generator in (host_serving, baseline_server):
-        generator.close()
-    state.close()
-
-
-def _serve_app(app: FastAPI) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+def prepare_host(data: Path, port: int) -> str:
+    """Bootstrap the data directory as ``circuit serve`` would, lift the rate limit; the admin key."""
+    state = ServerState(ServerSettings(data_dir=data, public_url=f"http://127.0.0.1:{port}"))
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        boot = bootstrap(state)
+        state.platform.tenants.update_settings(boot.tenant_id, {"rate_limit_per_minute": 10_000_000})
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        state.close()
+    assert boot.admin_key is not None
+    return boot.admin_key
+
+
+@contextlib.contextmanager
+def process(command: list[str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` until the block ends; ready when ``health`` answers 200."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUIT_")}  # the defaults, as prepared
+    with log.open("wb") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if child.poll() is not None:
+                    raise RuntimeError(f"{command[:4]} exited with {child.returncode}; see {log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(health, timeout=2, trust_env=False).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{health} did not answer within 120 s; see {log}")
+                time.sleep(0.2)
+            yield child
+        finally:
+            child.terminate()
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def row(result: LoadResult, baseline: LoadResult | None) -> str:
+    ratio = f"{result.rps / baseline.rps:.2f}" if baseline is not None and baseline.rps else "-"
+    errors = ", ".join(f"{n}× {status}" for status, n in sorted(result.errors.items())) or "0"
+    return (
+        f"{result.target:<24}{result.concurrency:>8}{result.rps:>9.1f}{result.percentile_ms(50):>9.1f}"
+        f"{result.percentile_ms(95):>9.1f}{result.percentile_ms(99):>9.1f}{ratio:>8}  {errors}"
+    )
+
+
+def main(argv: list[str] | None = None) -> list[LoadResult]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=300, help="per server and concurrency level")
+    parser.add_argument("--clients", default="1,8,32", help="concurrency levels, comma-separated")
+    parser.add_argument("--records", type=int, default=1, help="contacts per request")
+    parser.add_argument("--warmup", type=int, default=20, help="requests per server before each measured run")
+    args = parser.parse_args(argv)
+    configure_logging("error")
+    levels = [int(c) for c in args.clients.split(",")]
+    data = Path(tempfile.mkdtemp(prefix="circuit-server-bench-"))
+    host_port, base_port = free_port(), free_port()
+    admin_key = prepare_host(data / "host", host_port)
+    body = json.dumps({"records": [CONTACT] * args.records}).encode()
+    json_headers = {"content-type": "application/json"}
+    targets = [
+        Target(
+            "circuit host",
+            f"http://127.0.0.1:{host_port}/v1/records/Contact",
+            body,
+            json_headers | {"authorization": f"Bearer {admin_key}"},
+        ),
+        Target("plain FastAPI, native", f"http://127.0.0.1:{base_port}/v1/records/Contact", body, json_headers),
+    ]
+    serve = [sys.executable, "-m", "circuit_host.cli", "serve", "--data-dir", str(data / "host")]
+    serve += ["--port", str(host_port), "--log-level", "warning"]
+    baseline = [sys.executable, str(ROOT / "benchmarks" / "baseline_app.py"), "--port", str(base_port)]
+    baseline += ["--db", str(data / "baseline.sqlite3")]
+    results: list[LoadResult] = []
+    with (
+        process(serve, f"http://127.0.0.1:{host_port}/healthz", data / "host.log"),
+        process(baseline, f"http://127.0.0.1:{base_port}/healthz", data / "baseline.log"),
+    ):
+        generator = run_load(targets[1], 1, 1).generator
+        print(
+            f"machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+            f"load generator: {generator}; {args.requests} requests per row, {args.records} contact(s) each\n"
+        )
+        print(f"{'server':<24}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'ratio':>8}  errors")
+        for clients in levels:
+            level: list[LoadResult] = []
+            for target in targets:
+                run_load(target, clients, max(args.warmup, clients))
+                level.append(run_load(target, clients, max(args.requests, clients)))
+            host, native = level
+            print(row(host, native))
+            print(row(native, None))
+            results += level
+    return results
 
 
 if __name__ == "__main__":

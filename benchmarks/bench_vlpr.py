@@ -97,11 +97,11 @@ def measure(
     return median_ms(timings["sandboxed"]), median_ms(timings["native"]), statistics.median(fuel)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--census", action="store_true", help="include the Census callout (loopback HTTP)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     configure_logging("error")
 
     work = Path(tempfile.mkdtemp(prefix="circuit-bench-"))
