@@ -77,3 +77,14 @@ class Client:
     def execution(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/executions/{execution_id}")
         return result
+
+    def outbox(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        result: list[dict[str, Any]] = self._call("GET", "/v1/outbox", params=params)
+        return result
+
+    def retry_outbox_entry(self, entry_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/outbox/{entry_id}/retry")
+        return result

@@ -20,6 +20,7 @@ from circuit_host.bundles import pack_bundle
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
 from circuit_host.toolchain.zig_build import build_circuit, build_tests
+from tests.connectors.crm.conftest import fake_ghl, fake_sf  # noqa: F401  (the fake CRMs, on loopback)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "virtual_lpr"

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     IPvAnyNetwork,
@@ -22,9 +23,11 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     SerializationInfo,
+    SerializeAsAny,
     SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -32,6 +35,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from ..connectors.crm import crm_registry
+from ..connectors.crm.system_of_record import validate_selection
 from ..errors import Rejected
 from ..execution.callout_policy import CREDENTIAL_PATTERN, NamedCredential
 from ..execution.limits import MIB, LimitsProfile
@@ -68,6 +72,20 @@ class TenantSettings(BaseModel):
         1024 * MIB, ge=MIB, le=1024 * 1024 * MIB, description="Debug-log bytes kept; the oldest executions beyond go."
     )
     max_request_bytes: int = Field(1 * MIB, ge=1024, le=64 * MIB)
+    system_of_record: dict[str, Annotated[SerializeAsAny[BaseModel], BeforeValidator(validate_selection)]] = Field(
+        default_factory=dict,
+        description='Per environment, where its records live: {"production": {"crm": "gohighlevel", '
+        '"location_id": ..., "api_key": ..., "base_url": ...}}; unset environments use CircuitDB. '
+        "See connectors/crm/system_of_record.py.",
+    )
+
+    @field_validator("system_of_record")
+    @classmethod
+    def _known_environments(cls, value: dict[str, BaseModel]) -> dict[str, BaseModel]:
+        unknown = [env for env in value if env not in ("dev", "staging", "production")]
+        if unknown:
+            raise ValueError(f"unknown environment {unknown[0][:40]!r} (expected dev, staging or production)")
+        return value
 
     _sections: dict[type[BaseModel], BaseModel] = PrivateAttr(default_factory=dict)
 
@@ -109,16 +127,8 @@ class TenantSettings(BaseModel):
         return found if isinstance(found, model) else model()
 
     def to_storage(self) -> dict[str, Any]:
-        """JSON for the database, secrets included (``model_dump`` would mask them)."""
-        data = self.model_dump(mode="json")
-        for section in self._sections.values():
-            for name, value in section:
-                if isinstance(value, SecretStr):
-                    data[name] = value.get_secret_value()
-        data["named_credentials"] = {
-            name: {"url": c.url, "headers": c.secret_headers()} for name, c in self.named_credentials.items()
-        }
-        return data
+        """JSON for the database, every secret included wherever a model holds it (``model_dump`` masks them)."""
+        return self._walk(_secret_value)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as an operator may read them: every secret as ``{"set": true, "fingerprint": ...}``
@@ -197,6 +207,10 @@ def _replace_secrets(value: Any, dumped: Any, annotation: Any, on_secret: Callab
     if isinstance(value, list | tuple) and isinstance(dumped, list):
         return [_replace_secrets(v, d, Any, on_secret) for v, d in zip(value, dumped, strict=True)]
     return dumped
+
+
+def _secret_value(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 def _secret_view(secret: SecretStr | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from . import problems
 from .limits_middleware import MaxBodySize
 from .ratelimit import RateLimiter
-from .routers import bundles, credentials, environments, executions, hooks, keys, records, tenant_settings
+from .routers import bundles, credentials, environments, executions, hooks, keys, outbox, records, tenant_settings
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -22,6 +22,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server_state.start_housekeeping()
+        server_state.crm_outbox.start()  # sends committed CRM writes (server/crm_outbox.py)
         yield
         if state is None:
             server_state.close()
@@ -44,6 +45,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         keys.router,
         tenant_settings.router,
         credentials.router,
+        outbox.router,
     ):
         app.include_router(router)
 

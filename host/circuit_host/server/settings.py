@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..connectors.crm.retry_policy import RetryPolicy
 from ..observability.observability_settings import ObservabilitySettings
 
 
@@ -27,6 +28,16 @@ class ServerSettings(BaseModel):
     failed_auth_per_minute: int = Field(
         30, ge=1, description="Bad API keys or webhook tokens one client address may send per minute before 429."
     )
+
+    outbox_retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="How CRM writes are retried, and when they are dead-lettered."
+    )
+    outbox_poll_s: float = Field(1.0, gt=0, description="How often the outbox dispatcher looks for due CRM writes.")
+
+    @property
+    def outbox_url(self) -> str:
+        """Where CRM writes wait for the dispatcher (the shared database, when there is one)."""
+        return self.db_url or f"sqlite:///{self.data_dir / 'outbox.sqlite3'}"
 
     @property
     def platform_url(self) -> str:

@@ -44,6 +44,8 @@ from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
 from ..webhooks import Change, CoalesceKey, Coalescer
 from .admission import ExecutionAdmission
 from .changes import as_dml
+from .crm_outbox import CrmOutbox
+from .crm_records import CrmChange, crm_change
 from .settings import ServerSettings
 
 log = structlog.get_logger("circuit.server")
@@ -84,6 +86,7 @@ class ServerState:
         self.http = HttpConnector()
         self.telemetry = Telemetry(settings.observability)  # metrics, traces, probes (observability/)
         self.telemetry.watch_database(self.platform.database.engine, control_plane(self.platform.database.prefix))
+        self.crm_outbox = CrmOutbox(self.platform, settings)  # CRM writes; its dispatcher starts with the app
         self._stores: dict[str, CircuitDB] = {}
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
@@ -138,10 +141,18 @@ class ServerState:
         retry is processed."""
         records: list[ExecutionRecord] = []
         try:
+            crm = self.crm_outbox.selection(self.platform.tenants.get_settings(tenant_id), env)
             for change in changes:
+                trigger = f"{source}:{change.object}.{change.action}"
+                if crm is not None:  # the records live in a CRM (server/crm_records.py)
+                    on = crm_change(crm, change)
+                    if on.rows:
+                        records.append(
+                            self.apply_change(tenant_id, env, on.op, on.object_name, on.rows, trigger, saved=on)
+                        )
+                    continue
                 op, rows, external_id = as_dml(self.store(tenant_id, env), change)
                 if rows:
-                    trigger = f"{source}:{change.object}.{change.action}"
                     records.append(self.apply_change(tenant_id, env, op, change.object, rows, trigger, external_id))
         finally:
             if not all(r.status == "ok" for r in records) or len(records) < sum(1 for c in changes if c.records):
@@ -169,6 +180,7 @@ class ServerState:
     def close(self) -> None:
         for _, coalescer in self._coalescers.values():
             coalescer.close()
+        self.crm_outbox.close()
         self._stop_housekeeping.set()
         if self._housekeeping is not None:
             self._housekeeping.join(timeout=10)
@@ -363,6 +375,9 @@ class ServerState:
         Every change from the API comes through here (named credentials too), so a check of the new
         settings against the outside world (a test call to a CRM) belongs here, before the write.
         """
+        if isinstance(changes, Mapping) and changes.get("system_of_record") is not None:
+            selected = TenantSettings.validated({"system_of_record": changes["system_of_record"]})
+            self.crm_outbox.check_changes(self.platform.tenants.get_settings(tenant_id), selected)
         return self.platform.tenants.update_settings(tenant_id, changes, actor)
 
     def put_credential(
@@ -413,19 +428,22 @@ class ServerState:
         rows: list[dict[str, Any]],
         trigger: str,
         external_id: str = "Id",
+        saved: CrmChange | None = None,
     ) -> ExecutionRecord:
         """Save a change through the environment's triggers as one execution, and store the record.
 
         The tenant's settings are read once, here: the execution runs on them to its end (credentials,
-        networks, limits), whatever an operator changes meanwhile; the next execution sees the change.
+        networks, limits, the CRM holding its records), whatever an operator changes meanwhile; the
+        next execution sees the change. ``saved``: a CRM change the CRM already holds.
         """
         settings = self.platform.tenants.get_settings(tenant_id)
         deployed = self.deployed(tenant_id, env, settings)
         limits = deployed.limits
         circuit = ",".join(sorted(deployed.versions)) or "-"
+        crm_records = self.crm_outbox.records_for(tenant_id, env, settings, saved)
         executor = Executor(
             self.runtime,
-            self.store(tenant_id, env),
+            crm_records or self.store(tenant_id, env),
             self.http,
             triggers=deployed.registry,
             tenant=records_tenant(tenant_id, env),
@@ -433,7 +451,13 @@ class ServerState:
         )
         options = ExecutionOptions(limits=limits, allowed_networks=settings.callout_allowed_networks)
         with structlog.contextvars.bound_contextvars(tenant=tenant_id, environment=env):  # on every log line
-            record = executor.apply_change(op, object_name, rows, options, external_id)
+            try:
+                record = executor.apply_change(op, object_name, rows, options, external_id)
+            finally:
+                if crm_records is not None:
+                    crm_records.close()
+            if crm_records is not None and record.committed:
+                self.crm_outbox.link(crm_records, record.id)
             self.platform.executions.save_execution(
                 ExecutionEntry(
                     id=record.id,

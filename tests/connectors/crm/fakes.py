@@ -1,8 +1,10 @@
 """Small fake Salesforce and GoHighLevel servers on loopback: real HTTP, records in memory.
 
-Each validates auth headers, keeps a log of the requests it served, and can be told to
-fail the next requests (``fail(...)``) with a status, headers and body, optionally after
-applying them (a CRM that saved the records and then lost the answer).
+Each validates auth headers, keeps a log of the requests it served, and has switches:
+``fail(...)`` answers the next requests with a status, headers and body (5xx, 429 with
+``Retry-After``), optionally after applying them (a CRM that saved the records and then lost
+the answer); ``slow(seconds)`` delays answers (applied first, answered late); ``revoke()``
+refuses the configured token from now on, as a CRM does when an admin revokes it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import operator
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,6 +49,9 @@ class FakeServer:
         self.lock = threading.Lock()
         self.requests: list[Seen] = []
         self.failures: list[Failure] = []
+        self.delay_s = 0.0
+        self.delay_path = ""
+        self.revoked = False
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,6 +72,8 @@ class FakeServer:
                 status, headers, reply = fake.serve(
                     self.command, url.path, query, {k.lower(): v for k, v in self.headers.items()}, body
                 )
+                if fake.delay_s and fake.delay_path in url.path and self.command != "GET":
+                    time.sleep(fake.delay_s)  # the write is applied; its answer comes late (or never)
                 data = b"" if reply is None else json.dumps(reply).encode()
                 self.send_response(status)
                 for k, v in headers.items():
@@ -88,6 +96,14 @@ class FakeServer:
 
     def fail(self, status: int, times: int = 1, **kwargs: Any) -> None:
         self.failures.extend(Failure(status, **kwargs) for _ in range(times))
+
+    def slow(self, seconds: float, path: str = "") -> None:
+        """Answer writes to paths containing ``path`` ``seconds`` late (after applying them); 0 to stop."""
+        self.delay_s, self.delay_path = seconds, path
+
+    def revoke(self) -> None:
+        """Refuse the configured token from now on (401, with the CRM's own message)."""
+        self.revoked = True
 
     def writes(self, method: str | None = None) -> list[Seen]:
         return [r for r in self.requests if r.method != "GET" and (method is None or r.method == method)]
@@ -190,7 +206,7 @@ class FakeSalesforce(FakeServer):
     def authorise(self, path: str, headers: dict[str, str]) -> Reply | None:
         if path == "/services/oauth2/token":
             return None
-        if headers.get("authorization") != f"Bearer {self.token}":
+        if self.revoked or headers.get("authorization") != f"Bearer {self.token}":
             return 401, {}, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
         return None
 
@@ -201,6 +217,8 @@ class FakeSalesforce(FakeServer):
             return 400, {}, {"error": "invalid_client", "error_description": "invalid client credentials"}
         assert path.startswith(self.data), path
         rest = path[len(self.data) :]
+        if rest == "/limits" and method == "GET":
+            return 200, {}, {"DailyApiRequests": {"Max": 15000, "Remaining": 14999}}
         if rest in ("/query", "/queryAll"):
             return self._query(query["q"], deleted=rest == "/queryAll")
         if m := re.fullmatch(r"/query(?:All)?/(\w+)-(\d+)", rest):
@@ -343,6 +361,16 @@ class FakeGoHighLevel(FakeServer):
                 "dataType": "NUMERICAL",
             },
             {"id": "cfGrade0000000000002", "name": "VLPR Grade", "fieldKey": "contact.vlpr_grade", "dataType": "TEXT"},
+            {
+                "id": "cfNext00000000000003",
+                "name": "Next Action",
+                "fieldKey": "contact.next_action",
+                "dataType": "TEXT",
+            },
+            {"id": "cfSize00000000000004", "name": "Company Size", "fieldKey": "contact.company_size"},
+            {"id": "cfVisit0000000000005", "name": "Website Visits", "fieldKey": "contact.website_visits"},
+            {"id": "cfOpens0000000000006", "name": "Emails Opened", "fieldKey": "contact.emails_opened"},
+            {"id": "cfCall00000000000007", "name": "Called Business", "fieldKey": "contact.called_business"},
         ]
         self.counter = 0
         super().__init__()
@@ -357,8 +385,12 @@ class FakeGoHighLevel(FakeServer):
             self.contacts[contact_id] = {"id": contact_id, "locationId": self.location_id, "customFields": [], **fields}
             return contact_id
 
+    def writes(self, method: str | None = None) -> list[Seen]:
+        """Requests that change something (a search is a POST that reads)."""
+        return [r for r in super().writes(method) if r.path != "/contacts/search"]
+
     def authorise(self, path: str, headers: dict[str, str]) -> Reply | None:
-        if headers.get("authorization") != f"Bearer {self.api_key}":
+        if self.revoked or headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {}, {"statusCode": 401, "message": "Invalid JWT"}
         if headers.get("version") != "2021-07-28":
             return 400, {}, {"statusCode": 400, "message": "Version header was not found"}
@@ -368,9 +400,11 @@ class FakeGoHighLevel(FakeServer):
         if path == f"/locations/{self.location_id}/customFields" and method == "GET":
             return 200, {}, {"customFields": self.custom_fields}
         if path == "/contacts/search" and method == "POST":
-            assert body["locationId"] == self.location_id
-            (flt,) = body["filters"]
-            found = [c for c in self.contacts.values() if flt["field"] == "email" and c.get("email") == flt["value"]]
+            if body.get("locationId") != self.location_id:
+                return 403, {}, {"statusCode": 403, "message": "The token does not have access to this location."}
+            found = list(self.contacts.values())
+            for flt in body.get("filters") or []:
+                found = [c for c in found if flt["field"] == "email" and c.get("email") == flt["value"]]
             return 200, {}, {"contacts": found[: body.get("pageLimit", 20)], "total": len(found)}
         if path == "/contacts/" and method == "POST":
             if body.get("locationId") != self.location_id:

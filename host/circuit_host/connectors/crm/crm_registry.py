@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from ...webhooks.errors import WebhookRejected
 from ...webhooks.model import BodyLimits, Change
 from ..records import RecordsConnector
+from .outbox import Delivery, Outbox
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -36,6 +37,20 @@ class ExternalId:
     carried_as: str
 
 
+class CrmConnector(RecordsConnector, Protocol):
+    """A CRM as a system of record: the records seam for executions and the outbox sender."""
+
+    def deliver(self, delivery: Delivery) -> None: ...
+
+    def check_connection(self) -> None:
+        """One cheap authenticated request; the CRM's ``CrmError`` if it fails."""
+        ...
+
+
+class ConnectorFactory(Protocol):
+    def __call__(self, settings: Any, outbox: Outbox, tenant: str) -> CrmConnector: ...
+
+
 @dataclass(frozen=True)
 class CrmPlugin(Generic[C]):
     """Everything the host knows about one webhook source (and the CRM behind it, if any).
@@ -47,7 +62,8 @@ class CrmPlugin(Generic[C]):
       webhook is authentic and fresh; runs before the body is parsed.
     - ``normalize(data, configuration, limits)``: the parsed JSON body as ``Change``s.
     - ``external_id``: how its records are keyed; None when they carry the store's own ids.
-    - ``connector`` / ``connector_settings``: the CRM as a system of record, when there is one.
+    - ``connector`` / ``connector_settings``: the CRM as a system of record, when there is one;
+      ``connector_settings`` has a ``crm`` literal, the name an operator selects it by.
     """
 
     source: str
@@ -56,8 +72,14 @@ class CrmPlugin(Generic[C]):
     verify: Callable[[bytes, Mapping[str, str], C, datetime], None]
     normalize: Callable[[Any, C, BodyLimits], list[Change]]
     external_id: ExternalId | None = None
-    connector: type[RecordsConnector] | None = None
+    connector: ConnectorFactory | None = None
     connector_settings: type[BaseModel] | None = None
+
+    @property
+    def crm(self) -> str | None:
+        """Its name as a system of record (``system_of_record`` setting), None if it is only a source."""
+        field = self.connector_settings.model_fields.get("crm") if self.connector_settings else None
+        return field.default if field is not None and isinstance(field.default, str) else None
 
 
 _PLUGINS: dict[str, CrmPlugin[Any]] = {}
@@ -111,6 +133,11 @@ def plugin_for(source: str) -> CrmPlugin[Any]:
             404, "unknown_source", f"unknown webhook source {source[:40]!r} (known: {', '.join(_PLUGINS)})"
         )
     return plugin
+
+
+def crm_plugin(crm: str) -> CrmPlugin[Any] | None:
+    """The plugin selected as a system of record by ``crm`` (``CrmPlugin.crm``)."""
+    return next((p for p in _PLUGINS.values() if p.crm is not None and p.crm == crm), None)
 
 
 def configurations() -> tuple[type[BaseModel], ...]:

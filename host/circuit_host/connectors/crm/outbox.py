@@ -86,6 +86,9 @@ class OutboxEntry:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    execution_id: str | None = None
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
 
 
 class OutboxSender(Protocol):
@@ -126,7 +129,9 @@ class Outbox:
             Column("last_error", Text),
             Column("created_at", DateTime, nullable=False),
             Column("sent_at", DateTime),
+            Column("execution_id", String(64)),  # the execution that queued it, once linked
             Index(f"{table_prefix}outbox_queue", "tenant", "status", "id"),
+            Index(f"{table_prefix}outbox_execution", "execution_id"),
         )
         self.ids_table = Table(
             f"{table_prefix}id_map",
@@ -153,6 +158,51 @@ class Outbox:
             query = query.where(t.c.status == status)
         with self.engine.connect() as conn:
             return [_entry(row._mapping) for row in conn.execute(query)]
+
+    def listed(
+        self, tenants: Sequence[str], status: Status | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[OutboxEntry]:
+        """Entries of several tenants (a tenant's environments), newest first, for operators."""
+        t = self.entries_table
+        query = select(t).where(t.c.tenant.in_(list(tenants))).order_by(t.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if before_id is not None:
+            query = query.where(t.c.id < before_id)
+        with self.engine.connect() as conn:
+            return [_entry(row._mapping) for row in conn.execute(query)]
+
+    def entry(self, entry_id: int) -> OutboxEntry | None:
+        t = self.entries_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.id == entry_id)).first()
+        return None if row is None else _entry(row._mapping)
+
+    def of_execution(self, execution_id: str) -> list[OutboxEntry]:
+        """What one execution queued, in order."""
+        t = self.entries_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.execution_id == execution_id).order_by(t.c.id))
+            return [_entry(row._mapping) for row in rows]
+
+    def link_execution(self, entry_ids: Sequence[int], execution_id: str) -> None:
+        """Name the execution that queued these entries (after it committed them)."""
+        if not entry_ids:
+            return
+        t = self.entries_table
+        with self.write_engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id.in_(list(entry_ids))).values(execution_id=execution_id))
+
+    def requeue(self, entry_id: int) -> bool:
+        """Give one dead entry a fresh set of attempts; False unless it was dead."""
+        t = self.entries_table
+        with self.write_engine.begin() as conn:
+            result = conn.execute(
+                update(t)
+                .where(t.c.id == entry_id, t.c.status == "dead")
+                .values(status="pending", attempts=0, next_attempt_at=_utc(time.time()))
+            )
+            return int(result.rowcount) == 1
 
     def real_ids(self, tenant: str, ids: Sequence[str]) -> dict[str, str]:
         """The CRM ids of those provisional ids whose insert has been sent."""
@@ -203,6 +253,9 @@ def _entry(row: Mapping[Any, Any]) -> OutboxEntry:
         attempts=int(row["attempts"]),
         next_attempt_at=row["next_attempt_at"],
         last_error=row["last_error"],
+        execution_id=row["execution_id"],
+        created_at=row["created_at"],
+        sent_at=row["sent_at"],
     )
 
 
@@ -216,6 +269,8 @@ class OutboxWriter:
         self._conn: Connection | None = None
         self._tx: RootTransaction | None = None
         self._closed = False
+        self.entry_ids: list[int] = []
+        """Entries this writer added and still holds (a rolled-back savepoint's are forgotten)."""
 
     def _connection(self) -> Connection:
         if self._closed:
@@ -254,6 +309,7 @@ class OutboxWriter:
         )
         assert result.inserted_primary_key is not None
         entry_id = result.inserted_primary_key[0]
+        self.entry_ids.append(int(entry_id))
         new_ids = [p for p in provisional if p is not None]
         if new_ids:
             conn.execute(
@@ -264,10 +320,12 @@ class OutboxWriter:
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         nested = self._connection().begin_nested()
+        held = len(self.entry_ids)
         try:
             yield
         except BaseException:
             nested.rollback()
+            del self.entry_ids[held:]
             raise
         nested.commit()
 
@@ -330,6 +388,15 @@ class Delivery:
             else:
                 resolved.append(value)
         return resolved
+
+    def claimed_ids(self, real_ids: Sequence[str]) -> set[str]:
+        """Those of ``real_ids`` some provisional id of this tenant already maps to."""
+        if not real_ids:
+            return set()
+        m = self._outbox.ids_table
+        query = select(m.c.real_id).where(m.c.tenant == self.entry.tenant, m.c.real_id.in_(list(real_ids)))
+        with self._outbox.engine.connect() as conn:
+            return {str(r) for (r,) in conn.execute(query)}
 
     def resolve_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         keys = list(row)

@@ -12,6 +12,7 @@ from ..auth import Caller, require, state_of
 from ..problems import Problem
 from ..state import ServerState
 from .models import Environment, ExecutionDetail, ExecutionPage
+from .outbox import entry_view
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
 
@@ -65,7 +66,8 @@ def get_execution(
     entry = state.platform.executions.get_execution(caller.tenant_id, execution_id)
     if entry is None:
         raise Problem(404, "Not found", f"no execution {execution_id}")
-    return detail(entry, with_log=True)
+    writes = [entry_view(e) for e in state.crm_outbox.of_execution(execution_id)]
+    return detail(entry, with_log=True).model_copy(update={"crm_writes": writes})
 
 
 def _as_utc(moment: datetime | None) -> datetime | None:

@@ -18,6 +18,25 @@ class ExecutionSummary(BaseModel):
     duration_ms: float
 
 
+class OutboxEntryView(BaseModel):
+    """One CRM write waiting in, or gone through, the outbox (values are not shown, only counts)."""
+
+    id: int
+    env: str
+    crm: str
+    operation: str
+    object: str
+    rows: int
+    done: int = Field(description="rows the CRM acknowledged")
+    state: Literal["pending", "sending", "sent", "dead"]
+    attempts: int
+    next_attempt_at: datetime | None = None
+    last_error: str | None = Field(None, description="the CRM's answer to the last failed attempt")
+    execution_id: str | None = Field(None, description="the execution that queued it")
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
+
+
 class ExecutionDetail(BaseModel):
     id: str
     env: str
@@ -30,6 +49,9 @@ class ExecutionDetail(BaseModel):
     duration_ms: float
     started_at: datetime
     debug_log: str | None = None
+    crm_writes: list[OutboxEntryView] | None = Field(
+        None, description="in an execution's detail: what became of its writes to the CRM (dead: dead-lettered)"
+    )
 
 
 class ExecutionPage(BaseModel):

@@ -8,6 +8,7 @@ can be logged safely; only the HTTP layer calls ``get_secret_value()``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -19,10 +20,14 @@ from .webhook import GhlMapping
 
 
 class GoHighLevelSettings(BaseModel):
-    """One GoHighLevel sub-account (location) reached with a private-integration or OAuth token."""
+    """One GoHighLevel sub-account (location) reached with a private-integration or OAuth token.
 
-    model_config = ConfigDict(frozen=True)
+    ``crm`` names it as a tenant environment's system of record (``system_of_record`` setting).
+    """
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    crm: Literal["gohighlevel"] = "gohighlevel"
     location_id: str = Field(min_length=1)
     api_key: SecretStr
     base_url: AnyHttpUrl = AnyHttpUrl("https://services.leadconnectorhq.com")

@@ -37,7 +37,15 @@ from ..base import OutboxTransaction, check_object, check_row
 from ..outbox import Delivery, DeliveryFailed, Outbox
 from ..provisional import is_provisional
 from .configuration import GoHighLevelSettings
-from .fields import READ_ONLY, custom_field_circuit_name, field_name, object_fields, value_from_ghl, value_to_ghl
+from .fields import (
+    READ_ONLY,
+    UNSTORED_TASK_FIELDS,
+    custom_field_circuit_name,
+    field_name,
+    object_fields,
+    value_from_ghl,
+    value_to_ghl,
+)
 
 _SUPPORTED = "Contact WHERE Id = x, Id IN x or Email = x; Task WHERE WhoId = x or WhoId IN x"
 
@@ -81,6 +89,10 @@ class GoHighLevelConnector:
         }
         response = self.api.request(method, path, headers=headers, **kwargs)
         return response.json() if response.content else None
+
+    def check_connection(self) -> None:
+        """One cheap authenticated read (a one-contact search of the location); ``CrmError`` if it fails."""
+        self.request("POST", "/contacts/search", json_body={"locationId": self.settings.location_id, "pageLimit": 1})
 
     # --- custom fields -----------------------------------------------------------------
 
@@ -185,6 +197,8 @@ class GoHighLevelConnector:
                 if canonical.lower() in READ_ONLY:
                     continue
                 body[fields[canonical]] = value_to_ghl(canonical, value)
+            elif object_name.lower() == "task" and name.lower() in UNSTORED_TASK_FIELDS:
+                continue
             elif name.lower().endswith("__c") and object_name.lower() == "contact":
                 definition = self.custom_field(name)
                 if definition is None:
@@ -210,6 +224,13 @@ class GoHighLevelConnector:
             except DmlError as exc:
                 raise DeliveryFailed(str(exc)) from None
             created: dict[str, str] = {}
+            if entry.operation == "create" and provisional and index == entry.done and entry.attempts > 1:
+                # An earlier attempt may have created this row before its answer was lost (a 5xx
+                # after applying, a crash): adopt an identical record it left instead of sending again.
+                found = self._created_earlier(obj, row, body, delivery)
+                if found is not None:
+                    delivery.advance(1, {provisional: found})
+                    continue
             if obj == "Contact":
                 created = self._deliver_contact(entry.operation, record_id, body, provisional)
             else:
@@ -218,6 +239,24 @@ class GoHighLevelConnector:
                     raise DeliveryFailed(f"row {index}: field WhoId: a GoHighLevel Task needs its contact")
                 created = self._deliver_task(entry.operation, contact, record_id, body, provisional)
             delivery.advance(1, created)
+
+    def _created_earlier(
+        self, obj: str, row: Mapping[str, Any], body: Mapping[str, Any], delivery: Delivery
+    ) -> str | None:
+        """The id of a record equal to ``body`` that no other outbox entry created: a Task under its
+        contact with the same title, body and due date, or a Contact with the same email. GHL has
+        no idempotency key, so a resend is matched by content."""
+        if obj == "Task":
+            contact = row.get("WhoId")
+            candidates = self.tasks(contact) if isinstance(contact, str) else []
+            same = ("title", "body", "dueDate")
+        else:
+            email = body.get("email")
+            candidates = self.contacts_by_email(email, 100) if isinstance(email, str) and email else []
+            same = ("email", "firstName", "lastName")
+        matching = [str(c.get("id")) for c in candidates if all(c.get(k) == body.get(k) for k in same)]
+        claimed = delivery.claimed_ids(matching)
+        return next((m for m in matching if m not in claimed), None)
 
     def _send(self, method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
         try:

@@ -45,6 +45,10 @@ TASK_FIELDS = {
 }
 """Salesforce-style Task field -> GHL task property. Tasks live under their contact (WhoId)."""
 
+UNSTORED_TASK_FIELDS = frozenset({"priority"})
+"""Salesforce Task fields GHL tasks have no property for: accepted in DML (so a circuit written for
+Salesforce runs unchanged) and not sent; a query cannot select them."""
+
 READ_ONLY = frozenset({"id", "createddate", "lastmodifieddate"})
 _OBJECTS = {"contact": ("Contact", CONTACT_FIELDS), "task": ("Task", TASK_FIELDS)}
 

@@ -7,6 +7,7 @@ can be logged safely; only the HTTP layer calls ``get_secret_value()``.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -14,10 +15,14 @@ _API_VERSION = re.compile(r"\d{2,3}\.\d")
 
 
 class SalesforceSettings(BaseModel):
-    """One Salesforce org: a ready access token, or the OAuth client-credentials flow."""
+    """One Salesforce org: a ready access token, or the OAuth client-credentials flow.
 
-    model_config = ConfigDict(frozen=True)
+    ``crm`` names it as a tenant environment's system of record (``system_of_record`` setting).
+    """
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    crm: Literal["salesforce"] = "salesforce"
     instance_url: AnyHttpUrl
     api_version: str = "61.0"
     access_token: SecretStr | None = None

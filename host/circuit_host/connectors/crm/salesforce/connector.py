@@ -262,6 +262,10 @@ class SalesforceConnector:
             return response.json() if response.content else None
         raise AssertionError("unreachable")
 
+    def check_connection(self) -> None:
+        """One cheap authenticated read (the org's limits); ``CrmError`` if it fails."""
+        self.request("GET", f"{self.data_path}/limits")
+
     def query_all(self, soql: str, limit: int, *, deleted: bool = False) -> tuple[list[dict[str, Any]], int]:
         """Records of ``soql`` (at most ``limit``, following ``nextRecordsUrl``) and ``totalSize``."""
         path = f"{self.data_path}/{'queryAll' if deleted else 'query'}"
