@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,33 @@ class Client:
     def execution(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/executions/{execution_id}")
         return result
+
+    def settings(self) -> dict[str, Any]:
+        """The tenant's settings, secrets as ``{"set": ..., "fingerprint": ...}``."""
+        result: dict[str, Any] = self._call("GET", "/v1/settings")
+        return result
+
+    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch: each key replaces its setting; ``None`` returns it to its default."""
+        result: dict[str, Any] = self._call("PATCH", "/v1/settings", json=changes)
+        return result
+
+    def credentials(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/v1/credentials")
+        return result
+
+    def put_credential(self, name: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        body = {"url": url, "headers": headers}
+        result: dict[str, Any] = self._call("PUT", f"/v1/credentials/{_segment(name)}", json=body)
+        return result
+
+    def delete_credential(self, name: str) -> None:
+        self._call("DELETE", f"/v1/credentials/{_segment(name)}")
+
+
+def _segment(text: str) -> str:
+    """``text`` as one path segment: a name like ``../keys/x`` must not reach another route."""
+    return urllib.parse.quote(text, safe="")
 
     def outbox(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
