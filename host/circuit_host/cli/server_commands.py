@@ -13,7 +13,7 @@ from ..settings import HostSettings, configure_logging
 def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     import uvicorn
 
-    from ..connectors.crm import crm_registry
+    from ..connectors.crm import RetryPolicy, crm_registry
     from ..observability import ObservabilitySettings, install_tracer_provider, tracer_provider_from_environment
     from ..server import ServerSettings, create_app
     from ..server.bootstrap import bootstrap
@@ -26,7 +26,21 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     if tracer_provider is not None:
         install_tracer_provider(tracer_provider)
     server_settings = ServerSettings(
-        data_dir=args.data_dir, db_url=args.db, public_url=public, observability=observability
+        data_dir=args.data_dir,
+        db_url=args.db,
+        public_url=public,
+        observability=observability,
+        outbox_retry=RetryPolicy.model_validate(
+            {
+                name: value
+                for name, value in (
+                    ("max_attempts", args.outbox_attempts),
+                    ("base_delay_s", args.outbox_backoff),
+                    ("lease_s", args.outbox_lease),
+                )
+                if value is not None
+            }
+        ),
     )
     state = ServerState(server_settings)
     try:
@@ -68,6 +82,13 @@ def register(sub: Any) -> None:
     serve.add_argument("--db", default=None, help="postgresql:// URL to share with other servers (default: SQLite)")
     serve.add_argument("--log-format", choices=("console", "json"), default="console", help="json: one object a line")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    serve.add_argument("--outbox-attempts", type=int, help="CRM write attempts before dead-lettering (8)")
+    serve.add_argument("--outbox-backoff", type=float, help="first CRM write retry delay in s, doubling (2)")
+    serve.add_argument(
+        "--outbox-lease",
+        type=float,
+        help="s a CRM write being sent stays claimed; a server that died mid-send has it retried after this (300)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     tenant = sub.add_parser("tenant", help="operator commands on the server's data (run where the data is)")
