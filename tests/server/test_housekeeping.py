@@ -1,4 +1,4 @@
-"""Executions older than the tenant's retention are purged by the server itself."""
+"""Executions older than the tenant's retention are purged by the server itself, as an hourly job."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from circuit_host.jobs import JobRequest, JobState
 from circuit_host.platform import ExecutionEntry
 from circuit_host.server import ServerSettings
+from circuit_host.server.server_jobs import RETENTION
 from circuit_host.server.state import ServerState
 
 
@@ -25,19 +27,25 @@ def entry(tenant_id: str, execution_id: str, age: timedelta) -> ExecutionEntry:
     )
 
 
-def test_housekeeping_purges_only_what_is_past_retention(tmp_path: Path) -> None:
+def test_the_retention_job_purges_only_what_is_past_retention(tmp_path: Path) -> None:
     state = ServerState(ServerSettings(data_dir=tmp_path))
     try:
         tenant = state.platform.tenants.create_tenant("acme")
         state.platform.tenants.update_settings(tenant.id, {"execution_retention_days": 7})
         state.platform.executions.save_execution(entry(tenant.id, "old", timedelta(days=8)))
         state.platform.executions.save_execution(entry(tenant.id, "recent", timedelta(days=6)))
-        state.start_housekeeping(interval_s=3600)
+        assert RETENTION in state.jobs.schedules  # hourly; here its job is enqueued at once
+        job = state.jobs.queue.enqueue(JobRequest(RETENTION.kind))
+        assert job is not None
+        state.jobs.start()
         deadline = time.monotonic() + 10
         while state.platform.executions.get_execution(tenant.id, "old") is not None:
             assert time.monotonic() < deadline, "the old execution was never purged"
             time.sleep(0.05)
         assert state.platform.executions.get_execution(tenant.id, "recent") is not None
+        while (done := state.jobs.queue.get(job.id)) is None or done.state != JobState.SUCCEEDED:
+            assert time.monotonic() < deadline, "the retention job did not finish"
+            time.sleep(0.05)
     finally:
         state.close()
 

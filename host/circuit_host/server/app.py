@@ -10,7 +10,18 @@ from fastapi import FastAPI
 from . import problems
 from .limits_middleware import MaxBodySize
 from .ratelimit import RateLimiter
-from .routers import bundles, credentials, environments, executions, hooks, keys, outbox, records, tenant_settings
+from .routers import (
+    bundles,
+    credentials,
+    environments,
+    executions,
+    hooks,
+    jobs,
+    keys,
+    outbox,
+    records,
+    tenant_settings,
+)
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -21,7 +32,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        server_state.start_housekeeping()
+        server_state.jobs.start()  # job worker threads and periodic jobs (server/server_jobs.py)
         server_state.crm_outbox.start()  # sends committed CRM writes (server/crm_outbox.py)
         yield
         if state is None:
@@ -46,6 +57,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         tenant_settings.router,
         credentials.router,
         outbox.router,
+        jobs.router,
     ):
         app.include_router(router)
 

@@ -29,6 +29,9 @@ class ServerSettings(BaseModel):
         30, ge=1, description="Bad API keys or webhook tokens one client address may send per minute before 429."
     )
 
+    job_workers: int = Field(
+        2, ge=0, description="Job worker threads in this server; 0 leaves the jobs to `circuit worker` processes."
+    )
     outbox_retry: RetryPolicy = Field(
         default_factory=RetryPolicy, description="How CRM writes are retried, and when they are dead-lettered."
     )

@@ -46,6 +46,7 @@ from .admission import ExecutionAdmission
 from .changes import as_dml
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
+from .server_jobs import ServerJobs
 from .settings import ServerSettings
 
 log = structlog.get_logger("circuit.server")
@@ -91,27 +92,7 @@ class ServerState:
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
         self._coalescers: dict[str, tuple[int, Coalescer]] = {}
-        self._stop_housekeeping = threading.Event()
-        self._housekeeping: threading.Thread | None = None
-
-    def start_housekeeping(self, interval_s: float = 3600.0) -> None:
-        """Purge executions past each tenant's retention now and then every ``interval_s``."""
-        if self._housekeeping is not None:
-            return
-
-        def run() -> None:
-            while True:
-                try:
-                    purged = self.platform.executions.purge_expired_executions()
-                    gate_runs = self.platform.deployments.purge_expired_gate_runs()
-                    log.info("executions purged", count=purged, gate_runs=gate_runs)
-                except Exception:
-                    log.exception("purging executions failed")
-                if self._stop_housekeeping.wait(interval_s):
-                    return
-
-        self._housekeeping = threading.Thread(target=run, name="circuit-housekeeping", daemon=True)
-        self._housekeeping.start()
+        self.jobs = ServerJobs(self.platform, settings.platform_url, settings.job_workers)  # starts with the app
 
     def coalescer(self, tenant_id: str, window_ms: int) -> Coalescer:
         """The tenant's webhook batcher: bursts per (env, object, action) become one execution of <= 200 records."""
@@ -181,9 +162,7 @@ class ServerState:
         for _, coalescer in self._coalescers.values():
             coalescer.close()
         self.crm_outbox.close()
-        self._stop_housekeeping.set()
-        if self._housekeeping is not None:
-            self._housekeeping.join(timeout=10)
+        self.jobs.close()
         for store in self._stores.values():
             store.close()
         self.http.close()

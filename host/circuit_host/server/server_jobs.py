@@ -1,0 +1,65 @@
+"""The server's job queue and its worker: the queue on the control-plane database, the handlers
+the server runs, and the periodic schedules it keeps.
+
+``circuit serve`` starts the worker in-process (``ServerSettings.job_workers`` threads; 0 leaves
+the jobs to ``circuit worker`` processes); ``circuit worker`` runs the same thing without HTTP.
+Other job kinds register their handler with ``register`` before ``start`` (``ServerState`` holds
+this as ``state.jobs``, so a handler that runs circuits closes over the state).
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from ..errors import Rejected
+from ..jobs import JobHandler, JobQueue, JobRun, PeriodicSchedule, Worker, open_job_queue
+from ..platform import Platform
+
+log = structlog.get_logger("circuit.server")
+
+RETENTION_KIND = "platform.retention"
+RETENTION = PeriodicSchedule(RETENTION_KIND, "17 * * * *", RETENTION_KIND)
+"""Hourly: executions and gate runs past each tenant's retention are purged (missed hours: once)."""
+
+
+class ServerJobs:
+    """Owns the queue and, once started, the worker. ``close()`` is idempotent."""
+
+    def __init__(self, platform: Platform, platform_url: str, concurrency: int) -> None:
+        if concurrency < 0:
+            raise Rejected("job workers must not be negative")
+        self.platform = platform
+        self.concurrency = concurrency
+        self.queue: JobQueue = open_job_queue(platform_url)
+        self.handlers: dict[str, JobHandler] = {RETENTION_KIND: self.purge_expired}
+        self.schedules: list[PeriodicSchedule] = [RETENTION]
+        self._worker: Worker | None = None
+        self._closed = False
+
+    def register(self, kind: str, handler: JobHandler, *schedules: PeriodicSchedule) -> None:
+        """Add a job kind (and schedules that enqueue it); before ``start``."""
+        if self._worker is not None:
+            raise RuntimeError("register job handlers before the worker starts")
+        self.handlers[kind] = handler
+        self.schedules.extend(schedules)
+
+    def start(self) -> None:
+        """Start the in-process worker, unless it runs elsewhere (``concurrency`` 0)."""
+        if self.concurrency and self._worker is None:
+            self._worker = Worker(self.queue, self.handlers, concurrency=self.concurrency, schedules=self.schedules)
+            self._worker.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._worker is not None:
+            self._worker.stop()
+        self.queue.close()
+
+    def purge_expired(self, run: JobRun) -> None:
+        """Retention is idempotent: a re-run after a crash purges what is left."""
+        platform = self.platform
+        purged = platform.executions.purge_expired_executions()
+        gate_runs = platform.deployments.purge_expired_gate_runs()
+        log.info("executions purged", count=purged, gate_runs=gate_runs, job_id=run.job.id)
