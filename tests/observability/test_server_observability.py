@@ -117,7 +117,9 @@ def test_metrics_count_executions_webhooks_and_requests_by_route_without_ids_or_
     assert written.json()["execution"]["id"] not in text  # no execution ids
 
 
-def test_deploys_and_rollbacks_are_counted(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+def test_deploys_promotions_rollbacks_and_gate_verdicts_are_counted(
+    live: LiveServer, vlpr_bundles: dict[str, Path]
+) -> None:
     acme = live.tenant("acme")
     with acme.client(live) as admin:
         for version in ("1.0.0", "1.1.0"):
@@ -128,10 +130,15 @@ def test_deploys_and_rollbacks_are_counted(live: LiveServer, vlpr_bundles: dict[
             assert deployed.status_code == 200, deployed.text
         assert admin.post("/v1/environments/dev/rollback", json={"circuit": "virtual_lpr"}).status_code == 200
         admin.post("/v1/records/Contact?env=dev", json={"records": [{"LastName": "Scored"}]})
+        promoted = admin.post("/v1/promotions", json={"from_env": "dev", "to_env": "staging"})  # runs the gate
+        assert promoted.status_code == 200, promoted.text
     found = samples(scrape(live))
     labels = frozenset({"tenant": acme.id, "environment": "dev"}.items())
     assert found[("circuit_deploys_total", labels)] == 2
     assert found[("circuit_rollbacks_total", labels)] == 1
+    staging = {"tenant": acme.id, "environment": "staging"}
+    assert found[("circuit_promotions_total", frozenset(staging.items()))] == 1
+    assert found[("circuit_gate_verdicts_total", frozenset({**staging, "verdict": "passed"}.items()))] == 1
     execution = {"tenant": acme.id, "environment": "dev", "circuit": "virtual_lpr", "trigger_kind": "api"}
     assert found[("circuit_executions_total", frozenset({**execution, "status": "ok"}.items()))] == 1
     assert found[("circuit_trigger_runs_total", frozenset({"outcome": "ok"}.items()))] == 1
