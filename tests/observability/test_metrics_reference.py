@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -88,3 +89,12 @@ def test_multi_process_mode_merges_every_workers_counts(tmp_path: Path) -> None:
     assert samples[("circuit_webhooks_total", accepted)] == 2
     execution = (("circuit", "-"), ("environment", "production"), ("tenant", "acme"))
     assert samples[("circuit_execution_duration_seconds_count", execution)] == 2
+
+
+def test_label_values_outside_their_closed_sets_are_refused_not_exported() -> None:
+    telemetry = Telemetry(ObservabilitySettings())
+    with pytest.raises(ValueError, match="webhook outcome"):
+        telemetry.count_webhook("generic", "maybe")
+    with pytest.raises(ValueError, match="deploy action"):
+        telemetry.count_deploy("redeploy", "acme", "dev")
+    assert "maybe" not in telemetry.exposition().decode()

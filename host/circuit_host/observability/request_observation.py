@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -78,7 +79,7 @@ class ObservedRequests:
             self.metrics.http_requests.labels(method, route, str(status)).inc()
             self.metrics.http_request_duration.labels(method, route).observe(time.monotonic() - started)
 
-    async def _traced(self, scope: Scope, receive: Receive, send: Send, method: str, status: Any) -> None:
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, method: str, status: Callable[[], int]) -> None:
         with self.tracer.start_as_current_span(
             method, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
         ) as span:

@@ -71,8 +71,12 @@ class Telemetry:
         self.metrics.webhooks.labels(source, outcome, reason).inc()
 
     def count_deploy(self, action: str, tenant: str, environment: str) -> None:
-        counter = {"deploy": self.metrics.deploys, "promotion": self.metrics.promotions}.get(action)
-        (counter or self.metrics.rollbacks).labels(tenant, environment).inc()
+        """``action``: ``deploy``, ``promotion`` (``environment`` is the target) or ``rollback``."""
+        counters = {"deploy": self.metrics.deploys, "promotion": self.metrics.promotions}
+        counters["rollback"] = self.metrics.rollbacks
+        if action not in counters:
+            raise ValueError(f"deploy action {action!r} is not one of {sorted(counters)}")
+        counters[action].labels(tenant, environment).inc()
 
     def count_gate_verdict(self, tenant: str, environment: str, passed: bool) -> None:
         self.metrics.gate_verdicts.labels(tenant, environment, "passed" if passed else "refused").inc()
