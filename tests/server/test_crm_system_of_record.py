@@ -125,6 +125,13 @@ def test_a_ghl_contact_create_is_scored_in_ghl_with_one_update_and_one_task(
     assert task["title"].startswith("CRITICAL: call Priya Raman") and task["completed"] is False
     assert [c["id"] for c in ghl_fake.writes("POST") if c.path == "/contacts/"] == []  # the contact is not copied
     assert len(ghl_fake.contacts) == 1 and len(ghl_fake.tasks) == 1
+    with tenant.client(crm_live) as client:  # the records API reads where the records live
+        soql = f"SELECT LastName, VLPR_Grade__c FROM Contact WHERE Id = '{contact_id}'"
+        answer = client.get("/v1/query", params={"soql": soql, "env": "dev"})
+        assert answer.json()["records"] == [{"Id": contact_id, "LastName": "Raman", "VLPR_Grade__c": "A"}]
+        ghl_fake.revoke()
+        refused = client.get("/v1/query", params={"soql": soql, "env": "dev"})
+        assert refused.status_code == 502 and "Invalid JWT" in refused.json()["detail"]
 
 
 def test_a_task_create_whose_answer_was_lost_is_not_created_twice(

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..connectors.crm.api import CrmError
 from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..platform import Conflict, NotFound
 
@@ -40,6 +41,7 @@ _STATUS_OF: tuple[tuple[type[CircuitError], int, str], ...] = (
     (QueryError, 400, "Invalid query"),
     (DmlError, 422, "DML failed"),
     (Rejected, 422, "Rejected"),
+    (CrmError, 502, "The CRM did not answer"),  # the system of record is unreachable or refused our token
 )
 
 

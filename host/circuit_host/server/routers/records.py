@@ -50,7 +50,8 @@ def query(
     """At most ``limit`` rows; a query running longer than the server's ``query_timeout_ms``, or an
     answer over ``max_query_response_bytes``, is refused with a 400 problem."""
     settings = state.settings
-    transaction = state.store(caller.tenant_id, env).begin()
+    crm = state.crm_outbox.records_for(caller.tenant_id, env, state.platform.tenants.get_settings(caller.tenant_id))
+    transaction = (crm or state.store(caller.tenant_id, env)).begin()  # where the environment's records live
     try:
         result = transaction.query(soql, {}, max_rows=limit, timeout_ms=settings.query_timeout_ms)
     except QueryTimeout:
@@ -63,6 +64,8 @@ def query(
     finally:
         transaction.rollback()
         transaction.close()
+        if crm is not None:
+            crm.close()
     body = QueryResultModel(records=result.records[:limit], total_size=result.total_size).model_dump_json().encode()
     if len(body) > settings.max_query_response_bytes:
         raise Problem(
