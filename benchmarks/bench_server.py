@@ -12,7 +12,7 @@
 
     python benchmarks/bench_server.py [--requests 300] [--clients 1,8,32] [--records 1]
 
-Each row: req/s over the run, latency percentiles of answered requests, errors (non-2xx or no
+Each row: successful (2xx) req/s over the run, latency percentiles of the successful requests, errors (non-2xx or no
 answer) and the host's req/s as a share of the baseline's at the same level (goal 4 of issue 15:
 at least 0.5, no errors and p99 under 1 s at 32 clients, p50 at one client within 3 ms).
 """

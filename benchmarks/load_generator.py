@@ -61,7 +61,8 @@ class LoadResult:
 
     @property
     def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+        """Successful (2xx) requests per second: a refused request is not throughput."""
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def percentile_ms(self, q: int) -> float:
         if not self.latencies:
