@@ -24,7 +24,14 @@ class NoRecords:
     def _refuse(self, what: str) -> Any:
         raise AssertionError(f"this test's context has no records store, but the guest called {what}")
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
         return self._refuse("query")  # type: ignore[no-any-return]
 
     def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import msgpack
 import pytest
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from circuit_host.circuitdb import CircuitDB, CircuitTransaction, FieldDef, FieldType
-from circuit_host.connectors.records import DmlOp, QueryTimeout
+from circuit_host.connectors.records import DmlOp, QueryTimeout, QueryTooLarge, encoded_size_floor
 from circuit_host.soql.parser import MAX_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERNS_LENGTH
 
 from .conftest import dml_error, insert, query_error, rows
@@ -159,3 +160,26 @@ def test_a_number_list_may_mix_integers_and_fractions(tx: CircuitTransaction) ->
     insert(tx, "Account", {"Name": "Acme", "NumberOfEmployees": 5}, {"Name": "Bolt", "NumberOfEmployees": 7})
     found = rows(tx, "SELECT Name FROM Account WHERE NumberOfEmployees IN :n ORDER BY Name", n=[5, 2.5, 7.0])
     assert [r["Name"] for r in found] == ["Acme", "Bolt"]
+
+
+# --- size ------------------------------------------------------------------------------------
+
+
+def test_a_huge_result_stops_at_its_byte_budget_instead_of_loading_whole(store: CircuitDB) -> None:
+    seed_notes(store, count=300, length=100_000)  # 30 MB of records
+    with store.begin() as tx:
+        with pytest.raises(QueryTooLarge) as info:
+            tx.query("SELECT Name, Body__c FROM Note__c", {}, 1_000, max_bytes=1_000_000)
+        assert 1_000_000 < info.value.size < 1_000_000 + 100_100  # stopped at the row that passed it
+        # The transaction carries on, and the same query within its budget returns every record.
+        result = tx.query("SELECT Name, Body__c FROM Note__c", {}, 1_000, max_bytes=40_000_000)
+        assert result.total_size == 300
+
+
+def test_the_byte_budget_is_a_floor_of_what_the_records_encode_to(tx: CircuitTransaction) -> None:
+    insert(tx, "Account", {"Name": "Acmé"}, {"Name": "Bolt"})
+    result = tx.query("SELECT Id, Name FROM Account", {}, 10)
+    encoded = len(msgpack.packb(result.records))
+    assert sum(encoded_size_floor(r) for r in result.records) <= encoded
+    with pytest.raises(QueryTooLarge):
+        tx.query("SELECT Id, Name FROM Account", {}, 10, max_bytes=encoded // 2)

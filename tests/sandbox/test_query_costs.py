@@ -53,6 +53,17 @@ def test_a_result_over_query_bytes_is_limit_exceeded(
     assert fits.status == "ok" and fits.usage["query_bytes"].used > 50_000
 
 
+def test_a_huge_result_stops_being_fetched_at_query_bytes(
+    store_executor: Executor, load_guest: Load, any_records: CircuitDB
+) -> None:
+    seed_notes(any_records, count=300, length=100_000)  # 30 MB of records
+    record = run_query(store_executor, load_guest, "SELECT Body__c FROM Note__c", query_bytes=1_000_000)
+    assert record.error is not None and record.error["resource"] == "query_bytes"
+    requested = int(record.error["message"].split("requested ")[1].split(",")[0])
+    assert requested < 1_000_000 + 100_100  # counted up to the row that passed the budget, not 30 MB
+    assert record.usage["query_bytes"].used == 0
+
+
 def test_a_database_error_in_the_execution_record_names_no_sql_or_table(
     store_executor: Executor, load_guest: Load, any_records: CircuitDB
 ) -> None:

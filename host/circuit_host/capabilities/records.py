@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..abi.codec import decode, encode
-from ..connectors.records import DmlOp, QueryTimeout
-from ..errors import DmlError, ExecutionTimeout, QueryError
+from ..connectors.records import DmlOp, QueryTimeout, QueryTooLarge
+from ..errors import DmlError, ExecutionTimeout, LimitExceeded, QueryError
 from ..execution.context import ExecutionContext
 from ..soql.parser import IDENTIFIER
 
@@ -40,11 +40,20 @@ def query(context: ExecutionContext, soql: str, binds_payload: bytes) -> bytes:
         raise ExecutionTimeout("execution deadline passed before the query")
     with context.log.timed("QUERY", soql, {"db.query.text": soql}) as span:
         try:
-            result = context.records.query(soql, binds, max_rows=governor.remaining("query_rows"), timeout_ms=time_left)
+            result = context.records.query(
+                soql,
+                binds,
+                max_rows=governor.remaining("query_rows"),
+                timeout_ms=time_left,
+                max_bytes=governor.remaining("query_bytes"),  # the store stops fetching past it
+            )
         except QueryTimeout:
             raise ExecutionTimeout(
                 f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached during a query"
             ) from None
+        except QueryTooLarge as exc:
+            used = governor.used("query_bytes")
+            raise LimitExceeded("query_bytes", used, exc.size, governor.limit("query_bytes")) from None
         span.rows = max(len(result.records), result.total_size)
     governor.charge("query_rows", span.rows)
     payload = encode({"records": result.records, "total_size": result.total_size})

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from ..connectors.records import DmlOp, DmlResult, QueryResult, QueryTimeout
+from ..connectors.records import DmlOp, DmlResult, QueryResult, QueryTimeout, QueryTooLarge, encoded_size_floor
 from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..migrations import circuitdb_definitions, upgrade
 from ..soql.parser import IDENTIFIER, parse
@@ -72,6 +72,7 @@ MAX_TENANT_LENGTH = 200
 _STANDARD = {o.key: o for o in STANDARD_OBJECTS}
 _CUSTOM_BASE = {f.key: f for f in CUSTOM_BASE_FIELDS}
 _T = TypeVar("_T")
+_FETCH_BATCH = 500  # rows fetched at a time (PostgreSQL: a server-side cursor), so a large result stops early
 log = structlog.get_logger("circuit.circuitdb")
 
 
@@ -479,7 +480,14 @@ class CircuitTransaction:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
         if max_rows < 0:
             raise ValueError("max_rows must not be negative")
         parsed = parse(soql)
@@ -496,10 +504,27 @@ class CircuitTransaction:
         # The parser's caps on nesting and conditions keep queries inside SQLite's limits; the
         # translation of "too complex" is only a backstop.
         with translated(what, QueryError, timeout_ms), self._statement_scope(timeout_ms):
-            found = self._conn.execute(compiled.statement).all()
-        if compiled.count:
-            return QueryResult([], int(found[0][0]))
-        return QueryResult([compiled.record(row) for row in found], len(found))
+            if compiled.count:
+                return QueryResult([], int(self._conn.execute(compiled.statement).scalar_one()))
+            records = self._fetch_within(compiled, max_bytes, what)
+        return QueryResult(records, len(records))
+
+    def _fetch_within(self, compiled: Any, max_bytes: int | None, what: str) -> list[dict[str, Any]]:
+        """The query's records, fetched in batches and counted as they come: a result past
+        ``max_bytes`` stops the fetch (``QueryTooLarge``) instead of loading whole first."""
+        records: list[dict[str, Any]] = []
+        size = 0
+        result = self._conn.execute(compiled.statement, execution_options={"yield_per": _FETCH_BATCH})
+        try:
+            for row in result:
+                record = compiled.record(row)
+                size += encoded_size_floor(record)
+                if max_bytes is not None and size > max_bytes:
+                    raise QueryTooLarge(f"{what}: records passed {max_bytes} bytes", size)
+                records.append(record)
+        finally:
+            result.close()
+        return records
 
     @contextmanager
     def _statement_scope(self, timeout_ms: int | None) -> Iterator[None]:

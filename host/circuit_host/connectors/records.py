@@ -27,12 +27,37 @@ class DmlOp(IntEnum):
 
 
 class QueryTimeout(CircuitError):
-    """A query ran past the ``timeout_ms`` it was given and was cut off.
+    """A query (or a DML statement) ran past the ``timeout_ms`` it was given and was cut off.
 
     Not catchable: the caller says what the time was (the execution's deadline, an endpoint's limit).
     """
 
     kind = "query_timeout"
+
+
+class QueryTooLarge(CircuitError):
+    """A query's records passed the ``max_bytes`` it was given; fetching stopped there.
+
+    Not catchable: the caller charges it (``query_bytes``). ``size`` is what was counted.
+    """
+
+    kind = "query_too_large"
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+def encoded_size_floor(value: Any) -> int:
+    """A lower bound of ``value``'s msgpack size, cheap enough to take per fetched row: every value
+    takes at least one byte, and a string at least one per character."""
+    if isinstance(value, dict):
+        return 1 + sum(encoded_size_floor(k) + encoded_size_floor(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return 1 + sum(encoded_size_floor(item) for item in value)
+    if isinstance(value, (str, bytes)):
+        return 1 + len(value)
+    return 1
 
 
 @dataclass
@@ -54,12 +79,21 @@ class DmlResult:
 class RecordsTransaction(Protocol):
     """One execution's unit of work. ``commit``, ``rollback`` and ``close`` end it."""
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
         """Run one SOQL query, returning at most ``max_rows + 1`` records.
 
         The extra record lets the caller detect that the governor's row limit would be
         exceeded without the store ever loading an unbounded result. A query still running
-        after ``timeout_ms`` (None: no limit) is cut off with ``QueryTimeout``.
+        after ``timeout_ms`` (None: no limit) is cut off with ``QueryTimeout``; a store that
+        fetches rows counts them as it goes and stops with ``QueryTooLarge`` once their
+        ``encoded_size_floor`` passes ``max_bytes`` (None: no limit).
         """
         ...
 

@@ -120,8 +120,15 @@ class SavedChangeTransaction:
                 self.inner.dml(DmlOp.UPDATE, object_name, changed)
         return DmlResult([str(i) for i in ids], [op is DmlOp.INSERT] * len(ids))
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
-        return self.inner.query(soql, binds, max_rows, timeout_ms)
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
+        return self.inner.query(soql, binds, max_rows, timeout_ms, max_bytes)
 
     def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         return self.inner.seed(object_name, rows)

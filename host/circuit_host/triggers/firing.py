@@ -241,8 +241,15 @@ class FiringRecords:
     def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
         return self.firing.dml(current_context(), op, object_name, rows, external_id)
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
-        return self.transaction.query(soql, binds, max_rows, timeout_ms)
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
+        return self.transaction.query(soql, binds, max_rows, timeout_ms, max_bytes)
 
     def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         return self.transaction.seed(object_name, rows)

@@ -196,7 +196,14 @@ class OutboxTransaction:
     def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
         raise NotImplementedError
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
         raise NotImplementedError
 
 

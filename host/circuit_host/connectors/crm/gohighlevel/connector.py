@@ -314,7 +314,16 @@ class GoHighLevelTransaction(OutboxTransaction):
 
     # --- reads -------------------------------------------------------------------------
 
-    def query(self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None) -> QueryResult:
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
+        # max_bytes: a CRM's answer is already bounded by the HTTP connector's response cap, and the
+        # caller charges the records it returns.
         if max_rows < 0:
             raise ValueError("max_rows must not be negative")
         q = parse(soql)
