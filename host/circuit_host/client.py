@@ -101,6 +101,23 @@ class Client:
     def delete_credential(self, name: str) -> None:
         self._call("DELETE", f"/v1/credentials/{_segment(name)}")
 
+    def jobs(self, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        result: dict[str, Any] = self._call("GET", "/v1/jobs", params=params)
+        return result
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/jobs/{int(job_id)}")
+        return result
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/jobs/{int(job_id)}/cancel")
+        return result
+
+    def retry_job(self, job_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/jobs/{int(job_id)}/retry")
+        return result
+
 
 def _segment(text: str) -> str:
     """``text`` as one path segment: a name like ``../keys/x`` must not reach another route."""

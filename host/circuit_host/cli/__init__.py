@@ -10,9 +10,25 @@ from pathlib import Path
 
 from ..errors import CircuitError
 from ..settings import HostSettings, configure_logging, default_cache_dir
-from . import local_commands, outbox_commands, remote_commands, server_commands, settings_commands
+from . import (
+    jobs_commands,
+    local_commands,
+    outbox_commands,
+    remote_commands,
+    server_commands,
+    settings_commands,
+    worker_commands,
+)
 
-COMMAND_GROUPS = (local_commands, server_commands, remote_commands, settings_commands, outbox_commands)
+COMMAND_GROUPS = (
+    local_commands,
+    server_commands,
+    remote_commands,
+    settings_commands,
+    outbox_commands,
+    jobs_commands,
+    worker_commands,
+)
 
 
 def parser() -> argparse.ArgumentParser:

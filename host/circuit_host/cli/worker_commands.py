@@ -1,0 +1,52 @@
+"""``circuit worker``: run the server's jobs on this machine, without serving HTTP.
+
+It opens what ``circuit serve`` opens (the platform with its master key, the runtime) so that
+every job kind the server handles runs here too, and picks the queue by the database URL:
+SQLite -> the embedded queue, PostgreSQL -> Procrastinate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..settings import HostSettings, configure_logging
+from .server_commands import master_key_from_environment
+
+
+def cmd_worker(args: argparse.Namespace, settings: HostSettings) -> int:
+    from ..server import ServerSettings
+    from ..server.state import ServerState
+
+    configure_logging(args.log_level)
+    server_settings = ServerSettings(
+        data_dir=args.data_dir, db_url=args.db, master_key=master_key_from_environment(), job_workers=args.concurrency
+    )
+    stopping = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stopping.set())
+    state = ServerState(server_settings)
+    try:
+        state.jobs.start()
+        print(
+            f"circuit worker: {state.jobs.queue.backend} queue, {args.concurrency} at a time, "
+            f"kinds {', '.join(sorted(state.jobs.handlers))}",
+            flush=True,
+        )
+        stopping.wait()
+        print("circuit worker: stopping after the running jobs", flush=True)
+    finally:
+        state.close()
+    return 0
+
+
+def register(sub: Any) -> None:
+    worker = sub.add_parser("worker", help="run the server's jobs here (no HTTP); SIGTERM stops it gracefully")
+    worker.add_argument("--concurrency", type=int, default=4, help="jobs run at once, in threads (default 4)")
+    worker.add_argument("--data-dir", type=Path, default=Path(".circuit"))
+    worker.add_argument("--db", default=None, help="the servers' postgresql:// URL (default: SQLite in --data-dir)")
+    worker.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    worker.set_defaults(func=cmd_worker)
