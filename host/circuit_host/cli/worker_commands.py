@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import HostSettings, configure_logging
-from .server_commands import master_key_from_environment
 
 
 def cmd_worker(args: argparse.Namespace, settings: HostSettings) -> int:
@@ -22,9 +21,7 @@ def cmd_worker(args: argparse.Namespace, settings: HostSettings) -> int:
     from ..server.state import ServerState
 
     configure_logging(args.log_level)
-    server_settings = ServerSettings(
-        data_dir=args.data_dir, db_url=args.db, master_key=master_key_from_environment(), job_workers=args.concurrency
-    )
+    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db, job_workers=args.concurrency)
     stopping = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stopping.set())
