@@ -17,6 +17,7 @@ from circuit_host.circuitdb import CircuitDB, open_store
 from circuit_host.connectors.callout_destinations import parse_networks
 from circuit_host.connectors.http_client import HttpConnector
 from circuit_host.execution.executions import Executor
+from circuit_host.platform import MasterKey, SecretBox
 from circuit_host.sandbox.runtime import Runtime
 
 GUESTS = Path(__file__).parent / "sandbox" / "guests"
@@ -25,6 +26,8 @@ REQUIRE_POSTGRES = os.environ.get("CIRCUIT_REQUIRE_POSTGRES") == "1"
 # Callouts refuse loopback by default; the suite's servers listen there, so its connectors are
 # configured the way an operator allows a private network (callout_allowed_networks).
 LOOPBACK_NETWORKS = parse_networks(["127.0.0.0/8", "::1/128"])
+# The master key the suite's platform stores encrypt their secrets with (Platform(url, secret_box=TEST_BOX)).
+TEST_BOX = SecretBox(MasterKey(bytes(range(32)), "the test suite"))
 
 
 @functools.cache

@@ -3,19 +3,24 @@
 The platform, CircuitDB and the CRM outbox all open their databases here, so they agree on
 what a path or URL means and on how connections behave: SQLite files in WAL mode, with a
 busy timeout and connections usable from any thread; PostgreSQL through psycopg, with a
-pool that checks a connection before handing it out.
+pool that checks a connection before handing it out. A SQLite file is made readable by its
+owner only (0600, which SQLite gives its -wal and -shm files too), and a looser one is tightened.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import Rejected
 
+log = structlog.get_logger("circuit.storage")
 SQLITE_POOL = {"pool_size": 8, "max_overflow": -1}  # SQLite connections are cheap; writers queue on the lock
 POSTGRES_POOL = {"pool_size": 5, "max_overflow": 30, "pool_pre_ping": True}
 
@@ -45,6 +50,9 @@ def make_engine(target: str | Path, *, busy_timeout: float = 30.0, autocommit: b
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("postgresql"):
         return sa.create_engine(url, **options, **POSTGRES_POOL)
+    database = sa.engine.make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        private_file(Path(database))
     engine = sa.create_engine(
         url, **options, **SQLITE_POOL, connect_args={"timeout": busy_timeout, "check_same_thread": False}
     )
@@ -64,3 +72,34 @@ def make_engine(target: str | Path, *, busy_timeout: float = 30.0, autocommit: b
             conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'DEFERRED')}")
 
     return engine
+
+
+def private_file(path: Path) -> None:
+    """Make ``path`` (created empty if missing and its folder exists) and its SQLite companions 0600.
+
+    Secrets and records live in these files: other users of the host must not read them.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # no such folder: SQLite reports it when it opens the file
+        return
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        tighten(each, 0o600)
+
+
+def tighten(path: Path, mode: int) -> None:
+    """Take away what ``mode`` does not grant (group and other access), saying so in the log."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if current & ~mode:
+        try:
+            path.chmod(current & mode)
+        except PermissionError:
+            log.warning("cannot tighten file mode (not its owner)", path=str(path), mode=oct(current))
+            return
+        log.warning("tightened file mode", path=str(path), was=oct(current), now=oct(current & mode))

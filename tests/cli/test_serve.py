@@ -51,7 +51,9 @@ class Served:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        self.key = re.search(r"admin key:\s+(\S+)", "".join(self.banner)).group(1)  # type: ignore[union-attr]
+        shown = re.search(r"admin key:\s+(\S+)", "".join(self.banner))  # on the first start only
+        saved = data_dir / "admin-credentials.json"
+        self.key = shown.group(1) if shown else json.loads(saved.read_text())["admin_key"]
 
     def stop(self) -> None:
         self.process.terminate()

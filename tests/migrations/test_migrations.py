@@ -37,13 +37,15 @@ from circuit_host.migrations import (
 from circuit_host.migrations.__main__ import main as migrations_command
 from circuit_host.migrations.versions.control_plane.r0001_baseline import tables as baseline_tables
 from circuit_host.platform import Platform
+from circuit_host.server import ServerSettings
+from circuit_host.server.master_key import open_platform
 from circuit_host.storage_engine import make_engine
 from tests.cli.test_serve import Served
-from tests.conftest import require_postgres
+from tests.conftest import TEST_BOX, require_postgres
 
 DATA_V0 = Path(__file__).parent / "fixtures" / "data-v0"
 FIXTURE = json.loads((DATA_V0 / "fixture.json").read_text())
-HEADS = {"control_plane": {"0002"}, "circuitdb": {"0001"}, "outbox": {"0002"}}
+HEADS = {"control_plane": {"0003"}, "circuitdb": {"0001"}, "outbox": {"0002"}}
 """The newest revision of each schema (``MigratedSchema.name``)."""
 
 
@@ -106,7 +108,7 @@ def assert_fixture_served(platform: Platform) -> None:
 def test_a_control_plane_from_before_migrations_is_adopted_and_keeps_its_data(data_dir: Path) -> None:
     engine = make_engine(data_dir / "platform.sqlite3")
     assert current_revisions(engine, control_plane()) == set()
-    with Platform(data_dir / "platform.sqlite3") as platform:
+    with Platform(data_dir / "platform.sqlite3", secret_box=TEST_BOX) as platform:
         assert_fixture_served(platform)
         platform.deployments.deploy("fixture", "staging", "scorer", "1.0.0", "after upgrade")  # still writable
     assert current_revisions(engine, control_plane()) == HEADS["control_plane"]
@@ -115,7 +117,7 @@ def test_a_control_plane_from_before_migrations_is_adopted_and_keeps_its_data(da
 
 def test_the_same_database_on_postgresql_is_adopted_too(postgres_v0: tuple[str, str]) -> None:
     url, prefix = postgres_v0
-    with Platform(url, prefix=prefix) as platform:
+    with Platform(url, prefix=prefix, secret_box=TEST_BOX) as platform:
         assert_fixture_served(platform)
         assert current_revisions(platform.database.engine, control_plane(prefix)) == HEADS["control_plane"]
 
@@ -127,7 +129,7 @@ def test_processes_opening_an_old_database_at_once_upgrade_it_once(postgres_v0: 
 
     def open_one() -> None:
         try:
-            opened.append(Platform(url, prefix=prefix))
+            opened.append(Platform(url, prefix=prefix, secret_box=TEST_BOX))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -157,13 +159,13 @@ def test_records_and_their_definitions_from_before_migrations_are_kept(data_dir:
 
 
 def test_a_database_from_a_newer_circuit_script_is_refused(tmp_path: Path) -> None:
-    Platform(tmp_path / "platform.sqlite3").close()
+    Platform(tmp_path / "platform.sqlite3", secret_box=TEST_BOX).close()
     engine = make_engine(tmp_path / "platform.sqlite3")
     with engine.connect() as conn:
         conn.exec_driver_sql(f"UPDATE {control_plane().version_table} SET version_num = 'f00d'")
     engine.dispose()
     with pytest.raises(SchemaTooNew, match=r"at revision f00d, which this Circuit Script does not know"):
-        Platform(tmp_path / "platform.sqlite3")
+        Platform(tmp_path / "platform.sqlite3", secret_box=TEST_BOX)
 
 
 def test_a_fresh_database_is_created_at_the_newest_revision(tmp_path: Path) -> None:
@@ -221,7 +223,7 @@ def test_the_command_line_upgrades_on_start_and_refuses_a_newer_database(data_di
         timeout=120,
     )
     assert created.returncode == 0, created.stderr
-    with Platform(data_dir / "platform.sqlite3") as platform:
+    with open_platform(ServerSettings(data_dir=data_dir)) as platform:  # the key file the command made
         assert sorted(t.name for t in platform.tenants.list_tenants()) == ["Fixture Corp", "Second"]
         with platform.database.engine.connect() as conn:
             conn.exec_driver_sql(f"UPDATE {control_plane().version_table} SET version_num = '9999'")
@@ -242,7 +244,7 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses(backend: str, tmp
     prefix = f"m{uuid.uuid4().hex[:8]}_"
     engine = make_engine(url)
     outbox = Outbox(url, table_prefix=f"{prefix}crm_")
-    platform = Platform(url, prefix=f"{prefix}cs_")
+    platform = Platform(url, prefix=f"{prefix}cs_", secret_box=TEST_BOX)
     try:
         upgrade(engine, circuitdb_definitions())
         for metadata in (platform.database.tables.metadata, outbox.metadata, schema_table.metadata):
@@ -265,7 +267,7 @@ def test_an_operator_can_migrate_and_inspect_a_database_by_hand(
     assert migrations_command(["current", "control_plane", "--url", database]) == 0
     assert capsys.readouterr().out == "(none)\n"
     assert migrations_command(["upgrade", "control_plane", "--url", database, "--prefix", "ops_"]) == 0
-    assert capsys.readouterr().out == "0002\n"
+    assert capsys.readouterr().out == "0003\n"
     engine = make_engine(database)
     assert current_revisions(engine, control_plane("ops_")) == HEADS["control_plane"]
     assert "ops_tenants" in sa.inspect(engine).get_table_names()

@@ -15,7 +15,7 @@ import wasmtime
 
 from circuit_host.bundles import pack_bytes
 from circuit_host.platform import Platform, Tenant
-from tests.conftest import guest_wat, require_postgres
+from tests.conftest import TEST_BOX, guest_wat, require_postgres
 
 Database = tuple[str, str]  # (url, table prefix)
 
@@ -27,7 +27,7 @@ def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     else:
         url = require_postgres()
     prefix = f"cs_t{uuid.uuid4().hex[:8]}_"
-    first = Platform(url, prefix=prefix)
+    first = Platform(url, prefix=prefix, secret_box=TEST_BOX)
     yield url, prefix
     first.database.drop_tables()
     first.close()
@@ -39,7 +39,7 @@ def open_platform(database: Database) -> Iterator[Callable[..., Platform]]:
     opened: list[Platform] = []
 
     def open_one(**kw: Any) -> Platform:
-        platform = Platform(database[0], prefix=database[1], **kw)
+        platform = Platform(database[0], prefix=database[1], **{"secret_box": TEST_BOX, **kw})
         opened.append(platform)
         return platform
 

@@ -73,10 +73,12 @@ def test_tenants_are_isolated(platform: Platform, runtime: Runtime, make_bundle:
 
 def test_webhook_tokens_belong_to_one_tenant_environment(platform: Platform) -> None:
     acme, other = platform.tenants.create_tenant("Acme"), platform.tenants.create_tenant("Other")
-    token = platform.tenants.webhook_token(acme.id, "dev")
-    assert platform.tenants.resolve_webhook_token(token) == (acme.id, "dev")
-    assert platform.tenants.webhook_token(other.id, "dev") != token
+    token = platform.tenants.issue_webhook_token(acme.id, "dev")
+    assert token is not None and platform.tenants.resolve_webhook_token(token) == (acme.id, "dev")
+    assert platform.tenants.issue_webhook_token(other.id, "dev") not in (token, None)
     with pytest.raises(NotFound):
-        platform.tenants.webhook_token("no-such-tenant", "dev")
+        platform.tenants.issue_webhook_token("no-such-tenant", "dev")
+    with pytest.raises(NotFound):
+        platform.tenants.rotate_webhook_token("no-such-tenant", "dev")
     with pytest.raises(Rejected):
-        platform.tenants.webhook_token(acme.id, "../dev")
+        platform.tenants.issue_webhook_token(acme.id, "../dev")

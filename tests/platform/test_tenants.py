@@ -132,12 +132,12 @@ def test_scopes_are_checked(platform: Platform, tenant: Tenant) -> None:
         platform.tenants.create_api_key("no-such-tenant", ["read"], "x")
 
 
-def test_webhook_tokens_resolve_and_rotate(platform: Platform, tenant: Tenant) -> None:
-    token = platform.tenants.webhook_token(tenant.id, "production")
-    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
-    assert platform.tenants.webhook_token(tenant.id, "production") == token
-    staging = platform.tenants.webhook_token(tenant.id, "staging")
-    assert staging != token
+def test_webhook_tokens_are_shown_once_resolve_and_rotate(platform: Platform, tenant: Tenant) -> None:
+    token = platform.tenants.issue_webhook_token(tenant.id, "production")
+    assert token is not None and re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
+    assert platform.tenants.issue_webhook_token(tenant.id, "production") is None  # stored hashed: shown once
+    staging = platform.tenants.issue_webhook_token(tenant.id, "staging")
+    assert staging is not None and staging != token
     assert platform.tenants.resolve_webhook_token(token) == (tenant.id, "production")
     assert platform.tenants.resolve_webhook_token(staging) == (tenant.id, "staging")
 
@@ -145,11 +145,14 @@ def test_webhook_tokens_resolve_and_rotate(platform: Platform, tenant: Tenant) -
     assert rotated != token
     assert platform.tenants.resolve_webhook_token(token) is None
     assert platform.tenants.resolve_webhook_token(rotated) == (tenant.id, "production")
-    assert platform.tenants.webhook_token(tenant.id, "production") == rotated
+    assert platform.tenants.issue_webhook_token(tenant.id, "production") is None
     assert platform.tenants.resolve_webhook_token("x" * 43) is None
     assert platform.tenants.resolve_webhook_token("") is None
     with pytest.raises(Rejected, match=r"unknown environment 'prod'"):
-        platform.tenants.webhook_token(tenant.id, "prod")
+        platform.tenants.issue_webhook_token(tenant.id, "prod")
+    fresh = platform.tenants.create_tenant("Fresh")
+    first = platform.tenants.rotate_webhook_token(fresh.id, "dev")  # rotating makes one where there was none
+    assert platform.tenants.resolve_webhook_token(first) == (fresh.id, "dev")
 
 
 def test_records_tenant_names_the_environment() -> None:

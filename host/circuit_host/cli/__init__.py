@@ -15,6 +15,7 @@ from . import (
     local_commands,
     outbox_commands,
     remote_commands,
+    secrets_commands,
     server_commands,
     settings_commands,
     worker_commands,
@@ -23,6 +24,7 @@ from . import (
 COMMAND_GROUPS = (
     local_commands,
     server_commands,
+    secrets_commands,
     remote_commands,
     settings_commands,
     outbox_commands,

@@ -10,10 +10,15 @@ from typing import Any
 from ..settings import HostSettings, configure_logging
 
 
+def master_key_from_environment() -> str | None:
+    """``CIRCUIT_MASTER_KEY``, read here at the edge; unset, the key file in the data directory is used."""
+    return os.environ.get("CIRCUIT_MASTER_KEY") or None
+
+
 def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     import uvicorn
 
-    from ..connectors.crm import RetryPolicy, crm_registry
+    from ..connectors.crm import RetryPolicy
     from ..observability import ObservabilitySettings, install_tracer_provider, tracer_provider_from_environment
     from ..server import ServerSettings, create_app
     from ..server.bootstrap import bootstrap
@@ -29,6 +34,7 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
         data_dir=args.data_dir,
         db_url=args.db,
         public_url=public,
+        master_key=master_key_from_environment(),
         observability=observability,
         outbox_retry=RetryPolicy.model_validate(
             {
@@ -47,10 +53,13 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
         boot = bootstrap(state)
         print(f"Circuit Script host listening on {public}")
         print(f"  tenant:      {boot.tenant_id}")
-        print(f"  admin key:   {boot.admin_key}   (also in {args.data_dir / 'admin-credentials.json'})")
-        print("  production webhooks:")
-        for source in crm_registry.sources():
-            print(f"    {source:<15} {public}/v1/hooks/{source}/{boot.webhook_token}")
+        if boot.admin_key is None or boot.webhook_urls is None:
+            print(f"  admin key and production webhook URLs: in {boot.credentials} (shown on the first start only)")
+        else:
+            print(f"  admin key:   {boot.admin_key}   (shown this once; also in {boot.credentials})")
+            print("  production webhooks:")
+            for source, url in boot.webhook_urls.items():
+                print(f"    {source:<15} {url}")
         print(f"  API docs:    {public}/docs", flush=True)
         uvicorn.run(create_app(server_settings, state), host=args.host, port=args.port, log_level="warning")
     finally:
@@ -61,12 +70,11 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
 
 
 def cmd_tenant_create(args: argparse.Namespace, settings: HostSettings) -> int:
-    from ..platform import Platform
     from ..server import ServerSettings
+    from ..server.master_key import open_platform
 
-    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db)
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    with Platform(server_settings.platform_url) as platform:
+    server_settings = ServerSettings(data_dir=args.data_dir, db_url=args.db, master_key=master_key_from_environment())
+    with open_platform(server_settings) as platform:
         tenant = platform.tenants.create_tenant(args.name)
         _, key = platform.tenants.create_api_key(tenant.id, ["admin"], "created by circuit tenant create")
     print(f"tenant:    {tenant.id}")

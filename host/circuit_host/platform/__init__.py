@@ -1,6 +1,6 @@
 """The control plane: tenants, API keys, webhook tokens, bundles, deployments, executions.
 
-See ``README.md`` in this folder. ``Platform(url)`` is the one entry point; its aggregates
+See ``README.md`` in this folder. ``Platform(url, secret_box=...)`` is the one entry point; its aggregates
 (``tenants``, ``bundles``, ``deployments``, ``audit``, ``executions``, ``webhooks``) return
 plain dataclasses and raise ``Rejected`` (bad input), ``Conflict`` (a ``Rejected`` that
 contradicts stored state) and ``NotFound``.
@@ -22,6 +22,7 @@ from .models import (
     Scope,
     Tenant,
 )
+from .secret_box import MasterKey, MasterKeyError, SealedValueError, SecretBox
 from .settings import TenantSettings
 from .tenants import KEY_PREFIX, records_tenant
 
@@ -37,9 +38,13 @@ __all__ = [
     "Environment",
     "ExecutionEntry",
     "GateRun",
+    "MasterKey",
+    "MasterKeyError",
     "NotFound",
     "Platform",
     "Scope",
+    "SealedValueError",
+    "SecretBox",
     "Tenant",
     "TenantSettings",
     "records_tenant",

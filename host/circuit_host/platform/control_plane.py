@@ -15,6 +15,7 @@ from .audit_log import AuditLog
 from .database import PlatformDatabase, utcnow
 from .deployments import Deployments
 from .execution_history import ExecutionHistory
+from .secret_box import SecretBox
 from .stored_bundles import StoredBundles
 from .tenants import Tenants
 from .webhook_intake import WebhookIntake
@@ -27,6 +28,7 @@ class Platform:
         self,
         url: str | Path,
         *,
+        secret_box: SecretBox,
         prefix: str = "cs_",
         busy_timeout: float = 30.0,
         max_bundle_bytes: int = MAX_BUNDLE_BYTES,
@@ -34,11 +36,19 @@ class Platform:
     ) -> None:
         self.database = PlatformDatabase(url, prefix=prefix, busy_timeout=busy_timeout, clock=clock)
         self.audit = AuditLog(self.database)
-        self.tenants = Tenants(self.database, self.audit)
+        self.tenants = Tenants(self.database, self.audit, secret_box)
         self.bundles = StoredBundles(self.database, self.audit, max_bundle_bytes)
         self.deployments = Deployments(self.database, self.tenants, self.bundles, self.audit)
         self.executions = ExecutionHistory(self.database, self.tenants)
         self.webhooks = WebhookIntake(self.database)
+        try:
+            # Secrets at rest: a wrong master key stops here; plaintext left by older versions is
+            # encrypted, and its old bytes (and plaintext webhook tokens) are scrubbed from the files.
+            if self.tenants.seal_plaintext_settings() or self.database.held_plaintext:
+                self.database.scrub_freed_space()
+        except BaseException:
+            self.database.close()
+            raise
 
     def close(self) -> None:
         """Release the connection pool. Idempotent."""

@@ -51,7 +51,10 @@ class PlatformDatabase:
         self.tables: Tables = build_tables(prefix)
         self.clock = clock
         self._closed = False
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _secure_delete)
         try:
+            self.held_plaintext = self._has_plaintext_tokens()
             upgrade(self.engine, control_plane(prefix))
         except BaseException:
             self.engine.dispose()
@@ -68,6 +71,25 @@ class PlatformDatabase:
         self.tables.metadata.drop_all(self.engine)
         with self.engine.connect() as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {control_plane(self.prefix).version_table}")
+
+    def _has_plaintext_tokens(self) -> bool:
+        """Whether the webhook tokens are stored as written before they were hashed (revision 0003)."""
+        with self.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            table = self.tables.webhook_tokens.name
+            return inspector.has_table(table) and "token" in {c["name"] for c in inspector.get_columns(table)}
+
+    def scrub_freed_space(self) -> None:
+        """Rewrite the files so the bytes of values replaced in place (plaintext secrets) are gone:
+        SQLite is vacuumed and its write-ahead log emptied; PostgreSQL's tables holding secrets are
+        rewritten (``VACUUM FULL``), so no dead row version keeps them."""
+        with self.read() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("VACUUM")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                names = ", ".join(f'"{t.name}"' for t in (self.tables.tenants, self.tables.webhook_tokens))
+                conn.exec_driver_sql(f"VACUUM FULL {names}")
 
     def now(self) -> datetime:
         return self.clock()
@@ -111,6 +133,11 @@ class PlatformDatabase:
 
     def _insert(self, table: sa.Table) -> Any:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+
+def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
+    """Deleted and overwritten content is zeroed in the file, so a replaced secret leaves no copy."""
+    dbapi_connection.execute("PRAGMA secure_delete=ON")
 
 
 def check_env(env: str) -> None:

@@ -74,7 +74,7 @@ def build_tables(prefix: str = "cs_") -> Tables:
             "webhook_tokens",
             sa.Column("tenant_id", tenant, primary_key=True),
             sa.Column("env", sa.String(16), primary_key=True),
-            sa.Column("token", sa.String(100), nullable=False, unique=True),
+            sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),  # the token is shown once
             sa.Column("created_at", UtcDateTime, nullable=False),
         ),
         bundles=table(

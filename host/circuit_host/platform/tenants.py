@@ -20,6 +20,7 @@ from ..errors import Rejected
 from .audit_log import AuditLog
 from .database import PlatformDatabase, check_env
 from .models import SCOPES, ApiKey, Conflict, NotFound, Tenant
+from .secret_box import SecretBox, is_sealed, sealed_key_id
 from .settings import TenantSettings, changed_settings
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -31,11 +32,12 @@ _LAST_USED_EVERY = timedelta(seconds=60)
 class Tenants:
     """Who the tenants are, how each is configured, and which keys and tokens reach it."""
 
-    def __init__(self, db: PlatformDatabase, audit: AuditLog) -> None:
+    def __init__(self, db: PlatformDatabase, audit: AuditLog, box: SecretBox) -> None:
         self._db = db
         self._audit = audit
+        self._box = box
         self._lock = threading.Lock()
-        self._parsed_settings: OrderedDict[str, TenantSettings] = OrderedDict()
+        self._parsed_settings: OrderedDict[tuple[str, str], TenantSettings] = OrderedDict()
 
     # --- tenants and settings --------------------------------------------------------------
 
@@ -56,7 +58,7 @@ class Tenants:
                     t.insert().values(
                         id=tenant.id,
                         name=tenant.name,
-                        settings=json.dumps(TenantSettings().to_storage()),
+                        settings=self._seal(tenant.id, TenantSettings()),
                         created_at=tenant.created_at,
                     )
                 )
@@ -101,19 +103,19 @@ class Tenants:
             raw = conn.execute(sa.select(t.c.settings).where(t.c.id == tenant_id).with_for_update()).scalar()
             if raw is None:
                 raise NotFound(f"tenant {tenant_id!r} does not exist")
-            before = self._settings(raw)
+            before = self._settings(tenant_id, raw)
             if isinstance(changes, TenantSettings):
                 settings = changes
             else:
                 patch = changes(before) if callable(changes) else changes
-                merged = json.loads(raw)
+                merged = self._stored(tenant_id, raw)
                 for key, value in _plain(patch).items():
                     if value is None:
                         merged.pop(key, None)
                     else:
                         merged[key] = value
                 settings = TenantSettings.validated(merged)
-            conn.execute(t.update().where(t.c.id == tenant_id).values(settings=json.dumps(settings.to_storage())))
+            conn.execute(t.update().where(t.c.id == tenant_id).values(settings=self._seal(tenant_id, settings)))
             changed = changed_settings(before, settings) if actor is not None else []
             if actor is not None and changed:
                 self._audit.append(conn, tenant_id, actor, "settings", None, "", None, None, changed)
@@ -125,19 +127,85 @@ class Tenants:
             raise NotFound(f"tenant {tenant_id!r} does not exist")
 
     def _tenant(self, row: Any) -> Tenant:
-        return Tenant(row.id, row.name, row.created_at, self._settings(row.settings))
+        return Tenant(row.id, row.name, row.created_at, self._settings(row.id, row.settings))
 
-    def _settings(self, raw: str) -> TenantSettings:
-        """Parsed settings, cached by their stored JSON: validating keys on every request is wasted work."""
+    def _settings(self, tenant_id: str, raw: str) -> TenantSettings:
+        """Parsed settings, cached by tenant and stored ciphertext: decrypting and validating on every
+        request is wasted work. The tenant is part of the key, so a ciphertext copied into another
+        tenant's row is opened (and refused) rather than answered from the cache."""
         with self._lock:
-            cached = self._parsed_settings.get(raw)
+            cached = self._parsed_settings.get((tenant_id, raw))
         if cached is None:
-            cached = TenantSettings.model_validate(json.loads(raw))
+            cached = TenantSettings.model_validate(self._stored(tenant_id, raw))
             with self._lock:
-                self._parsed_settings[raw] = cached
+                self._parsed_settings[(tenant_id, raw)] = cached
                 while len(self._parsed_settings) > 1024:
                     self._parsed_settings.popitem(last=False)
         return cached
+
+    # --- settings at rest: sealed under the master key (secret_box) --------------------------
+
+    def _seal(self, tenant_id: str, settings: TenantSettings) -> str:
+        """The whole settings document, encrypted: every secret a settings model holds, now or later, is covered."""
+        return self._box.seal(json.dumps(settings.to_storage()).encode(), _settings_context(tenant_id))
+
+    def _stored(self, tenant_id: str, raw: str) -> dict[str, Any]:
+        stored: dict[str, Any] = json.loads(self._box.open(raw, _settings_context(tenant_id)))
+        return stored
+
+    def seal_plaintext_settings(self) -> int:
+        """Check that every tenant's settings open under the master key, and encrypt any stored in
+        plaintext (written before encryption at rest); returns how many were encrypted.
+
+        Run when the platform opens, so a wrong key stops the start instead of failing requests.
+        """
+        t = self._db.tables.tenants
+        with self._db.read() as conn:
+            rows = conn.execute(sa.select(t.c.id, t.c.settings)).all()
+        plaintext = [r.id for r in rows if not is_sealed(r.settings)]
+        for row in rows:
+            if row.id not in plaintext:
+                self._stored(row.id, row.settings)
+        if not plaintext:
+            return 0
+        sealed = 0
+        with self._db.write() as conn:
+            for tenant_id in plaintext:
+                mine = t.c.id == tenant_id
+                raw = conn.execute(sa.select(t.c.settings).where(mine).with_for_update()).scalar()
+                if raw is not None and not is_sealed(raw):
+                    settings = self._box.seal(raw.encode(), _settings_context(tenant_id))
+                    conn.execute(t.update().where(mine).values(settings=settings))
+                    sealed += 1
+        return sealed
+
+    def reseal_settings(self, box: SecretBox) -> int:
+        """Re-encrypt every tenant's settings under ``box``'s current key, in one transaction, and use
+        ``box`` from then on (it must also hold the key the settings are under now)."""
+        t = self._db.tables.tenants
+        count = 0
+        with self._db.write() as conn:
+            for row in conn.execute(sa.select(t.c.id, t.c.settings).with_for_update()).all():
+                context = _settings_context(row.id)
+                resealed = box.seal(box.open(row.settings, context), context)
+                conn.execute(t.update().where(t.c.id == row.id).values(settings=resealed))
+                count += 1
+        self._box = box
+        with self._lock:
+            self._parsed_settings.clear()
+        return count
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """What the settings are sealed and opened with."""
+        return self._box
+
+    def key_ids_in_use(self) -> set[str]:
+        """The ids of the master keys the stored settings are encrypted under."""
+        t = self._db.tables.tenants
+        with self._db.read() as conn:
+            values = conn.execute(sa.select(t.c.settings)).scalars().all()
+        return {kid for kid in map(sealed_key_id, values) if kid is not None}
 
     # --- API keys --------------------------------------------------------------------------
 
@@ -205,45 +273,41 @@ class Tenants:
         return _api_key(row)
 
     # --- webhook URL tokens -----------------------------------------------------------------
+    # Stored as sha256 (like API keys: 256 random bits need no slow hash), so a token is shown
+    # only by the call that makes it; the webhook path looks it up by its hash.
 
-    def webhook_token(self, tenant_id: str, env: str) -> str:
-        """The tenant environment's webhook URL token, created on first use."""
+    def issue_webhook_token(self, tenant_id: str, env: str) -> str | None:
+        """A token for the tenant environment if it has none yet (shown this once), else None."""
         check_env(env)
-        w = self._db.tables.webhook_tokens
-        mine = (w.c.tenant_id == tenant_id) & (w.c.env == env)
-        with self._db.read() as conn:
-            token = conn.execute(sa.select(w.c.token).where(mine)).scalar()
-        if token is not None:
-            return str(token)
         self.require_tenant(tenant_id)
+        w = self._db.tables.webhook_tokens
+        token = secrets.token_urlsafe(32)
+        values = {"tenant_id": tenant_id, "env": env, "token_sha256": sha256_hex(token), "created_at": self._db.now()}
         with self._db.write() as conn:
-            values = {
-                "tenant_id": tenant_id,
-                "env": env,
-                "token": secrets.token_urlsafe(32),
-                "created_at": self._db.now(),
-            }
-            conn.execute(self._db.insert_ignore(w, values, ["tenant_id", "env"]))
-            return str(conn.execute(sa.select(w.c.token).where(mine)).scalar_one())
+            insert = self._db.insert_ignore(w, values, ["tenant_id", "env"]).returning(w.c.env)
+            inserted = conn.execute(insert).first() is not None
+        return token if inserted else None
 
     def rotate_webhook_token(self, tenant_id: str, env: str) -> str:
-        """Replace the token: the old URL stops working at once."""
+        """A new token (made if there was none), shown this once: the old URL stops working at once."""
         check_env(env)
         self.require_tenant(tenant_id)
         w = self._db.tables.webhook_tokens
-        values = {"tenant_id": tenant_id, "env": env, "token": secrets.token_urlsafe(32), "created_at": self._db.now()}
+        token = secrets.token_urlsafe(32)
+        values = {"tenant_id": tenant_id, "env": env, "token_sha256": sha256_hex(token), "created_at": self._db.now()}
         with self._db.write() as conn:
             conn.execute(self._db.upsert(w, values, ["tenant_id", "env"]))
-        return str(values["token"])
+        return token
 
     def resolve_webhook_token(self, token: str) -> tuple[str, str] | None:
         """``(tenant_id, env)`` for a webhook URL token, or None."""
         if not isinstance(token, str) or not 20 <= len(token) <= 100:
             return None
+        digest = sha256_hex(token)
         w = self._db.tables.webhook_tokens
         with self._db.read() as conn:
-            row = conn.execute(sa.select(w.c.tenant_id, w.c.env, w.c.token).where(w.c.token == token)).first()
-        if row is None or not hmac.compare_digest(row.token, token):
+            row = conn.execute(sa.select(w).where(w.c.token_sha256 == digest)).first()
+        if row is None or not hmac.compare_digest(row.token_sha256, digest):
             return None
         return str(row.tenant_id), str(row.env)
 
@@ -256,6 +320,11 @@ def records_tenant(tenant_id: str, env: str) -> str:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _settings_context(tenant_id: str) -> str:
+    """What a tenant's sealed settings are bound to: this column of this tenant's row."""
+    return f"tenant-settings:{tenant_id}"
 
 
 def _plain(changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ..connectors.crm.retry_policy import RetryPolicy
 from ..observability.observability_settings import ObservabilitySettings
@@ -28,6 +28,10 @@ class ServerSettings(BaseModel):
     failed_auth_per_minute: int = Field(
         30, ge=1, description="Bad API keys or webhook tokens one client address may send per minute before 429."
     )
+    master_key: SecretStr | None = Field(
+        None, description="The key secrets at rest are encrypted with (CIRCUIT_MASTER_KEY); else the key file."
+    )
+    master_key_file: Path | None = Field(None, description="Where the master key is kept; default data_dir/master.key.")
 
     job_workers: int = Field(
         2, ge=0, description="Job worker threads in this server; 0 leaves the jobs to `circuit worker` processes."
@@ -49,6 +53,10 @@ class ServerSettings(BaseModel):
     @property
     def records_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'records.sqlite3'}"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
 
     @property
     def module_cache(self) -> Path:

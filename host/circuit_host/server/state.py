@@ -33,7 +33,6 @@ from ..platform import (
     Conflict,
     ExecutionEntry,
     NotFound,
-    Platform,
     TenantSettings,
     records_tenant,
 )
@@ -46,6 +45,7 @@ from .admission import ExecutionAdmission
 from .changes import as_dml
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
+from .master_key import open_platform
 from .server_jobs import ServerJobs
 from .settings import ServerSettings
 
@@ -81,9 +81,8 @@ class ServerState:
         self.admission = ExecutionAdmission(
             settings.max_concurrent_executions, settings.max_concurrent_executions_per_tenant
         )
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.platform = open_platform(settings)  # makes the data directory (0700) and checks the master key
         self.runtime = Runtime(cache_dir=settings.module_cache)
-        self.platform = Platform(settings.platform_url)
         self.http = HttpConnector()
         self.telemetry = Telemetry(settings.observability)  # metrics, traces, probes (observability/)
         self.telemetry.watch_database(self.platform.database.engine, control_plane(self.platform.database.prefix))

@@ -303,15 +303,19 @@ def test_each_environment_has_its_own_webhook_urls_until_rotated(acme: Tenant, g
     tokens = {url.rsplit("/", 1)[1] for url in dev["urls"].values()}
     assert len(tokens) == 1  # one token per environment, one URL per source
     assert all(url == f"http://127.0.0.1:8080/v1/hooks/{s}/{next(iter(tokens))}" for s, url in dev["urls"].items())
-    assert acme.admin.get("/v1/environments/dev/webhooks").json() == dev  # stable until rotated
+    again = acme.admin.get("/v1/environments/dev/webhooks")  # the token is stored hashed: shown once
+    assert again.status_code == 409 and "/v1/environments/dev/webhooks/rotate" in again.json()["detail"]
     production = acme.admin.get("/v1/environments/production/webhooks").json()
     theirs = globex.admin.get("/v1/environments/dev/webhooks").json()
     assert len({dev["urls"]["ghl"], production["urls"]["ghl"], theirs["urls"]["ghl"]}) == 3
     rotated = acme.admin.post("/v1/environments/dev/webhooks/rotate")
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["urls"]["ghl"] != dev["urls"]["ghl"]
-    assert acme.admin.get("/v1/environments/dev/webhooks").json() == rotated.json()
-    assert acme.admin.get("/v1/environments/production/webhooks").json() == production
+    assert acme.admin.get("/v1/environments/dev/webhooks").status_code == 409
+    resolve = acme.server.state.platform.tenants.resolve_webhook_token
+    assert resolve(rotated.json()["urls"]["ghl"].rsplit("/", 1)[1]) == (acme.id, "dev")
+    assert resolve(dev["urls"]["ghl"].rsplit("/", 1)[1]) is None  # the old URL stopped working
+    assert resolve(production["urls"]["ghl"].rsplit("/", 1)[1]) == (acme.id, "production")
 
 
 # --- authentication and scopes -----------------------------------------------------------------------

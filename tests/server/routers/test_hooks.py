@@ -38,10 +38,16 @@ Tamper = Callable[[bytes, dict[str, str]], Signed]
 SFDC_CREATE = Path(__file__).resolve().parents[2] / "webhooks" / "payloads" / "sfdc_contact_create.json"
 
 
+SHOWN: dict[tuple[str, str], dict[str, str]] = {}  # (tenant, env) -> its webhook URLs, shown once (stored hashed)
+
+
 def hook_path(tenant: Tenant, source: str, env: str = "dev") -> str:
     """The path of an environment's webhook URL for ``source``."""
-    urls = tenant.admin.get(f"/v1/environments/{env}/webhooks").json()["urls"]
-    return httpx.URL(urls[source]).path
+    if (tenant.id, env) not in SHOWN:
+        answer = tenant.admin.get(f"/v1/environments/{env}/webhooks")
+        assert answer.status_code == 200, answer.text
+        SHOWN[tenant.id, env] = answer.json()["urls"]
+    return httpx.URL(SHOWN[tenant.id, env][source]).path
 
 
 def post(client: httpx.Client, path: str, signed: Signed) -> httpx.Response:
@@ -240,7 +246,7 @@ def test_a_salesforce_cdc_create_is_keyed_by_the_salesforce_id(lpr: Tenant) -> N
 def test_an_unknown_or_rotated_token_is_404(lpr: Tenant) -> None:
     path = hook_path(lpr, "ghl")
     problem(post(lpr.admin, "/v1/hooks/ghl/" + "x" * 43, ghl_signed(lpr.ghl_key, ghl_contact())), 404)
-    lpr.admin.post("/v1/environments/dev/webhooks/rotate")
+    SHOWN[lpr.id, "dev"] = lpr.admin.post("/v1/environments/dev/webhooks/rotate").json()["urls"]
     gone = problem(post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact())), 404)
     assert gone["title"] == "Unknown webhook URL"
     assert post(lpr.admin, hook_path(lpr, "ghl"), ghl_signed(lpr.ghl_key, ghl_contact())).status_code == 200

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from ...connectors.crm import crm_registry
 from ...platform import GateRun
 from ..auth import Caller, require, state_of
+from ..problems import Problem
 from ..state import ServerState
 from .models import (
     ActiveCircuitModel,
@@ -126,14 +127,30 @@ def _urls(state: ServerState, tenant_id: str, env: str, token: str) -> WebhookUr
     return WebhookUrls(env=env, urls={s: f"{base}/v1/hooks/{s}/{token}" for s in crm_registry.sources()})
 
 
-@router.get("/environments/{env}/webhooks", response_model=WebhookUrls, summary="This environment's webhook URLs")
+@router.get(
+    "/environments/{env}/webhooks",
+    response_model=WebhookUrls,
+    summary="This environment's webhook URLs, the first time",
+    responses={409: {"description": "The URLs were shown when made (tokens are stored hashed); rotate for new ones"}},
+)
 def webhook_urls(
     env: Environment, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
 ) -> WebhookUrls:
-    return _urls(state, caller.tenant_id, env, state.platform.tenants.webhook_token(caller.tenant_id, env))
+    token = state.platform.tenants.issue_webhook_token(caller.tenant_id, env)
+    if token is None:
+        raise Problem(
+            409,
+            "Webhook URLs are shown once",
+            f"the {env} webhook token is stored hashed and was shown when it was made (production's first one "
+            f"is in the server's admin-credentials.json); POST /v1/environments/{env}/webhooks/rotate makes "
+            "new URLs, and the old ones stop working",
+        )
+    return _urls(state, caller.tenant_id, env, token)
 
 
-@router.post("/environments/{env}/webhooks/rotate", response_model=WebhookUrls, summary="Rotate the webhook token")
+@router.post(
+    "/environments/{env}/webhooks/rotate", response_model=WebhookUrls, summary="New webhook URLs (shown this once)"
+)
 def rotate_webhook_token(
     env: Environment, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
 ) -> WebhookUrls:
