@@ -363,6 +363,21 @@ def test_jobs_sharing_a_lock_never_run_at_the_same_time(queues: Callable[[], Job
 
 
 @BACKENDS
+def test_finished_jobs_are_purged_after_a_while_and_waiting_ones_never(queue: JobQueue) -> None:
+    done = queue.enqueue(JobRequest("purge.me"))
+    waiting = queue.enqueue(JobRequest("purge.me", run_at=datetime.now(UTC) + timedelta(hours=1)))
+    cancelled = queue.enqueue(JobRequest("purge.me", run_at=datetime.now(UTC) + timedelta(hours=1)))
+    assert done is not None and waiting is not None and cancelled is not None
+    queue.cancel(cancelled.id)
+    with Worker(queue, {"purge.me": lambda run: None}):
+        wait_for(lambda: state_of(queue, done.id) == JobState.SUCCEEDED)
+    assert queue.purge_finished(timedelta(hours=1)) == 0  # finished just now: kept
+    time.sleep(0.1)
+    assert queue.purge_finished(timedelta(0)) == 2
+    assert [j.id for j in queue.list_jobs(JobFilter())] == [waiting.id]
+
+
+@BACKENDS
 def test_bad_requests_are_refused_with_a_reason(queue: JobQueue) -> None:
     with pytest.raises(Rejected, match="job kind"):
         queue.enqueue(JobRequest("Bad Kind"))

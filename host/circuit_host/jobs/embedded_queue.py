@@ -226,6 +226,12 @@ class EmbeddedJobQueue:
         self._wake.set()
         return job
 
+    def purge_finished(self, older_than: timedelta) -> int:
+        t = self.tables.jobs
+        cutoff = to_db(self.clock() - older_than)
+        with self.write() as conn:
+            return int(conn.execute(t.delete().where(t.c.state.in_(list(FINISHED)), t.c.finished_at < cutoff)).rowcount)
+
     def last_tick(self, schedule_id: str) -> datetime | None:
         s = self.tables.schedules
         with self.engine.connect() as conn:

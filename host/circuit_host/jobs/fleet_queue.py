@@ -16,7 +16,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +325,24 @@ class FleetJobQueue:
         assert found is not None
         return found
 
+    def purge_finished(self, older_than: timedelta) -> int:
+        """A finished job's age is that of its latest event; Procrastinate's own ``delete_old_jobs`` would
+        also count the ``scheduled`` event, dated at the run time, which keeps a job cancelled before it."""
+        d = self.tables.details
+        finished = [status for status, ours in STATES.items() if ours in FINISHED]
+        with self.write() as conn:
+            purged = conn.execute(
+                sa.text(
+                    "DELETE FROM procrastinate_jobs AS job WHERE job.status::text = ANY(:finished) AND NOT EXISTS ("
+                    " SELECT 1 FROM procrastinate_events AS event WHERE event.job_id = job.id"
+                    " AND event.type <> 'scheduled' AND event.at >= now() - make_interval(secs => :seconds))"
+                ),
+                {"finished": finished, "seconds": older_than.total_seconds()},
+            ).rowcount
+            left = sa.select(procrastinate_jobs_table.c.id).where(procrastinate_jobs_table.c.id == d.c.job_id)
+            conn.execute(d.delete().where(~sa.exists(left)))
+        return int(purged)
+
     def last_tick(self, schedule_id: str) -> datetime | None:
         s = self.tables.schedules
         with self.engine.connect() as conn:
@@ -475,17 +493,41 @@ class FleetJobQueue:
         while True:
             await asyncio.sleep(self.stalled_after_s / 3)
             try:
-                stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after_s)
-                for job in stalled:
+                for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after_s):
                     assert job.id is not None
-                    policy = RetryPolicy.from_json(job.task_kwargs["retry"])
-                    await asyncio.to_thread(
-                        self._record_error, job.id, "the worker stopped heartbeating (stalled job retried)"
-                    )
-                    log.warning("stalled job", job_id=job.id, attempt=job.attempts + 1)
-                    if job.attempts + 1 >= policy.max_attempts:
-                        await app.job_manager.finish_job(job, procrastinate_jobs.Status.FAILED, delete_job=False)
-                    else:
-                        await app.job_manager.retry_job(job)
-            except procrastinate_errors.ConnectorException:
+                    await asyncio.to_thread(self.requeue_stalled, job.id, job.worker_id)
+            except (procrastinate_errors.ConnectorException, sa.exc.OperationalError):
                 log.exception("recovering stalled jobs failed")
+
+    def requeue_stalled(self, job_id: int, worker_id: int | None) -> None:
+        """Retry (or fail) a stalled job, unless it moved on since it was seen stalled: every worker
+        runs this recovery, and a job another one already re-queued may be running again."""
+        j = procrastinate_jobs_table
+        with self.write() as conn:
+            row = conn.execute(
+                sa.select(j.c.status, j.c.worker_id, j.c.attempts, j.c.args).where(j.c.id == job_id).with_for_update()
+            ).first()
+            if row is None or row.status != "doing" or row.worker_id != worker_id:
+                return
+            dead = row.attempts + 1 >= RetryPolicy.from_json(row.args["retry"]).max_attempts
+            log.warning("stalled job", job_id=job_id, attempt=row.attempts + 1, dead=dead)
+            d = self.tables.details
+            error = "the worker stopped heartbeating (lease expired)"
+            conn.execute(d.update().where(d.c.job_id == job_id).values(last_error=error))
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            if dead:
+                driver.execute(
+                    procrastinate_queries["finish_job"], {"job_id": job_id, "status": "failed", "delete_job": False}
+                )
+            else:
+                driver.execute(
+                    procrastinate_queries["retry_job"],
+                    {
+                        "job_id": job_id,
+                        "retry_at": datetime.now(UTC),
+                        "new_priority": None,
+                        "new_queue_name": None,
+                        "new_lock": None,
+                    },
+                )

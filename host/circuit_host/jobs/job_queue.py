@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.engine import Connection
@@ -78,6 +78,10 @@ class JobQueue(Protocol):
 
     def retry(self, job_id: int, *, tenant_id: str | None = None) -> Job:
         """Queue a dead job again, now, for one more attempt. ``Conflict`` unless it is dead."""
+        ...
+
+    def purge_finished(self, older_than: timedelta) -> int:
+        """Delete jobs that finished (succeeded, cancelled or dead) longer ago than ``older_than``; how many."""
         ...
 
     def last_tick(self, schedule_id: str) -> datetime | None:

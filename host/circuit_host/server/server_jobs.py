@@ -9,6 +9,8 @@ this as ``state.jobs``, so a handler that runs circuits closes over the state).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 
 from ..errors import Rejected
@@ -19,7 +21,9 @@ log = structlog.get_logger("circuit.server")
 
 RETENTION_KIND = "platform.retention"
 RETENTION = PeriodicSchedule(RETENTION_KIND, "17 * * * *", RETENTION_KIND)
-"""Hourly: executions and gate runs past each tenant's retention are purged (missed hours: once)."""
+"""Hourly: executions and gate runs past each tenant's retention are purged (missed hours: once),
+and jobs that finished more than ``FINISHED_JOBS_KEPT`` ago."""
+FINISHED_JOBS_KEPT = timedelta(days=7)
 
 
 class ServerJobs:
@@ -62,4 +66,5 @@ class ServerJobs:
         platform = self.platform
         purged = platform.executions.purge_expired_executions()
         gate_runs = platform.deployments.purge_expired_gate_runs()
-        log.info("executions purged", count=purged, gate_runs=gate_runs, job_id=run.job.id)
+        jobs = self.queue.purge_finished(FINISHED_JOBS_KEPT)
+        log.info("executions purged", count=purged, gate_runs=gate_runs, jobs=jobs, job_id=run.job.id)
