@@ -15,6 +15,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -465,6 +466,10 @@ class FleetJobQueue:
 
     async def _serve(self, handlers: Mapping[str, JobHandler], concurrency: int, stopping: threading.Event) -> None:
         app = self._procrastinate_app(handlers)
+        # Sync tasks run in the loop's default executor (asgiref): size it for the jobs, plus the recovery.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(concurrency + 2, thread_name_prefix="circuit-job")
+        )
         async with app.open_async():
             worker = asyncio.create_task(
                 app.run_worker_async(
