@@ -101,6 +101,17 @@ class Client:
     def delete_credential(self, name: str) -> None:
         self._call("DELETE", f"/v1/credentials/{_segment(name)}")
 
+    def outbox(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        result: list[dict[str, Any]] = self._call("GET", "/v1/outbox", params=params)
+        return result
+
+    def retry_outbox_entry(self, entry_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/outbox/{entry_id}/retry")
+        return result
+
     def jobs(self, **filters: Any) -> dict[str, Any]:
         params = {k: v for k, v in filters.items() if v is not None}
         result: dict[str, Any] = self._call("GET", "/v1/jobs", params=params)
@@ -122,14 +133,3 @@ class Client:
 def _segment(text: str) -> str:
     """``text`` as one path segment: a name like ``../keys/x`` must not reach another route."""
     return urllib.parse.quote(text, safe="")
-
-    def outbox(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit}
-        if state:
-            params["state"] = state
-        result: list[dict[str, Any]] = self._call("GET", "/v1/outbox", params=params)
-        return result
-
-    def retry_outbox_entry(self, entry_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/v1/outbox/{entry_id}/retry")
-        return result
