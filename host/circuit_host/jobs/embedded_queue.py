@@ -283,6 +283,13 @@ class EmbeddedJobQueue:
             return []
         t = self.tables.jobs
         now = to_db(self.clock())
+        due = sa.or_(
+            sa.and_(t.c.state == JobState.TODO, t.c.run_at <= now, t.c.kind.in_(kinds)),
+            sa.and_(t.c.state == JobState.DOING, t.c.lease_expires_at < now),
+        )
+        with self.engine.connect() as conn:  # a read first: an idle worker never takes the write lock
+            if conn.execute(sa.select(sa.exists().where(due))).scalar() is not True:
+                return []
         with self.write() as conn:
             self._recover_stalled(conn, now)
             other = t.alias("other")
