@@ -1,18 +1,49 @@
-"""Server configuration, built once by ``circuit serve`` (or a test) and passed down."""
+"""Server configuration, built once by ``circuit serve`` (or a test) and passed down.
+
+At the edge, ``ServerSettings.from_environment(os.environ, flags)`` takes every field from its
+``CIRCUIT_*`` variable (``CIRCUIT_PORT``, ``CIRCUIT_DB_URL``; a nested one as JSON or field by field,
+``CIRCUIT_OUTBOX_RETRY__MAX_ATTEMPTS``), command-line flags overriding them. Constructed anywhere
+else (``ServerSettings(data_dir=...)``, in tests) it takes only what it is given: no module reads the
+environment on its own.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from ..connectors.crm.retry_policy import RetryPolicy
+from ..errors import Rejected
 from ..observability.observability_settings import ObservabilitySettings
 
+ENV_PREFIX = "CIRCUIT_"
+ENV_NESTED_DELIMITER = "__"
 
-class ServerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER
+    )
+
+    host: str = Field("127.0.0.1", description="The address `circuit serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="The port `circuit serve` listens on.")
+    public_url: str = Field(
+        "",
+        pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$",
+        description="The URL clients reach this server at (TLS, proxies): webhook URLs are built on it. "
+        "Default: http://HOST:PORT.",
+    )
     data_dir: Path
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)  # logs, metrics
     db_url: str | None = None  # None: SQLite files in data_dir
@@ -20,7 +51,6 @@ class ServerSettings(BaseModel):
     max_request_bytes: int = 1024 * 1024
     query_timeout_ms: int = Field(5_000, ge=1, description="How long one GET /v1/query may run.")
     max_query_response_bytes: int = Field(16 * 1024 * 1024, ge=1, description="Largest GET /v1/query answer.")
-    public_url: str = "http://127.0.0.1:8080"
     max_concurrent_executions: int = Field(
         24, ge=1, description="Executions running at once in this process (below the thread pool's 40)."
     )
@@ -40,6 +70,49 @@ class ServerSettings(BaseModel):
         default_factory=RetryPolicy, description="How CRM writes are retried, and when they are dead-lettered."
     )
     outbox_poll_s: float = Field(1.0, gt=0, description="How often the outbox dispatcher looks for due CRM writes.")
+
+    @model_validator(mode="after")
+    def _public_url_default(self) -> ServerSettings:
+        """``public_url`` defaults to where the server listens; kept without a trailing slash."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        object.__setattr__(self, "public_url", (self.public_url or f"http://{host}:{self.port}").rstrip("/"))
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values given: the environment is read by ``from_environment``, at the edge."""
+        return (init_settings,)
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str], flags: Mapping[str, Any] | None = None, **defaults: Any
+    ) -> ServerSettings:
+        """Settings from ``CIRCUIT_*`` variables in ``environ``, overridden by ``flags`` (None: not given),
+        over ``defaults``. A bad value is a ``Rejected`` naming its variable (or its setting, for a flag)."""
+        try:
+            from_env = _Environment(cls, environ)()
+        except SettingsError as exc:
+            field = re.search(r'field "([^"]+)"', str(exc))
+            prefix = _variable(field.group(1)) if field else ENV_PREFIX
+            name = " or ".join(sorted(v for v in environ if v.upper().startswith(prefix))) or prefix
+            raise Rejected(f"{name}: not valid JSON (a list or an object is written as JSON)") from None
+        values = _merged(_merged(defaults, from_env), _given(flags or {}))
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors()[:10]:
+                path = [str(p) for p in err["loc"]]
+                where = _variable(*path) if path and _came_from(from_env, path) else ".".join(path) or "settings"
+                problems.append(f"{where}: {err['msg']}")
+            raise Rejected("; ".join(problems)) from None
 
     @property
     def outbox_url(self) -> str:
@@ -61,3 +134,52 @@ class ServerSettings(BaseModel):
     @property
     def module_cache(self) -> Path:
         return self.cache_dir or self.data_dir / "modules"
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' reading of ``CIRCUIT_*`` variables, from a mapping the edge passes in."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._environ.items()}
+
+
+def _variable(*path: str) -> str:
+    """The environment variable of a setting: ``CIRCUIT_OUTBOX_RETRY__MAX_ATTEMPTS``."""
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(p.upper() for p in path)
+
+
+def _given(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """``flags`` without the ones not given (None), at every level."""
+    given: dict[str, Any] = {}
+    for key, value in flags.items():
+        if isinstance(value, Mapping):
+            value = _given(value)
+            if not value:
+                continue
+        if value is not None:
+            given[key] = value
+    return given
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _came_from(values: Mapping[str, Any], path: list[str]) -> bool:
+    """Whether ``values`` (what the environment gave) holds the setting at ``path``."""
+    node: Any = values
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
