@@ -34,7 +34,14 @@ class NoRecords:
     ) -> QueryResult:
         return self._refuse("query")  # type: ignore[no-any-return]
 
-    def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+        timeout_ms: int | None = None,
+    ) -> DmlResult:
         return self._refuse("dml")  # type: ignore[no-any-return]
 
     def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:

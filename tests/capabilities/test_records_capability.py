@@ -11,6 +11,7 @@ import pytest
 
 from circuit_host.capabilities import records
 from circuit_host.circuitdb import CircuitDB, FieldDef, FieldType
+from circuit_host.connectors.records import DmlOp
 from circuit_host.errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, QueryError
 from circuit_host.execution.context import ExecutionContext
 from circuit_host.execution.limits import LimitsProfile
@@ -122,6 +123,26 @@ def test_a_query_past_the_deadline_ends_the_execution_as_a_timeout(any_records: 
         with pytest.raises(ExecutionTimeout, match="500 ms reached during a query"):
             query(context, SLOW_QUERY)
         assert time.monotonic() - started < 1.5
+
+
+def test_dml_is_cut_off_at_the_execution_deadline_and_writes_nothing(any_records: CircuitDB) -> None:
+    if any_records.dialect != "sqlite":
+        pytest.skip("PostgreSQL bounds each statement (tests/circuitdb: a DML waiting on a locked row)")
+    rows = [{"LastName": f"n{i}", "Description": "d" * 1_000} for i in range(3_000)]
+    with make_context(any_records, LimitsProfile(timeout_ms=300, dml_rows=10_000)) as context:
+        context.records.dml(DmlOp.INSERT, "Contact", [{"LastName": "before"}])
+        with pytest.raises(ExecutionTimeout, match="300 ms reached during DML"):
+            dml(context, INSERT, rows)  # checking and naming 3,000 rows alone takes longer than 300 ms
+        # The statement was undone; what the transaction held before it is still there.
+        found = context.records.query("SELECT LastName FROM Contact", {}, 10).records
+        assert [r["LastName"] for r in found] == ["before"]
+
+
+def test_dml_after_the_deadline_is_refused_before_it_runs(any_records: CircuitDB) -> None:
+    with make_context(any_records, LimitsProfile(timeout_ms=1)) as context:
+        time.sleep(0.01)
+        with pytest.raises(ExecutionTimeout, match="passed before the DML"):
+            dml(context, INSERT, [{"LastName": "late"}])
 
 
 def test_query_results_are_charged_in_bytes(any_records: CircuitDB) -> None:

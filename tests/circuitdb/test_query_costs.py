@@ -183,3 +183,33 @@ def test_the_byte_budget_is_a_floor_of_what_the_records_encode_to(tx: CircuitTra
     assert sum(encoded_size_floor(r) for r in result.records) <= encoded
     with pytest.raises(QueryTooLarge):
         tx.query("SELECT Id, Name FROM Account", {}, 10, max_bytes=encoded // 2)
+
+
+def test_a_dml_past_its_time_limit_is_cut_off_and_undone(store: CircuitDB) -> None:
+    store.define_object("Note__c", fields=[FieldDef("Body__c", FieldType.TEXT, length=131_072)])
+    with store.begin() as tx:
+        insert(tx, "Account", {"Name": "Acme"})
+        rows_ = [{"Name": f"n{i}", "Body__c": "a" * 1_000} for i in range(2_000)]
+        if store.dialect == "sqlite":  # each row is its own short statement: the progress handler stops them
+            with pytest.raises(QueryTimeout, match="DML on Note__c: still running after 1 ms"):
+                tx.dml(DmlOp.INSERT, "Note__c", rows_, timeout_ms=1)
+        with pytest.raises(QueryTimeout, match="no time left"):
+            tx.dml(DmlOp.INSERT, "Note__c", rows_, timeout_ms=0)
+        assert tx.query("SELECT COUNT() FROM Note__c", {}, 10).total_size == 0
+        assert [r["Name"] for r in rows(tx, "SELECT Name FROM Account")] == ["Acme"]
+        assert tx.dml(DmlOp.INSERT, "Note__c", rows_[:10], timeout_ms=5_000).created == [True] * 10
+
+
+def test_a_dml_waiting_on_a_locked_row_is_cut_off_at_its_time_limit(open_db: Callable[..., CircuitDB]) -> None:
+    store = open_db()
+    if store.dialect == "sqlite":
+        pytest.skip("SQLite locks the whole file at the first write, before any statement runs")
+    with store.begin() as tx:
+        (account,) = insert(tx, "Account", {"Name": "Acme"})
+        tx.commit()
+    with store.begin() as holder, store.begin() as waiter:
+        holder.dml(DmlOp.UPDATE, "Account", [{"Id": account, "Name": "Held"}])  # keeps the row locked
+        started = time.monotonic()
+        with pytest.raises(QueryTimeout, match="still running after 300 ms"):
+            waiter.dml(DmlOp.UPDATE, "Account", [{"Id": account, "Name": "Waiting"}], timeout_ms=300)
+        assert time.monotonic() - started < 1.5

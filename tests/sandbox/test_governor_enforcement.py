@@ -27,15 +27,25 @@ class CountingRecords:
 
         class Counting:
             def query(
-                self, soql: str, binds: Mapping[str, Any], max_rows: int, timeout_ms: int | None = None
+                self,
+                soql: str,
+                binds: Mapping[str, Any],
+                max_rows: int,
+                timeout_ms: int | None = None,
+                max_bytes: int | None = None,
             ) -> QueryResult:
                 outer.queries_seen += 1
-                return inner.query(soql, binds, max_rows, timeout_ms)
+                return inner.query(soql, binds, max_rows, timeout_ms, max_bytes)
 
             def dml(
-                self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id"
+                self,
+                op: DmlOp,
+                object_name: str,
+                rows: Sequence[Mapping[str, Any]],
+                external_id: str = "Id",
+                timeout_ms: int | None = None,
             ) -> DmlResult:
-                return inner.dml(op, object_name, rows, external_id)
+                return inner.dml(op, object_name, rows, external_id, timeout_ms)
 
             def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
                 return inner.seed(object_name, rows)

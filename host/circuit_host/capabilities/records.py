@@ -92,7 +92,15 @@ def dml(context: ExecutionContext, op: str, object_name: str, rows_payload: byte
     governor.charge("dml_rows", len(rows))
     operation = DmlOp[op.upper()]
     attributes = {"circuit.dml.operation": operation.name, "circuit.dml.object": object_name}
+    time_left = governor.time_left_ms()  # as for queries: the deadline cannot interrupt a host call
+    if time_left <= 0:
+        raise ExecutionTimeout("execution deadline passed before the DML")
     with context.log.timed("DML", f"{operation.name} {object_name}", attributes) as span:
         span.rows = len(rows)
-        result = context.records.dml(operation, object_name, rows, external_id=external_id)
+        try:
+            result = context.records.dml(operation, object_name, rows, external_id=external_id, timeout_ms=time_left)
+        except QueryTimeout:
+            raise ExecutionTimeout(
+                f"wall-clock deadline of {governor.limit('timeout_ms')} ms reached during DML"
+            ) from None
     return encode({"ids": result.ids, "created": result.created})

@@ -10,7 +10,6 @@ from .schema import (
     FieldType,
     ObjectDef,
     Schema,
-    SchemaLimits,
     new_record_id,
     record_id_prefix,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "ObjectDef",
     "Schema",
     "SchemaChanges",
-    "SchemaLimits",
     "new_record_id",
     "open_store",
     "parse_schema",

@@ -103,8 +103,11 @@ class RecordsTransaction(Protocol):
         object_name: str,
         rows: Sequence[Mapping[str, Any]],
         external_id: str = "Id",
+        timeout_ms: int | None = None,
     ) -> DmlResult:
-        """Run one all-or-none DML statement; ``DmlError`` names the row index and field."""
+        """Run one all-or-none DML statement; ``DmlError`` names the row index and field. A
+        statement still running after ``timeout_ms`` (None: no limit) is cut off and undone with
+        ``QueryTimeout``."""
         ...
 
     def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -98,7 +98,14 @@ class SavedChangeTransaction:
         self.object_name = saved.object_name.lower()
         self._pending = {str(row["Id"]): row for row in saved.rows}
 
-    def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+        timeout_ms: int | None = None,
+    ) -> DmlResult:
         ids = [row.get("Id") for row in rows]
         ours = (
             rows
@@ -107,7 +114,7 @@ class SavedChangeTransaction:
             and all(isinstance(i, str) and i in self._pending for i in ids)
         )
         if not ours:
-            return self.inner.dml(op, object_name, rows, external_id)
+            return self.inner.dml(op, object_name, rows, external_id, timeout_ms)
         saved = [self._pending.pop(str(i)) for i in ids]
         if op in (DmlOp.INSERT, DmlOp.UPDATE, DmlOp.UNDELETE):
             self.inner.seed(object_name, saved)
@@ -117,7 +124,7 @@ class SavedChangeTransaction:
             ]
             changed = [c for c in changed if len(c) > 1]
             if changed:  # what before triggers changed: the only part the CRM does not have yet
-                self.inner.dml(DmlOp.UPDATE, object_name, changed)
+                self.inner.dml(DmlOp.UPDATE, object_name, changed, timeout_ms=timeout_ms)
         return DmlResult([str(i) for i in ids], [op is DmlOp.INSERT] * len(ids))
 
     def query(

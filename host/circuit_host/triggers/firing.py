@@ -68,7 +68,7 @@ class TriggerFiring:
         """One all-or-none statement, with its triggers inside the statement's savepoint."""
         records = _raw(context.records)
         if not self.registry.handles(self.tenant, object_name):
-            return records.dml(op, object_name, rows, external_id)
+            return records.dml(op, object_name, rows, external_id, _time_left(context))
         with records.savepoint():
             if op is DmlOp.UPSERT:
                 return self._upsert(context, object_name, rows, external_id)
@@ -123,14 +123,15 @@ class TriggerFiring:
         records = _raw(context.records)
         if op is DmlOp.INSERT:
             new = self._before(context, object_name, "before_insert", rows, None)
-            result = records.dml(op, object_name, new)
+            result = records.dml(op, object_name, new, timeout_ms=_time_left(context))
             self._after(context, object_name, "after_insert", records.fetch(object_name, result.ids), None)
             return result
         ids = [str(row.get("Id", "")) for row in rows]
         if op is DmlOp.UPDATE:
             old = records.fetch(object_name, ids)
             if len(old) != len(ids):
-                return records.dml(op, object_name, rows)  # the store names the missing row
+                # the store names the missing row
+                return records.dml(op, object_name, rows, timeout_ms=_time_left(context))
             new = self._before(
                 context, object_name, "before_update", [{**o, **r} for o, r in zip(old, rows, strict=True)], old
             )
@@ -138,18 +139,18 @@ class TriggerFiring:
                 {"Id": n["Id"], **{f: v for f, v in n.items() if f not in SYSTEM_FIELDS and (f in r or v != o.get(f))}}
                 for n, o, r in zip(new, old, rows, strict=True)
             ]
-            result = records.dml(op, object_name, changes)
+            result = records.dml(op, object_name, changes, timeout_ms=_time_left(context))
             self._after(context, object_name, "after_update", records.fetch(object_name, result.ids), old)
             return result
         if op is DmlOp.DELETE:
             old = [r for r in records.fetch(object_name, ids) if not r.get("IsDeleted")]
             if old:
                 self._before(context, object_name, "before_delete", [], old)
-            result = records.dml(op, object_name, rows)
+            result = records.dml(op, object_name, rows, timeout_ms=_time_left(context))
             if old:
                 self._after(context, object_name, "after_delete", [], old)
             return result
-        result = records.dml(op, object_name, rows)  # undelete
+        result = records.dml(op, object_name, rows, timeout_ms=_time_left(context))  # undelete
         self._after(context, object_name, "after_undelete", records.fetch(object_name, result.ids), None)
         return result
 
@@ -238,7 +239,16 @@ class FiringRecords:
         self.transaction = transaction
         self.firing = firing
 
-    def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+        timeout_ms: int | None = None,
+    ) -> DmlResult:
+        """``timeout_ms`` is not passed on: the firing bounds each statement it runs by the running
+        execution's deadline at that moment (trigger runs take time between them)."""
         return self.firing.dml(current_context(), op, object_name, rows, external_id)
 
     def query(
@@ -268,6 +278,12 @@ class FiringRecords:
 
     def close(self) -> None:
         self.transaction.close()
+
+
+def _time_left(context: ExecutionContext) -> int:
+    """How long the next statement may run: what is left of the execution's deadline (at least 0,
+    which the store refuses as no time left)."""
+    return context.governor.time_left_ms()
 
 
 def _raw(records: RecordsTransaction) -> RecordsTransaction:

@@ -193,7 +193,14 @@ class OutboxTransaction:
                 ids.extend(self.dml(DmlOp.INSERT, object_name, [row]).ids)
         return ids
 
-    def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+        timeout_ms: int | None = None,
+    ) -> DmlResult:
         raise NotImplementedError
 
     def query(

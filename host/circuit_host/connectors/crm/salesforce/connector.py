@@ -450,7 +450,15 @@ class SalesforceTransaction(OutboxTransaction):
 
     # --- writes ------------------------------------------------------------------------
 
-    def dml(self, op: DmlOp, object_name: str, rows: Sequence[Mapping[str, Any]], external_id: str = "Id") -> DmlResult:
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+        timeout_ms: int | None = None,
+    ) -> DmlResult:
+        # timeout_ms: nothing is sent here; DML is queued in the outbox and sent after commit.
         op = DmlOp(op)
         object_name = check_object(object_name)
         checked = [check_row(i, row) for i, row in enumerate(rows)]
