@@ -105,8 +105,8 @@ def test_a_schema_change_stays_small_in_a_large_schema(sqlite_db: Callable[[], C
         costs.append((calls, statements))
     (calls_small, statements_small), (calls_large, statements_large) = costs
     assert statements_large == statements_small
-    # Building the new snapshot's tables is linear in the schema; the merge itself is not.
-    assert calls_large / calls_small < 200 / 25, costs
+    # Reading the stored definitions is linear in the schema; only the changed object's table is rebuilt.
+    assert calls_large / calls_small < 200 / 25 * 0.8, costs
 
 
 # --- caps --------------------------------------------------------------------------------

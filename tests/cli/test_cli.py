@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
+from circuit_host.circuitdb import FieldDef, FieldType, SchemaChanges, open_store
+from circuit_host.circuitdb.schema import MAX_CUSTOM_FIELDS_PER_OBJECT
 from circuit_host.circuitdb.store import drop_tenant
 from tests.conftest import guest_wat, require_postgres
 
@@ -216,6 +218,19 @@ def test_schema_commands_add_and_show_custom_fields(tmp_path: Path, cache: Path)
     applied = circuit("schema", "apply", ROOT / "examples" / "virtual_lpr" / "circuit.toml", "--db", db, cache=cache)
     assert applied.returncode == 0, applied.stderr
     assert "Circuit_Setting__c" in circuit("schema", "show", "Circuit_Setting__c", "--db", db, cache=cache).stdout
+
+
+def test_schema_add_field_stops_at_the_fields_per_object_cap(tmp_path: Path, cache: Path) -> None:
+    db = tmp_path / "records.db"
+    full = [("Contact", FieldDef(f"F{i}__c", FieldType.TEXT)) for i in range(MAX_CUSTOM_FIELDS_PER_OBJECT)]
+    with open_store(db) as records:
+        records.apply_schema(SchemaChanges(fields=tuple(full)))
+    refused = circuit("schema", "add-field", "Contact", "One_More__c", "text", "--db", db, cache=cache)
+    assert refused.returncode == 2
+    assert f"object Contact: {MAX_CUSTOM_FIELDS_PER_OBJECT + 1} custom fields would exceed the limit" in refused.stderr
+    assert "max_custom_fields_per_object" in refused.stderr
+    with open_store(db) as records:
+        assert records.schema.object("Contact").field("One_More__c") is None  # type: ignore[union-attr]
 
 
 def test_db_accepts_a_postgresql_url_and_tenants_stay_apart(tmp_path: Path, cache: Path) -> None:

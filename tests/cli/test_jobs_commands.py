@@ -56,13 +56,23 @@ def test_jobs_list_show_cancel_and_retry(live: LiveServer) -> None:  # noqa: F81
 
 def test_circuit_worker_runs_the_servers_jobs_and_stops_gracefully(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUIT_")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "circuit_host.cli", "worker", "--data-dir", str(data), "--concurrency", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "--concurrency 1 or more" in refused.stderr
     worker = subprocess.Popen(
         [sys.executable, "-m", "circuit_host.cli", "worker", "--data-dir", str(data), "--concurrency", "2"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CIRCUIT_MASTER_KEY": ""},
+        env=environment,
     )
     try:
         assert worker.stdout is not None

@@ -10,6 +10,7 @@ from .schema import (
     FieldType,
     ObjectDef,
     Schema,
+    SchemaLimits,
     new_record_id,
     record_id_prefix,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ObjectDef",
     "Schema",
     "SchemaChanges",
+    "SchemaLimits",
     "new_record_id",
     "open_store",
     "parse_schema",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 import threading
 import time
@@ -70,6 +71,7 @@ from .tables import (
 from .values import from_storage, now, shown
 
 MAX_TENANT_LENGTH = 200
+_DROP_BATCH = 200
 _STANDARD = {o.key: o for o in STANDARD_OBJECTS}
 _CUSTOM_BASE = {f.key: f for f in CUSTOM_BASE_FIELDS}
 _T = TypeVar("_T")
@@ -132,12 +134,20 @@ class _Stored:
 
 
 class _Catalog:
-    """A schema snapshot and its tables; replaced whole when the schema changes."""
+    """A schema snapshot and its tables; replaced whole when the schema changes.
 
-    def __init__(self, tenant: str, stored: _Stored) -> None:
+    The tables of objects that ``previous`` has unchanged are taken over from it: a change to one
+    object builds one table, however many the tenant has.
+    """
+
+    def __init__(self, tenant: str, stored: _Stored, previous: _Catalog | None = None) -> None:
         self.stored = stored
         self.schema = stored.schema()
-        self.tables = {o.key: build_table(tenant, o) for o in self.schema.objects}
+        self.tables: dict[str, sa.Table] = {}
+        for o in self.schema.objects:
+            before = previous.schema.object(o.key) if previous is not None else None
+            reused = before is not None and before == o
+            self.tables[o.key] = previous.tables[o.key] if previous is not None and reused else build_table(tenant, o)
 
     def table(self, obj: ObjectDef) -> sa.Table:
         return self.tables[obj.key]
@@ -180,7 +190,7 @@ class CircuitDB:
         self.dialect = self.engine.dialect.name
         try:
             upgrade(self.engine, circuitdb_definitions())  # record tables follow the definitions below
-            self._catalog = self._migrate(SchemaChanges(), self.schema_limits)
+            self._catalog = self._migrate(SchemaChanges(), self.schema_limits, None)
         except BaseException:
             self.engine.dispose()
             raise
@@ -236,7 +246,7 @@ class CircuitDB:
         """
         if self._closed:
             raise RuntimeError("records store is closed")
-        self._catalog = self._migrate(changes, limits or self.schema_limits)
+        self._catalog = self._migrate(changes, limits or self.schema_limits, self._catalog)
 
     def define_object(self, name: str, *, label: str = "", fields: Sequence[FieldDef] = ()) -> None:
         self.apply_schema(SchemaChanges(objects=(custom_object(name, "", label, fields),)))
@@ -251,7 +261,7 @@ class CircuitDB:
             conn.rollback()
         if stored == self._catalog.stored:
             return False
-        self._catalog = _Catalog(self.tenant, stored)
+        self._catalog = _Catalog(self.tenant, stored, self._catalog)
         return True
 
     def drop_tenant(self) -> None:
@@ -260,7 +270,7 @@ class CircuitDB:
             drop_tenant(self.engine, self.tenant)
         self.close()
 
-    def _migrate(self, changes: SchemaChanges, limits: SchemaLimits) -> _Catalog:
+    def _migrate(self, changes: SchemaChanges, limits: SchemaLimits, previous: _Catalog | None) -> _Catalog:
         with self._lock, self.engine.connect() as conn:
             begin_migration(conn, self.tenant)
             try:
@@ -278,7 +288,7 @@ class CircuitDB:
                             for o, f, d in rows
                         ],
                     )
-                catalog = _Catalog(self.tenant, stored)
+                catalog = _Catalog(self.tenant, stored, previous)
                 existing = existing_columns(conn, tenant_prefix(self.tenant))
                 for obj in catalog.schema.objects:
                     table = catalog.table(obj)
@@ -296,18 +306,75 @@ class CircuitDB:
 
 
 def drop_tenant(engine: Engine, tenant: str) -> None:
-    """Drop every table and definition of ``tenant`` in the database of ``engine``."""
+    """Drop every table and definition of ``tenant`` in the database of ``engine``.
+
+    Tables go ``_DROP_BATCH`` to a transaction (PostgreSQL locks each dropped table, its indexes
+    and TOAST table until commit, and has room for a few thousand locks); the definitions last.
+    """
     with engine.connect() as conn:
-        begin_migration(conn, tenant)
+        names = sorted(existing_columns(conn, tenant_prefix(tenant)))
+        for start in range(0, max(len(names), 1), _DROP_BATCH):
+            begin_migration(conn, tenant)
+            try:
+                for name in names[start : start + _DROP_BATCH]:
+                    drop_table(conn, name)
+                if start + _DROP_BATCH >= len(names) and sa.inspect(conn).has_table(SCHEMA_TABLE):
+                    conn.execute(schema_table.delete().where(schema_table.c.tenant == tenant))
+                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+
+
+def copy_tenant(source: Path, target: Path, tenant: str) -> bool:
+    """Copy ``tenant``'s tables (DDL, indexes, rows) and definitions from the SQLite file ``source``
+    into a new SQLite file ``target``, verbatim; False, changing nothing, if ``target`` exists.
+
+    ``target`` appears whole or not at all: it is written under a temporary name in its folder and
+    hard-linked into place, which fails rather than replace a file another process made meanwhile.
+    """
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    engine = make_engine(partial)
+    try:
+        upgrade(engine, circuitdb_definitions())
+        prefix = tenant_prefix(tenant)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ATTACH DATABASE ? AS shared", (str(source),))
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                found = conn.execute(
+                    sa.text(
+                        "SELECT type, name, sql FROM shared.sqlite_master WHERE type IN ('table', 'index') "
+                        "AND sql IS NOT NULL AND substr(tbl_name, 1, :n) = :prefix ORDER BY type = 'index', name"
+                    ),
+                    {"n": len(prefix), "prefix": prefix},
+                ).all()
+                quote = conn.dialect.identifier_preparer.quote
+                for kind, name, sql in found:
+                    conn.exec_driver_sql(sql)  # the DDL SQLite keeps: unqualified, so it lands in main
+                    if kind == "table":
+                        conn.exec_driver_sql(f"INSERT INTO main.{quote(name)} SELECT * FROM shared.{quote(name)}")
+                conn.exec_driver_sql(
+                    f"INSERT INTO main.{SCHEMA_TABLE} (tenant, object, field, definition) "
+                    f"SELECT tenant, object, field, definition FROM shared.{SCHEMA_TABLE} WHERE tenant = ?",
+                    (tenant,),
+                )
+                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            finally:
+                conn.exec_driver_sql("DETACH DATABASE shared")
+        engine.dispose()  # the last connection checkpoints the WAL into the file and removes it
         try:
-            for name in existing_columns(conn, tenant_prefix(tenant)):
-                drop_table(conn, name)
-            if sa.inspect(conn).has_table(SCHEMA_TABLE):
-                conn.execute(schema_table.delete().where(schema_table.c.tenant == tenant))
-            conn.exec_driver_sql("COMMIT")
-        except BaseException:
-            conn.exec_driver_sql("ROLLBACK")
-            raise
+            os.link(partial, target)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{partial}{suffix}").unlink(missing_ok=True)
 
 
 def _load(conn: Connection, tenant: str) -> _Stored:
@@ -648,4 +715,4 @@ class CircuitTransaction:
         return obj, self._db._catalog.table(obj)
 
 
-__all__ = ["CircuitDB", "CircuitTransaction", "SchemaChanges", "drop_tenant", "open_store"]
+__all__ = ["CircuitDB", "CircuitTransaction", "SchemaChanges", "copy_tenant", "drop_tenant", "open_store"]

@@ -31,6 +31,7 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
         "data_dir": args.data_dir,
         "db_url": args.db,
         "public_url": args.public_url,
+        "job_workers": args.job_workers,
         "observability": {"log_format": args.log_format, "log_level": args.log_level},
         "outbox_retry": {
             "max_attempts": args.outbox_attempts,
@@ -102,6 +103,12 @@ def register(sub: Any) -> None:
         default=None,
         help="the URL clients reach this server at, behind TLS or a proxy; webhook URLs use it "
         "(http://HOST:PORT; CIRCUIT_PUBLIC_URL)",
+    )
+    serve.add_argument(
+        "--job-workers",
+        type=int,
+        default=None,
+        help="job threads in this server (default 2; 0: `circuit worker` runs them)",
     )
     serve.add_argument("--log-format", choices=("console", "json"), default=None, help="json: one object a line")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None)

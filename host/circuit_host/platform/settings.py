@@ -34,6 +34,12 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from ..circuitdb.schema import (
+    CEILING_CUSTOM_FIELDS_PER_OBJECT,
+    CEILING_CUSTOM_OBJECTS,
+    MAX_CUSTOM_FIELDS_PER_OBJECT,
+    MAX_CUSTOM_OBJECTS,
+)
 from ..connectors.crm import crm_registry
 from ..connectors.crm.system_of_record import validate_selection
 from ..errors import Rejected
@@ -72,6 +78,18 @@ class TenantSettings(BaseModel):
         1024 * MIB, ge=MIB, le=1024 * 1024 * MIB, description="Debug-log bytes kept; the oldest executions beyond go."
     )
     max_request_bytes: int = Field(1 * MIB, ge=1024, le=64 * MIB)
+    max_custom_objects: int = Field(
+        MAX_CUSTOM_OBJECTS,
+        ge=0,
+        le=CEILING_CUSTOM_OBJECTS,
+        description="Custom objects each environment's schema may have; a deploy or field past it is refused.",
+    )
+    max_custom_fields_per_object: int = Field(
+        MAX_CUSTOM_FIELDS_PER_OBJECT,
+        ge=0,
+        le=CEILING_CUSTOM_FIELDS_PER_OBJECT,
+        description="Custom (__c) fields each object may have, standard objects too; past it a deploy is refused.",
+    )
     system_of_record: dict[str, Annotated[SerializeAsAny[BaseModel], BeforeValidator(validate_selection)]] = Field(
         default_factory=dict,
         description='Per environment, where its records live: {"production": {"crm": "gohighlevel", '

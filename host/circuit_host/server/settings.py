@@ -26,6 +26,8 @@ from pydantic_settings import (
 from ..connectors.crm.retry_policy import RetryPolicy
 from ..errors import Rejected
 from ..observability.observability_settings import ObservabilitySettings
+from ..platform.models import ENVIRONMENTS
+from ..platform.tenants import TENANT_ID_PATTERN
 
 ENV_PREFIX = "CIRCUIT_"
 ENV_NESTED_DELIMITER = "__"
@@ -123,9 +125,18 @@ class ServerSettings(BaseSettings):
     def platform_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'platform.sqlite3'}"
 
-    @property
-    def records_url(self) -> str:
-        return self.db_url or f"sqlite:///{self.data_dir / 'records.sqlite3'}"
+    def records_file(self, tenant_id: str, env: str) -> Path | None:
+        """A tenant environment's own SQLite file, ``data_dir/records/<tenant_id>/<env>.sqlite3``, on the
+        embedded default (SQLite locks a file for writing: one per tenant environment keeps tenants apart);
+        None with a shared database. The names come from the validated ids, nothing else."""
+        if not TENANT_ID_PATTERN.fullmatch(tenant_id) or env not in ENVIRONMENTS:
+            raise ValueError(f"not a tenant environment: {tenant_id!r}, {env!r}")
+        return None if self.db_url else self.data_dir / "records" / tenant_id / f"{env}.sqlite3"
+
+    def records_url_for(self, tenant_id: str, env: str) -> str:
+        """Where a tenant environment's records are: its own file, or the shared database (its tables there)."""
+        path = self.records_file(tenant_id, env)
+        return f"sqlite:///{path}" if path is not None else str(self.db_url)
 
     @property
     def master_key_path(self) -> Path:

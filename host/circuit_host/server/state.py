@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from ..bundles import Manifest, read_bundle
-from ..circuitdb import CircuitDB, open_store
+from ..circuitdb import CircuitDB, SchemaLimits
 from ..circuitdb.store import SchemaChanges
 from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
@@ -47,6 +47,7 @@ from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
 from .master_key import open_platform
 from .server_jobs import ServerJobs
+from .records_files import open_records, split_shared_records
 from .settings import ServerSettings
 
 log = structlog.get_logger("circuit.server")
@@ -87,6 +88,7 @@ class ServerState:
         self.telemetry = Telemetry(settings.observability)  # metrics, traces, probes (observability/)
         self.telemetry.watch_database(self.platform.database.engine, control_plane(self.platform.database.prefix))
         self.crm_outbox = CrmOutbox(self.platform, settings)  # CRM writes; its dispatcher starts with the app
+        split_shared_records(settings, [t.id for t in self.platform.tenants.list_tenants()])  # an old data dir
         self._stores: dict[str, CircuitDB] = {}
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
@@ -171,13 +173,24 @@ class ServerState:
     # -- per environment -------------------------------------------------------------------
 
     def store(self, tenant_id: str, env: str) -> CircuitDB:
+        """The environment's records store, opened once. Opening waits for the environment's own
+        locks (its file's, on SQLite), so it happens outside the server's lock: never another tenant's wait."""
         name = records_tenant(tenant_id, env)
         with self._lock:
             store = self._stores.get(name)
-            if store is None:
-                store = open_store(self.settings.records_url, tenant=name)
-                self._stores[name] = store
+        if store is not None:
+            return store
+        opened = open_records(self.settings, tenant_id, env, self.schema_limits(tenant_id))
+        with self._lock:
+            store = self._stores.setdefault(name, opened)
+        if store is not opened:
+            opened.close()  # another thread opened it first
         return store
+
+    def schema_limits(self, tenant_id: str) -> SchemaLimits:
+        """How far the tenant's settings let each environment's schema grow (deploys read it each time)."""
+        settings = self.platform.tenants.get_settings(tenant_id)
+        return SchemaLimits(settings.max_custom_objects, settings.max_custom_fields_per_object)
 
     def deployed(self, tenant_id: str, env: str, settings: TenantSettings | None = None) -> Deployed:
         """The trigger registry of an environment, rebuilt when its deployment generation moves or the
@@ -229,7 +242,7 @@ class ServerState:
             raise NotFound(f"no bundle {name} {version}; upload it first")
         self._check_credentials(tenant_id, bundle.manifest)
         verdict = self.gate(tenant_id, env, bundle.sha256, actor) if env in GATED_ENVIRONMENTS else None
-        self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
+        self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes(), self.schema_limits(tenant_id))
         entry = self.platform.deployments.deploy(tenant_id, env, name, version, actor)
         self.telemetry.count_deploy("deploy", tenant_id, env)
         log.info("deployed", tenant=tenant_id, environment=env, circuit=name, version=version, actor=actor)
@@ -244,7 +257,7 @@ class ServerState:
                 self._check_credentials(tenant_id, circuit.manifest)
                 if to_env in GATED_ENVIRONMENTS:
                     verdicts[circuit.name] = (circuit.version, self.gate(tenant_id, to_env, circuit.sha256, actor))
-                target.apply_schema(circuit.manifest.schema_changes())
+                target.apply_schema(circuit.manifest.schema_changes(), self.schema_limits(tenant_id))
         entries = self.platform.deployments.promote(tenant_id, from_env, to_env, actor, name=name)
         self.telemetry.count_deploy("promotion", tenant_id, to_env)
         log.info("promoted", tenant=tenant_id, environment=to_env, from_env=from_env, circuit=name, actor=actor)
@@ -265,7 +278,7 @@ class ServerState:
                     "deploy it instead, which runs the gate"
                 )
             self._check_credentials(tenant_id, bundle.manifest)
-            self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes())
+            self.store(tenant_id, env).apply_schema(bundle.manifest.schema_changes(), self.schema_limits(tenant_id))
 
         self.platform.deployments.rollback(tenant_id, env, name, actor, to_version=to_version, admit=admit)
         self.telemetry.count_deploy("rollback", tenant_id, env)
@@ -318,6 +331,7 @@ class ServerState:
             coverage_of=outside_sdk,
             schema=custom_schema(self.store(tenant_id, env)),  # the schema the circuit will meet there
             budget=GATE_BUDGET,
+            schema_limits=self.schema_limits(tenant_id),
         )
         what = f"{bundle.name} {bundle.version}"
         percent = report.coverage.percent if report.coverage is not None else 0.0

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..bundles.manifest import Manifest, read_manifest
-from ..circuitdb import CircuitDB, open_store
+from ..circuitdb import CircuitDB, SchemaLimits, open_store
 from ..circuitdb.store import SchemaChanges
 from ..coverage import CoverageReport, FileCoverage, LineTable, instrument, merge_counters, read_counters
 from ..errors import Rejected
@@ -72,15 +72,17 @@ def run_test_module(
     coverage_of: Callable[[str], bool] | None = None,
     schema: SchemaChanges | None = None,
     budget: TestBudget | None = None,
+    schema_limits: SchemaLimits | None = None,
 ) -> TestReport:
     """Run a built test module against a scratch store; with ``coverage_of``, measure the files it keeps.
 
     ``schema`` (an environment's custom objects and fields) is applied before the manifest's own, so
-    the deploy gate tests against the schema the circuit will meet.
+    the deploy gate tests against the schema the circuit will meet, within that environment's
+    ``schema_limits`` (CircuitDB's defaults if None).
     """
     limits = limits or (manifest.limits_profile(LimitsProfile()) if manifest is not None else LimitsProfile())
     with tempfile.TemporaryDirectory(prefix="circuit-test-") as scratch:
-        records = open_store(Path(scratch) / "records.db")
+        records = open_store(Path(scratch) / "records.db", schema_limits=schema_limits)
         try:
             if schema is not None:
                 records.apply_schema(schema)
