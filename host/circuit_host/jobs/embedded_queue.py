@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from ..errors import Rejected
-from ..migrations import upgrade
+from ..migrations import job_queue, upgrade
 from ..platform.models import Conflict, NotFound
 from ..storage_engine import make_engine
 from .job_model import (
@@ -40,7 +40,7 @@ from .job_model import (
     RetryPolicy,
 )
 from .job_queue import JobHandler
-from .job_tables import build_job_tables, claim_tick, from_db, job_schema, to_db
+from .job_tables import build_job_tables, claim_tick, from_db, to_db
 
 log = structlog.get_logger("circuit.jobs")
 MAX_ERROR = 4000
@@ -100,7 +100,7 @@ class EmbeddedJobQueue:
         self._wake = threading.Event()  # a job was enqueued or finished in this process
         self._closed = False
         try:
-            upgrade(self.engine, job_schema(prefix))
+            upgrade(self.engine, job_queue(prefix))
         except BaseException:
             self.engine.dispose()
             raise
@@ -283,6 +283,13 @@ class EmbeddedJobQueue:
             return []
         t = self.tables.jobs
         now = to_db(self.clock())
+        due = sa.or_(
+            sa.and_(t.c.state == JobState.TODO, t.c.run_at <= now, t.c.kind.in_(kinds)),
+            sa.and_(t.c.state == JobState.DOING, t.c.lease_expires_at < now),
+        )
+        with self.engine.connect() as conn:  # a read first: an idle worker never takes the write lock
+            if conn.execute(sa.select(sa.exists().where(due))).scalar() is not True:
+                return []
         with self.write() as conn:
             self._recover_stalled(conn, now)
             other = t.alias("other")

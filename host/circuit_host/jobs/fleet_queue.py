@@ -33,7 +33,7 @@ from procrastinate.sql import queries as procrastinate_queries
 from sqlalchemy.engine import Connection
 
 from ..errors import CircuitError, Rejected
-from ..migrations import upgrade
+from ..migrations import job_queue, upgrade
 from ..platform.models import Conflict, NotFound
 from ..storage_engine import make_engine
 from .embedded_queue import describe
@@ -49,7 +49,7 @@ from .job_model import (
     RetryPolicy,
 )
 from .job_queue import JobHandler
-from .job_tables import build_job_tables, claim_tick, from_db, job_schema, to_db
+from .job_tables import build_job_tables, claim_tick, from_db, to_db
 
 log = structlog.get_logger("circuit.jobs")
 
@@ -192,7 +192,7 @@ class FleetJobQueue:
         self.app = App(connector=PsycopgConnector(conninfo=conninfo(self.url)))  # deferring on our connections
         self._closed = False
         try:
-            upgrade(self.engine, job_schema(prefix))
+            upgrade(self.engine, job_queue(prefix))
             with self.engine.connect() as conn:
                 apply_procrastinate_schema(conn)
         except BaseException:

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..migrations import MigratedSchema
-
 TENANT = sa.String(64)
 LABEL = sa.String(200)
 ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite: INTEGER PRIMARY KEY is the rowid
@@ -28,11 +26,6 @@ class JobTables:
     jobs: sa.Table
     details: sa.Table
     schedules: sa.Table
-
-
-def job_schema(prefix: str = "cs_") -> MigratedSchema:
-    """Migrations of these tables: ``migrations/versions/jobs/``, version table ``<prefix>jobs_alembic_version``."""
-    return MigratedSchema("jobs", prefix)
 
 
 def build_job_tables(prefix: str) -> JobTables:

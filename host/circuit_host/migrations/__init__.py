@@ -64,7 +64,13 @@ def crm_outbox(prefix: str = "crm_") -> MigratedSchema:
     return MigratedSchema("outbox", prefix)
 
 
-SCHEMAS = {s.name: s for s in (control_plane(), circuitdb_definitions(), crm_outbox())}  # with default prefixes
+def job_queue(prefix: str = "cs_") -> MigratedSchema:
+    """The job queue's tables (``jobs/job_tables.py``), on the control-plane database."""
+    return MigratedSchema("jobs", prefix)
+
+
+# with default prefixes
+SCHEMAS = {s.name: s for s in (control_plane(), circuitdb_definitions(), crm_outbox(), job_queue())}
 
 
 def alembic_config(schema: MigratedSchema, connection: Connection | None = None) -> Config:
