@@ -199,6 +199,7 @@ def test_the_callers_traceparent_reaches_the_stored_execution(tmp_path: Path) ->
                 stored = admin.get(f"/v1/executions/{execution_id}").json()
     finally:
         state.close()
+    assert stored["trace_id"] == TRACE_ID  # stored with the execution (cs_executions.trace_id)
     assert f"trace {TRACE_ID}" in stored["debug_log"].splitlines()[0]
     spans = {s.name: s for s in exporter.get_finished_spans()}
     request = spans["POST /v1/records/{object_name}"]
@@ -293,6 +294,7 @@ def test_json_logs_carry_request_tenant_environment_and_execution(
     live: LiveServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     acme = live.tenant("acme")
+    before = structlog.get_config()  # restored after: capsys's stream closes with this test
     configure_logging("info", json_lines=True)
     try:
         with acme.client(live) as admin:
@@ -304,8 +306,7 @@ def test_json_logs_carry_request_tenant_environment_and_execution(
             f"{live.url}{webhook_path(acme, live)}", content=raw, headers={**headers, "x-circuit-signature": "t=1,v1=0"}
         )
     finally:
-        structlog.reset_defaults()
-        configure_logging("warning")
+        structlog.configure(**before)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     execution = next(line for line in lines if line["event"] == "execution")
     assert execution["request_id"] == "req-7"

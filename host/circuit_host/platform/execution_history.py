@@ -42,6 +42,7 @@ class ExecutionHistory:
                         duration_ms=float(entry.duration_ms),
                         started_at=entry.started_at,
                         debug_log=entry.debug_log,
+                        trace_id=entry.trace_id,
                     )
                 )
         except sa.exc.IntegrityError:
@@ -156,4 +157,5 @@ def _execution(row: Any) -> ExecutionEntry:
         error=row.error,
         usage=json.loads(row.usage),
         debug_log=mapping.get("debug_log") or "",
+        trace_id=row.trace_id,
     )

@@ -112,6 +112,7 @@ class ExecutionEntry:
     error: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     debug_log: str = ""
+    trace_id: str | None = None  # 32 hex digits: the execution's trace (observability/README.md)
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,7 @@ class ServerState:
                     error=f"{record.error['kind']}: {record.error['message']}" if record.error else None,
                     usage={name: {"used": u.used, "limit": u.limit} for name, u in record.usage.items()},
                     debug_log=record.debug_log,
+                    trace_id=record.trace_id,
                 )
             )
             log.info(

@@ -29,6 +29,7 @@ def detail(e: ExecutionEntry, with_log: bool) -> ExecutionDetail:
         usage=e.usage,
         duration_ms=e.duration_ms,
         started_at=e.started_at,
+        trace_id=e.trace_id,
         debug_log=e.debug_log if with_log else None,
     )
 

@@ -48,6 +48,7 @@ class ExecutionDetail(BaseModel):
     usage: dict[str, Any]
     duration_ms: float
     started_at: datetime
+    trace_id: str | None = Field(None, description="the execution's OpenTelemetry trace id, when it had one")
     debug_log: str | None = None
     crm_writes: list[OutboxEntryView] | None = Field(
         None, description="in an execution's detail: what became of its writes to the CRM (dead: dead-lettered)"
