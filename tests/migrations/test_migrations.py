@@ -45,7 +45,7 @@ from tests.conftest import TEST_BOX, require_postgres
 
 DATA_V0 = Path(__file__).parent / "fixtures" / "data-v0"
 FIXTURE = json.loads((DATA_V0 / "fixture.json").read_text())
-HEADS = {"control_plane": {"0004"}, "circuitdb": {"0001"}, "outbox": {"0002"}}
+HEADS = {"control_plane": {"0005"}, "circuitdb": {"0001"}, "outbox": {"0002"}}
 """The newest revision of each schema (``MigratedSchema.name``)."""
 
 

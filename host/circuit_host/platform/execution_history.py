@@ -43,6 +43,7 @@ class ExecutionHistory:
                         started_at=entry.started_at,
                         debug_log=entry.debug_log,
                         trace_id=entry.trace_id,
+                        timeline=json.dumps(entry.timeline) if entry.timeline else None,
                     )
                 )
         except sa.exc.IntegrityError:
@@ -62,11 +63,11 @@ class ExecutionHistory:
     ) -> list[ExecutionEntry]:
         """Executions newest first. ``before_id`` (the last id of a page) continues after it.
 
-        ``since`` is inclusive and ``until`` exclusive. The debug log is left empty unless
-        ``include_log``: it can be large, and ``get_execution`` has it.
+        ``since`` is inclusive and ``until`` exclusive. The debug log and timeline are left empty
+        unless ``include_log``: they can be large, and ``get_execution`` has them.
         """
         e = self._db.tables.executions
-        columns = [c for c in e.c if include_log or c.name != "debug_log"]
+        columns = [c for c in e.c if include_log or c.name not in ("debug_log", "timeline")]
         query = sa.select(*columns).where(e.c.tenant_id == tenant_id)
         for column, value in ((e.c.env, env), (e.c.circuit, circuit), (e.c.status, status)):
             if value is not None:
@@ -158,4 +159,5 @@ def _execution(row: Any) -> ExecutionEntry:
         usage=json.loads(row.usage),
         debug_log=mapping.get("debug_log") or "",
         trace_id=row.trace_id,
+        timeline=json.loads(mapping.get("timeline") or "[]"),
     )

@@ -113,6 +113,7 @@ class ExecutionEntry:
     usage: dict[str, Any] = field(default_factory=dict)
     debug_log: str = ""
     trace_id: str | None = None  # 32 hex digits: the execution's trace (observability/README.md)
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # execution/execution_timeline.py
 
 
 @dataclass(frozen=True)

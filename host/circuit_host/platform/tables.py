@@ -135,6 +135,7 @@ def build_tables(prefix: str = "cs_") -> Tables:
             sa.Column("started_at", UtcDateTime, nullable=False),
             sa.Column("debug_log", sa.Text, nullable=False),
             sa.Column("trace_id", sa.String(32)),  # the execution's OpenTelemetry trace, when it had one
+            sa.Column("timeline", sa.Text),  # JSON: its host calls and triggers, timed (execution_timeline.py)
             sa.Index(prefix + "executions_tenant_time", "tenant_id", "started_at", "id"),
         ),
         webhook_ids=table(

@@ -23,19 +23,12 @@ from ..connectors.http_client import HttpConnector
 from ..connectors.records import DmlOp
 from ..errors import Rejected
 from ..execution.callout_policy import NamedCredential
+from ..execution.execution_timeline import ExecutionTimeline
 from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
 from ..execution.limits import RESOURCES, LimitsProfile
 from ..migrations import control_plane
 from ..observability import Telemetry
-from ..platform import (
-    ENVIRONMENTS,
-    BundleInfo,
-    Conflict,
-    ExecutionEntry,
-    NotFound,
-    TenantSettings,
-    records_tenant,
-)
+from ..platform import ENVIRONMENTS, BundleInfo, Conflict, ExecutionEntry, NotFound, TenantSettings, records_tenant
 from ..sandbox.runtime import Runtime
 from ..testing import TestReport, outside_sdk, run_test_module
 from ..testing.runner import TestBudget
@@ -46,8 +39,8 @@ from .changes import as_dml
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
 from .master_key import open_platform
-from .server_jobs import ServerJobs
 from .records_files import open_records, split_shared_records
+from .server_jobs import ServerJobs
 from .settings import ServerSettings
 
 log = structlog.get_logger("circuit.server")
@@ -433,13 +426,14 @@ class ServerState:
         limits = deployed.limits
         circuit = ",".join(sorted(deployed.versions)) or "-"
         crm_records = self.crm_outbox.records_for(tenant_id, env, settings, saved)
+        timeline = ExecutionTimeline(self.telemetry.execution_observer(tenant_id, env, circuit, trigger))
         executor = Executor(
             self.runtime,
             crm_records or self.store(tenant_id, env),
             self.http,
             triggers=deployed.registry,
             tenant=records_tenant(tenant_id, env),
-            observer=self.telemetry.execution_observer(tenant_id, env, circuit, trigger),
+            observer=timeline,  # metrics and traces, and the timeline stored below
         )
         options = ExecutionOptions(limits=limits, allowed_networks=settings.callout_allowed_networks)
         with structlog.contextvars.bound_contextvars(tenant=tenant_id, environment=env):  # on every log line
@@ -465,6 +459,7 @@ class ServerState:
                     usage={name: {"used": u.used, "limit": u.limit} for name, u in record.usage.items()},
                     debug_log=record.debug_log,
                     trace_id=record.trace_id,
+                    timeline=timeline.as_list(),
                 )
             )
             log.info(

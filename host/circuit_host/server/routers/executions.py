@@ -11,7 +11,7 @@ from ...platform import ExecutionEntry
 from ..auth import Caller, require, state_of
 from ..problems import Problem
 from ..state import ServerState
-from .models import Environment, ExecutionDetail, ExecutionPage
+from .models import Environment, ExecutionDetail, ExecutionPage, TimelineStepView
 from .outbox import entry_view
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
@@ -31,6 +31,7 @@ def detail(e: ExecutionEntry, with_log: bool) -> ExecutionDetail:
         started_at=e.started_at,
         trace_id=e.trace_id,
         debug_log=e.debug_log if with_log else None,
+        timeline=[TimelineStepView.model_validate(step) for step in e.timeline] if with_log else None,
     )
 
 

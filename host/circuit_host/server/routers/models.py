@@ -37,6 +37,16 @@ class OutboxEntryView(BaseModel):
     sent_at: datetime | None = None
 
 
+class TimelineStepView(BaseModel):
+    kind: str = Field(description="query, dml, callout or trigger")
+    name: str = Field(description="the SOQL text, `INSERT Contact`, the callout's method and URL, or the trigger")
+    start_ms: float = Field(description="since the execution started")
+    duration_ms: float
+    depth: int = Field(description="how many steps enclose it: a trigger is one deeper than the DML that fired it")
+    outcome: str
+    rows: int | None = None
+
+
 class ExecutionDetail(BaseModel):
     id: str
     env: str
@@ -50,6 +60,9 @@ class ExecutionDetail(BaseModel):
     started_at: datetime
     trace_id: str | None = Field(None, description="the execution's OpenTelemetry trace id, when it had one")
     debug_log: str | None = None
+    timeline: list[TimelineStepView] | None = Field(
+        None, description="in an execution's detail: its host calls and trigger runs, timed (at most 500)"
+    )
     crm_writes: list[OutboxEntryView] | None = Field(
         None, description="in an execution's detail: what became of its writes to the CRM (dead: dead-lettered)"
     )
