@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from procrastinate import jobs as procrastinate_jobs
+from procrastinate.job_context import JobContext
 
 from circuit_host.errors import Rejected
 from circuit_host.jobs import (
@@ -25,11 +27,12 @@ from circuit_host.jobs import (
     JobRequest,
     JobRun,
     JobState,
+    LeaseLost,
     PeriodicSchedule,
     RetryPolicy,
     Worker,
 )
-from circuit_host.jobs.fleet_queue import FleetJobQueue
+from circuit_host.jobs.fleet_queue import FleetJobQueue, FleetRun
 from circuit_host.jobs.periodic_ticker import PeriodicTicker
 from circuit_host.platform.models import Conflict, NotFound
 
@@ -283,26 +286,33 @@ def test_a_schedule_is_checked_when_registered(queue: JobQueue) -> None:
         Worker(queue, {}, schedules=[PeriodicSchedule("s", "0 * * * *", "tick")])
 
 
-def abandon_a_claim(queue: JobQueue, kind: str) -> None:
-    """Claim one job as a worker that then dies: no heartbeat, no completion."""
+def abandon_a_claim(queue: JobQueue, kind: str) -> JobRun:
+    """Claim one job as a worker that then freezes: no heartbeat, no completion. Its run, for later."""
     if isinstance(queue, EmbeddedJobQueue):
-        assert len(queue.claim([kind], 1)) == 1
-        return
+        [run] = queue.claim([kind], 1)
+        return run
     assert isinstance(queue, FleetJobQueue)
 
-    async def claim() -> None:
+    async def claim() -> procrastinate_jobs.Job:
         async with queue.app.open_async():
             worker_id = await queue.app.job_manager.register_worker()
-            assert await queue.app.job_manager.fetch_job(queues=None, worker_id=worker_id) is not None
+            fetched = await queue.app.job_manager.fetch_job(queues=None, worker_id=worker_id)
+            assert fetched is not None and fetched.id is not None
+            return fetched
 
-    asyncio.run(claim())
+    fetched = asyncio.run(claim())
+    assert fetched.id is not None
+    job = queue.get(fetched.id)
+    assert job is not None
+    context = JobContext(app=queue.app, job=fetched, start_timestamp=time.time(), abort_reason=lambda: None)
+    return FleetRun(queue, job, context)
 
 
 @BACKENDS
 def test_a_job_whose_worker_died_is_run_again_after_its_lease_expires(queue: JobQueue) -> None:
     job = queue.enqueue(JobRequest("stalls", retry=RetryPolicy(max_attempts=3)))
     assert job is not None
-    abandon_a_claim(queue, "stalls")
+    frozen = abandon_a_claim(queue, "stalls")
     assert state_of(queue, job.id) == JobState.DOING
     runs: list[int] = []
     with Worker(queue, {"stalls": lambda run: runs.append(run.job.attempts)}):
@@ -310,6 +320,32 @@ def test_a_job_whose_worker_died_is_run_again_after_its_lease_expires(queue: Job
     done = queue.get(job.id)
     assert done is not None and runs == [1] and done.attempts == 2
     assert done.last_error is not None and "heartbeat" in done.last_error
+    engine: sa.Engine = queue.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:  # the frozen worker wakes up and tries to commit: fenced out
+        conn.exec_driver_sql("BEGIN")
+        with pytest.raises(LeaseLost):
+            frozen.complete_in(conn)
+        conn.exec_driver_sql("ROLLBACK")
+    assert state_of(queue, job.id) == JobState.SUCCEEDED
+
+
+@BACKENDS
+def test_a_job_running_longer_than_its_lease_is_kept_by_heartbeats(queues: Callable[[], JobQueue]) -> None:
+    first, second = queues(), queues()
+    runs: list[int] = []
+
+    def long(run: JobRun) -> None:
+        runs.append(run.job.id)
+        run.link_execution(f"exec-{run.job.id}")
+        time.sleep(4.0)  # the lease (embedded) is 1.5 s, stalled workers (fleet) are 2 s old
+
+    job = first.enqueue(JobRequest("long"))
+    assert job is not None
+    with Worker(first, {"long": long}), Worker(second, {"long": long}):
+        wait_for(lambda: state_of(first, job.id) == JobState.SUCCEEDED, timeout=30)
+    done = first.get(job.id)
+    assert runs == [job.id] and done is not None and done.attempts == 1 and done.last_error is None
+    assert done.execution_id == f"exec-{job.id}"
 
 
 @BACKENDS
