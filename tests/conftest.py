@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from circuit_host.circuitdb import CircuitDB, open_store
 from circuit_host.connectors.callout_destinations import parse_networks
@@ -172,3 +173,20 @@ def slow_reply(seconds: float) -> Handler:
         reply(200, b"late")(request)
 
     return handler
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped afterwards: Procrastinate's tables have fixed
+    names, and a server refuses to start beside tenants sealed under another master key."""
+    server = sa.engine.make_url(require_postgres())
+    name = f"circuit_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from circuit_host.jobs import EmbeddedJobQueue, JobQueue
 from circuit_host.jobs.fleet_queue import FleetJobQueue
-from tests.conftest import require_postgres
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database, dropped afterwards (Procrastinate's tables have fixed names)."""
-    server = sa.engine.make_url(require_postgres())
-    name = f"circuit_jobs_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture

@@ -7,20 +7,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy
+from pydantic import SecretStr
 
-from circuit_host.circuitdb.store import drop_tenant
+from circuit_host.platform import MasterKey
 from circuit_host.server import ServerSettings
 from circuit_host.server.state import ServerState
-from tests.conftest import require_postgres
 from tests.server.conftest import LiveServer, serve
 from tests.server.test_end_to_end import configure, deploy, ghl_contact, post_ghl
 
 
 @pytest.fixture
-def two_servers(tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
-    url = require_postgres()
-    states = [ServerState(ServerSettings(data_dir=tmp_path / name, db_url=url)) for name in ("a", "b")]
+def two_servers(tmp_path: Path, postgres_database: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two servers of one fleet: one database, one master key (each keeps its own data dir)."""
+    key = SecretStr(MasterKey.generate().encoded())
+    states = [
+        ServerState(ServerSettings(data_dir=tmp_path / name, db_url=postgres_database, master_key=key))
+        for name in ("a", "b")
+    ]
     first, second = serve(states[0], states[0].settings), serve(states[1], states[1].settings)
     try:
         yield next(first), next(second)
@@ -37,21 +40,15 @@ def test_a_rollback_on_one_server_takes_effect_on_the_other(
     a, b = two_servers
     tenant = a.tenant("shared")
     configure(a, tenant)
-    try:
-        with tenant.client(a) as on_a, tenant.client(b) as on_b:
-            deploy(on_a, vlpr_bundles["1.0.0"])
-            deploy(on_a, vlpr_bundles["1.1.0"])
-            assert [c["version"] for c in on_b.get("/v1/environments/production/circuits").json()] == ["1.1.0"]
-            on_b.post("/v1/environments/production/rollback", json={"circuit": "virtual_lpr"})
-            answer = post_ghl(on_a, tenant, ghl_contact())
-            assert answer.status_code == 200, answer.text
-            execution = on_a.get(f"/v1/executions/{answer.json()['executions'][0]['id']}").json()
-            assert execution["version"] == "virtual_lpr@1.0.0"  # server a already runs what b rolled back to
-            rows = on_b.get("/v1/query", params={"soql": "SELECT VLPR_Grade__c FROM Contact"}).json()["records"]
-            assert [r["VLPR_Grade__c"] for r in rows] == ["A"]  # one database: b sees what a committed
-            assert httpx.get(f"{b.url}/healthz", trust_env=False).status_code == 200
-    finally:
-        engine = sqlalchemy.create_engine(require_postgres(), isolation_level="AUTOCOMMIT")
-        for env in ("dev", "staging", "production"):
-            drop_tenant(engine, f"{tenant.id}:{env}")
-        engine.dispose()
+    with tenant.client(a) as on_a, tenant.client(b) as on_b:
+        deploy(on_a, vlpr_bundles["1.0.0"])
+        deploy(on_a, vlpr_bundles["1.1.0"])
+        assert [c["version"] for c in on_b.get("/v1/environments/production/circuits").json()] == ["1.1.0"]
+        on_b.post("/v1/environments/production/rollback", json={"circuit": "virtual_lpr"})
+        answer = post_ghl(on_a, tenant, ghl_contact())
+        assert answer.status_code == 200, answer.text
+        execution = on_a.get(f"/v1/executions/{answer.json()['executions'][0]['id']}").json()
+        assert execution["version"] == "virtual_lpr@1.0.0"  # server a already runs what b rolled back to
+        rows = on_b.get("/v1/query", params={"soql": "SELECT VLPR_Grade__c FROM Contact"}).json()["records"]
+        assert [r["VLPR_Grade__c"] for r in rows] == ["A"]  # one database: b sees what a committed
+        assert httpx.get(f"{b.url}/healthz", trust_env=False).status_code == 200
