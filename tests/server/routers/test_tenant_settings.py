@@ -18,6 +18,7 @@ from tests.server.routers.conftest import OTHER_SCOPE, Tenant, ghl_signed, probl
 from tests.server.test_end_to_end import ghl_contact
 
 NEW_SECRET = "a-new-generic-secret-0123456789abcdef"
+ACCEPTED = (200, 202)  # run at once, or queued for a job worker
 
 
 def settings(tenant: Tenant) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def test_a_patch_changes_only_the_settings_it_names_and_they_take_effect(acme: T
 
 
 def test_null_clears_an_optional_setting_and_returns_another_to_its_default(acme: Tenant) -> None:
-    assert ghl_webhook_status(acme) == 200
+    assert ghl_webhook_status(acme) in ACCEPTED
     assert patch(acme, {"rate_limit_per_minute": 50}).json()["rate_limit_per_minute"] == 50
     cleared = patch(acme, {"ghl_public_key": None, "rate_limit_per_minute": None}).json()
     assert cleared["ghl_public_key"] is None
@@ -119,7 +120,7 @@ def test_a_malformed_ghl_public_key_is_refused_and_the_configured_key_keeps_work
     detail = problem(patch(acme, {"ghl_public_key": bad_key}), 422)["detail"]
     assert detail.startswith("settings.ghl_public_key: ")
     assert settings(acme) == before
-    assert ghl_webhook_status(acme) == 200  # still verified with the key that was there
+    assert ghl_webhook_status(acme) in ACCEPTED  # still verified with the key that was there
 
 
 def test_a_new_ghl_public_key_is_used_for_the_next_webhook(acme: Tenant) -> None:
@@ -128,7 +129,7 @@ def test_a_new_ghl_public_key_is_used_for_the_next_webhook(acme: Tenant) -> None
     assert patch(acme, {"ghl_public_key": pem}).status_code == 200
     assert ghl_webhook_status(acme) == 401  # signed with the old key
     acme.ghl_key = new_key
-    assert ghl_webhook_status(acme) == 200
+    assert ghl_webhook_status(acme) in ACCEPTED
 
 
 def test_every_change_is_audited_with_who_and_which_names_never_values(acme: Tenant) -> None:
