@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .errors import CircuitError
+
+STREAM_READ_TIMEOUT_S = 60.0  # the stream sends a keepalive every 15 s; silence this long means it broke
 
 
 class ApiError(CircuitError):
@@ -36,12 +40,7 @@ class Client:
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach the server: {exc}") from None
         if response.status_code >= 400:
-            try:
-                problem = response.json()
-                message = f"{problem.get('title', 'error')}: {problem.get('detail', '')}".rstrip(": ")
-            except ValueError:
-                message = response.text[:500]
-            raise ApiError(f"HTTP {response.status_code}: {message}")
+            raise _problem(response)
         return response.json() if response.content else None
 
     def upload_bundle(self, path: Path) -> dict[str, Any]:
@@ -74,6 +73,41 @@ class Client:
         params = {k: v for k, v in filters.items() if v is not None}
         result: dict[str, Any] = self._call("GET", "/v1/executions", params=params)
         return result
+
+    def stream_executions(
+        self, logs: bool = True, last_event_id: str | None = None, **filters: Any
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The live tail (``GET /v1/executions/stream``): ``(event, data)`` as the server sends them,
+        ``execution`` then its ``log`` lines. It ends when the server ends the stream; pass the last
+        execution's id as ``last_event_id`` to go on from there."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        params["logs"] = "true" if logs else "false"
+        headers = {"accept": "text/event-stream"}
+        if last_event_id:
+            headers["last-event-id"] = last_event_id
+        timeout = httpx.Timeout(60, read=STREAM_READ_TIMEOUT_S)
+        try:
+            with self._http.stream(
+                "GET", "/v1/executions/stream", params=params, headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _problem(response)
+                event, data = "message", list[str]()
+                for line in response.iter_lines():
+                    if not line:
+                        if data:
+                            yield event, json.loads("\n".join(data))
+                        event, data = "message", []
+                        continue
+                    name, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if name == "event":
+                        event = value
+                    elif name == "data":
+                        data.append(value)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"the stream from the server broke off: {exc}") from None
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/executions/{execution_id}")
@@ -128,6 +162,16 @@ class Client:
     def retry_job(self, job_id: int) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{int(job_id)}/retry")
         return result
+
+
+def _problem(response: httpx.Response) -> ApiError:
+    """The server's problem document as an error in its own words."""
+    try:
+        problem = response.json()
+        message = f"{problem.get('title', 'error')}: {problem.get('detail', '')}".rstrip(": ")
+    except ValueError:
+        message = response.text[:500]
+    return ApiError(f"HTTP {response.status_code}: {message}")
 
 
 def _segment(text: str) -> str:

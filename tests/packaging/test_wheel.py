@@ -96,6 +96,8 @@ def test_the_wheel_carries_the_sdks_the_abi_and_the_examples_without_build_outpu
         assert data + shipped in names
     assert "circuit_host/migrations/script.py.mako" in names  # new revisions can be made from an install
     assert "circuit_host/migrations/versions/control_plane/r0001_baseline.py" in names
+    for served_file in ("index.html", "js/app.js", "js/pages/overview.js", "vendor/swagger-ui/swagger-ui-bundle.js"):
+        assert f"circuit_host/dashboard/static/{served_file}" in names  # /dashboard and /docs, offline
     outputs = [n for n in names if re.search(r"(/|^)(zig-cache|\.zig-cache|zig-out|build|__pycache__)/|\.wasm$", n)]
     assert outputs == []
 
@@ -188,3 +190,13 @@ def test_circuit_serve_bootstraps_the_packaged_demo_and_answers(served: tuple[st
     )
     assert circuits.status_code == 200
     assert [c["name"] for c in circuits.json()] == ["virtual_lpr"]
+
+
+def test_the_installed_server_serves_the_dashboard_and_the_docs_from_the_package(served: tuple[str, str]) -> None:
+    url, _ = served
+    index = httpx.get(f"{url}/dashboard/", trust_env=False)
+    assert index.status_code == 200 and 'src="js/app.js"' in index.text
+    for asset in ("js/app.js", "js/pages/execution.js", "style.css", "vendor/swagger-ui/swagger-ui-bundle.js"):
+        assert httpx.get(f"{url}/dashboard/{asset}", trust_env=False).status_code == 200, asset
+    docs = httpx.get(f"{url}/docs", trust_env=False).text
+    assert "/dashboard/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "cdn." not in docs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,29 +57,37 @@ def cmd_rollback(args: argparse.Namespace, settings: HostSettings) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, settings: HostSettings) -> int:
-    import time
-
+    """The newest executions; with ``--tail``, then each new one as the server streams it (the
+    dashboard's live tail), reconnecting where it left off when the stream ends."""
     client = api_client(args)
-    seen: set[str] = set()
+    filters = {"env": args.env, "circuit": args.circuit, "status": args.status}
     try:
-        while True:
-            page = client.executions(env=args.env, circuit=args.circuit, status=args.status, limit=args.limit)
-            for entry in reversed(page["executions"]):
-                if entry["id"] in seen:
-                    continue
-                seen.add(entry["id"])
-                print(
-                    f"{entry['started_at']} {entry['env']:<10} {entry['status']:<15} {entry['trigger']} {entry['id']}"
-                )
-                if args.verbose_log:
-                    print(client.execution(entry["id"])["debug_log"])
-            if not args.tail:
-                return 0
+        page = client.executions(**filters, limit=args.limit)["executions"]
+        for entry in reversed(page):
+            print_execution(entry)
+            if args.verbose_log:
+                print(client.execution(entry["id"])["debug_log"], flush=True)
+        last = page[0]["id"] if page else None
+        while args.tail:
+            for event, data in client.stream_executions(logs=args.verbose_log, last_event_id=last, **filters):
+                if event == "execution":
+                    print_execution(data)
+                    last = data["id"]
+                elif event == "log":
+                    print(data["line"], flush=True)
+                elif event == "gap":
+                    print(f"… {data['detail']}", flush=True)
             time.sleep(args.interval)
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:
         client.close()
+
+
+def print_execution(entry: dict[str, Any]) -> None:
+    line = f"{entry['started_at']} {entry['env']:<10} {entry['status']:<15} {entry['trigger']} {entry['id']}"
+    print(line, flush=True)
 
 
 def remote_parser(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -111,12 +120,12 @@ def register(sub: Any) -> None:
     rollback.add_argument("--circuit", required=True)
     rollback.add_argument("--to", default=None, help="the version to return to (default: the previous one)")
     rollback.set_defaults(func=cmd_rollback)
-    logs = remote("logs", "list executions; --tail follows new ones")
+    logs = remote("logs", "list executions; --tail follows new ones as the server streams them")
     logs.add_argument("--tail", action="store_true")
     logs.add_argument("--env", default=None)
     logs.add_argument("--circuit", default=None)
     logs.add_argument("--status", default=None)
     logs.add_argument("--limit", type=int, default=20)
-    logs.add_argument("--interval", type=float, default=1.0)
+    logs.add_argument("--interval", type=float, default=1.0, help="seconds before reconnecting an ended stream")
     logs.add_argument("--debug-log", dest="verbose_log", action="store_true", help="print each debug log too")
     logs.set_defaults(func=cmd_logs)

@@ -60,9 +60,13 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
             print("  production webhooks:")
             for source, url in boot.webhook_urls.items():
                 print(f"    {source:<15} {url}")
+        print(f"  dashboard:   {public}/dashboard/   (sign in with an API key)")
         print(f"  API docs:    {public}/docs", flush=True)
         app = create_app(server_settings, state)
-        uvicorn.run(app, host=server_settings.host, port=server_settings.port, log_level="warning")
+        # Open dashboard streams (server-sent events) never end on their own: give them 5 s at shutdown.
+        uvicorn.run(
+            app, host=server_settings.host, port=server_settings.port, log_level="warning", timeout_graceful_shutdown=5
+        )
     finally:
         state.close()
         if tracer_provider is not None:

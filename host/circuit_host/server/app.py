@@ -13,6 +13,7 @@ from .ratelimit import RateLimiter
 from .routers import (
     bundles,
     credentials,
+    dashboard,
     environments,
     executions,
     hooks,
@@ -20,8 +21,11 @@ from .routers import (
     keys,
     outbox,
     records,
+    stats,
     tenant_settings,
+    whoami,
 )
+from .routers.execution_stream import stream_router
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -43,11 +47,14 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         version="1.0.0",
         description="CRM webhooks in, sandboxed circuits run, deploys managed, executions stored.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by routers/dashboard.py: /docs works offline
+        redoc_url=None,
     )
     app.state.circuit = server_state
     app.state.limiter = RateLimiter()
     problems.install(app)
     for router in (
+        stream_router(),  # /v1/executions/stream, before /v1/executions/{execution_id} matches it
         hooks.router,
         records.router,
         bundles.router,
@@ -58,8 +65,11 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         credentials.router,
         outbox.router,
         jobs.router,
+        stats.router,
+        whoami.router,
     ):
         app.include_router(router)
+    dashboard.install(app)  # /dashboard/ and /docs, from the package
 
     app.add_middleware(
         MaxBodySize,
