@@ -33,6 +33,7 @@ from circuit_host.migrations import (
     crm_outbox,
     current_revisions,
     upgrade,
+    webhook_inbox,
 )
 from circuit_host.migrations.__main__ import main as migrations_command
 from circuit_host.migrations.versions.control_plane.r0001_baseline import tables as baseline_tables
@@ -45,7 +46,7 @@ from tests.conftest import TEST_BOX, require_postgres
 
 DATA_V0 = Path(__file__).parent / "fixtures" / "data-v0"
 FIXTURE = json.loads((DATA_V0 / "fixture.json").read_text())
-HEADS = {"control_plane": {"0005"}, "circuitdb": {"0001"}, "outbox": {"0002"}}
+HEADS = {"control_plane": {"0005"}, "circuitdb": {"0002"}, "outbox": {"0002"}, "inbox": {"0001"}}
 """The newest revision of each schema (``MigratedSchema.name``)."""
 
 
@@ -170,12 +171,13 @@ def test_a_database_from_a_newer_circuit_script_is_refused(tmp_path: Path) -> No
 
 def test_a_fresh_database_is_created_at_the_newest_revision(tmp_path: Path) -> None:
     engine = make_engine(tmp_path / "fresh.sqlite3")
-    for schema in (control_plane("cs_"), circuitdb_definitions(), crm_outbox("crm_")):
+    for schema in (control_plane("cs_"), circuitdb_definitions(), crm_outbox("crm_"), webhook_inbox("cs_")):
         upgrade(engine, schema)
         upgrade(engine, schema)  # a second start finds nothing to do
         assert current_revisions(engine, schema) == HEADS[schema.name]
     names = set(sa.inspect(engine).get_table_names())
-    assert {"cs_tenants", "cs_gate_runs", "circuitdb_schema", "crm_outbox", "crm_id_map"} <= names
+    expected = {"cs_tenants", "cs_gate_runs", "circuitdb_schema", "circuitdb_receipts", "crm_outbox", "crm_id_map"}
+    assert expected | {"cs_webhook_inbox"} <= names
     engine.dispose()
 
 

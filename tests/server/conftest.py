@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,6 +82,28 @@ class LiveServer:
             },
         )
         return Tenant(tenant.id, key, ghl_key)
+
+
+def applied(client: httpx.Client, answer: httpx.Response, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The inbox entries of a webhook answered 202, once workers have settled them (applied, or dead):
+    what a test asserts instead of sleeping. Each entry's ``execution`` is its execution, when it had one."""
+    assert answer.status_code == 202, answer.text
+    ids = answer.json()["inbox_ids"]
+    deadline = time.monotonic() + timeout
+    entries = []
+    for entry_id in ids:
+        while (entry := client.get(f"/v1/inbox/{entry_id}").json())["state"] == "pending":
+            assert time.monotonic() < deadline, f"inbox entry {entry_id} was not applied: {entry}"
+            time.sleep(0.02)
+        if entry["execution_id"]:
+            entry["execution"] = client.get(f"/v1/executions/{entry['execution_id']}").json()
+        entries.append(entry)
+    return entries
+
+
+def executions_of(client: httpx.Client, answer: httpx.Response) -> list[dict[str, Any]]:
+    """The executions that applied a webhook answered 202 (``applied``), one per entry that ran one."""
+    return [e["execution"] for e in applied(client, answer) if "execution" in e]
 
 
 def serve(state: ServerState, settings: ServerSettings) -> Iterator[LiveServer]:

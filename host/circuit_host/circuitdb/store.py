@@ -57,12 +57,14 @@ from .schema import (
     record_id_prefix,
 )
 from .tables import (
+    RECEIPTS_TABLE,
     SCHEMA_TABLE,
     add_column,
     begin_migration,
     build_table,
     drop_table,
     existing_columns,
+    receipts_table,
     schema_table,
     table_name,
     tenant_prefix,
@@ -197,10 +199,22 @@ class CircuitDB:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def begin(self) -> CircuitTransaction:
+    def begin(self, receipts: Sequence[str] = ()) -> CircuitTransaction:
+        """A transaction; ``receipts`` (host only): keys of outside work it applies, recorded by its
+        commit, which fails (``AlreadyApplied``) if any was recorded before (see ``receipts``)."""
         if self._closed:
             raise RuntimeError("records store is closed")
-        return CircuitTransaction(self, self.engine.connect())
+        return CircuitTransaction(self, self.engine.connect(), receipts)
+
+    def receipts(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` a committed transaction recorded: that work is in the records already."""
+        r = receipts_table.c
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                found.update(conn.execute(sa.select(r.key).where(r.tenant == self.tenant, r.key.in_(chunk))).scalars())
+        return found
 
     def close(self) -> None:
         if self._closed:
@@ -320,6 +334,8 @@ def drop_tenant(engine: Engine, tenant: str) -> None:
                     drop_table(conn, name)
                 if start + _DROP_BATCH >= len(names) and sa.inspect(conn).has_table(SCHEMA_TABLE):
                     conn.execute(schema_table.delete().where(schema_table.c.tenant == tenant))
+                if start + _DROP_BATCH >= len(names) and sa.inspect(conn).has_table(RECEIPTS_TABLE):
+                    conn.execute(receipts_table.delete().where(receipts_table.c.tenant == tenant))
                 conn.exec_driver_sql("COMMIT")
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
@@ -467,12 +483,19 @@ def _check_limits(stored: _Stored, limits: SchemaLimits, objects_before: int, fi
             )
 
 
+class AlreadyApplied(CircuitError):
+    """A transaction's receipt was recorded by an earlier commit: the work it applies is in already."""
+
+    kind = "already_applied"
+
+
 class CircuitTransaction:
     """One execution's transaction on its own connection; see the module docstring."""
 
-    def __init__(self, db: CircuitDB, conn: Connection) -> None:
+    def __init__(self, db: CircuitDB, conn: Connection, receipts: Sequence[str] = ()) -> None:
         self._db = db
         self._conn = conn
+        self._receipts = list(receipts)
         self._state: Literal["idle", "reading", "writing", "closed"] = "idle"
         self._savepoints = 0
 
@@ -512,6 +535,16 @@ class CircuitTransaction:
             self._conn.close()
 
     def commit(self) -> None:
+        if self._receipts and self._state != "closed":
+            self._enter("writing")
+            try:
+                recorded = datetime.now(UTC).replace(tzinfo=None)
+                self._conn.execute(
+                    receipts_table.insert(),
+                    [{"tenant": self._db.tenant, "key": k, "recorded_at": recorded} for k in self._receipts],
+                )
+            except sa.exc.IntegrityError:
+                raise AlreadyApplied(f"already applied: {', '.join(self._receipts[:5])}") from None
         self._finish("COMMIT")
 
     def rollback(self) -> None:

@@ -36,6 +36,14 @@ schema_table = sa.Table(
     sa.Column("field", sa.String(64), primary_key=True),  # "" for the object itself
     sa.Column("definition", sa.Text, nullable=False),  # JSON
 )
+RECEIPTS_TABLE = "circuitdb_receipts"
+receipts_table = sa.Table(
+    RECEIPTS_TABLE,
+    _metadata,
+    sa.Column("tenant", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),  # e.g. ``inbox:<id>``: work applied from outside
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -69,8 +69,13 @@ def job_queue(prefix: str = "cs_") -> MigratedSchema:
     return MigratedSchema("jobs", prefix)
 
 
+def webhook_inbox(prefix: str = "cs_") -> MigratedSchema:
+    """The webhook inbox (``platform/inbox_rows.py``), on the control-plane database beside the jobs."""
+    return MigratedSchema("inbox", prefix)
+
+
 # with default prefixes
-SCHEMAS = {s.name: s for s in (control_plane(), circuitdb_definitions(), crm_outbox(), job_queue())}
+SCHEMAS = {s.name: s for s in (control_plane(), circuitdb_definitions(), crm_outbox(), job_queue(), webhook_inbox())}
 
 
 def alembic_config(schema: MigratedSchema, connection: Connection | None = None) -> Config:

@@ -69,8 +69,17 @@ class TenantSettings(BaseModel):
         description="Private networks (e.g. 10.1.2.0/24) callouts may reach; loopback, private, link-local "
         "and reserved addresses are refused otherwise.",
     )
-    coalesce_window_ms: int = Field(0, ge=0, le=60_000, description="Window to batch webhooks per object.")
+    coalesce_window_ms: int = Field(
+        0,
+        ge=0,
+        le=60_000,
+        description="How long a stored webhook waits before its apply job runs, gathering the changes of the "
+        "same object and action that arrive meanwhile into batches of up to 200 records.",
+    )
     execution_retention_days: int = Field(30, ge=1, le=3650)
+    max_job_chain_depth: int = Field(
+        5, ge=1, le=50, description="How many queueable jobs deep a chain may go (jobs.enqueue from a job's job...)."
+    )
     max_stored_executions: int = Field(
         100_000, ge=1, le=100_000_000, description="Executions kept; the housekeeping purge deletes the oldest beyond."
     )

@@ -17,6 +17,7 @@ from .routers import (
     environments,
     executions,
     hooks,
+    inbox,
     jobs,
     keys,
     outbox,
@@ -36,6 +37,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server_state.inbox.recover()  # stored webhooks whose apply job is gone get one (server/webhook_inbox.py)
         server_state.jobs.start()  # job worker threads and periodic jobs (server/server_jobs.py)
         server_state.crm_outbox.start()  # sends committed CRM writes (server/crm_outbox.py)
         yield
@@ -56,6 +58,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     for router in (
         stream_router(),  # /v1/executions/stream, before /v1/executions/{execution_id} matches it
         hooks.router,
+        inbox.router,
         records.router,
         bundles.router,
         environments.router,

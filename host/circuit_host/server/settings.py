@@ -72,6 +72,12 @@ class ServerSettings(BaseSettings):
         default_factory=RetryPolicy, description="How CRM writes are retried, and when they are dead-lettered."
     )
     outbox_poll_s: float = Field(1.0, gt=0, description="How often the outbox dispatcher looks for due CRM writes.")
+    inbox_max_attempts: int = Field(
+        5, ge=1, le=100, description="Attempts at applying a stored webhook before it is dead-lettered."
+    )
+    inbox_backoff_s: float = Field(
+        2.0, ge=0, description="Wait after a webhook's first failed attempt; doubled after each further one."
+    )
 
     @model_validator(mode="after")
     def _public_url_default(self) -> ServerSettings:

@@ -9,8 +9,8 @@ next request, while executions already running finish on the version they starte
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,14 +26,15 @@ from ..execution.callout_policy import NamedCredential
 from ..execution.execution_timeline import ExecutionTimeline
 from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
 from ..execution.limits import RESOURCES, LimitsProfile
+from ..jobs import RetryPolicy
 from ..migrations import control_plane
 from ..observability import Telemetry
 from ..platform import ENVIRONMENTS, BundleInfo, Conflict, ExecutionEntry, NotFound, TenantSettings, records_tenant
 from ..sandbox.runtime import Runtime
 from ..testing import TestReport, outside_sdk, run_test_module
 from ..testing.runner import TestBudget
-from ..triggers import TRIGGER_CHUNK_SIZE, TriggerBinding, TriggerRegistry
-from ..webhooks import Change, CoalesceKey, Coalescer
+from ..triggers import TriggerBinding, TriggerRegistry
+from ..webhooks import Change
 from .admission import ExecutionAdmission
 from .changes import as_dml
 from .crm_outbox import CrmOutbox
@@ -42,9 +43,9 @@ from .master_key import open_platform
 from .records_files import open_records, split_shared_records
 from .server_jobs import ServerJobs
 from .settings import ServerSettings
+from .webhook_inbox import ReceiptedRecords, WebhookInbox
 
 log = structlog.get_logger("circuit.server")
-REPLAY_TTL_S = 7 * 24 * 3600
 GATED_ENVIRONMENTS = frozenset({"staging", "production"})
 # The gate runs inside the deploy request: bounded in tests and time, and what it keeps of a refusal.
 GATE_BUDGET = TestBudget(max_tests=200, max_seconds=120.0)
@@ -85,76 +86,37 @@ class ServerState:
         self._stores: dict[str, CircuitDB] = {}
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
-        self._coalescers: dict[str, tuple[int, Coalescer]] = {}
         self.jobs = ServerJobs(self.platform, settings.platform_url, settings.job_workers)  # starts with the app
-
-    def coalescer(self, tenant_id: str, window_ms: int) -> Coalescer:
-        """The tenant's webhook batcher: bursts per (env, object, action) become one execution of <= 200 records."""
-        with self._lock:
-            current = self._coalescers.get(tenant_id)
-            if current is not None and current[0] == window_ms:
-                return current[1]
-            coalescer = Coalescer(window_ms, max_records=TRIGGER_CHUNK_SIZE, flush=self._flush_batch)
-            self._coalescers[tenant_id] = (window_ms, coalescer)
-        if current is not None:
-            current[1].close()  # the window changed: deliver what the old batcher held
-        return coalescer
-
-    def _flush_batch(self, key: CoalesceKey, changes: list[Change]) -> None:
-        by_source: dict[str, list[Change]] = {}
-        for change in changes:
-            by_source.setdefault(change.source, []).append(change)
-        for source, batch in by_source.items():
-            merged = replace(batch[0], records=[r for c in batch for r in c.records], webhook_id=None)
-            self.apply_webhook_changes(key.tenant, key.env, source, [merged], [c.webhook_id for c in batch])
+        self.inbox = WebhookInbox(  # webhooks are stored, then applied by jobs (server/webhook_inbox.py)
+            self.platform,
+            self.jobs,
+            self.apply_webhook_changes,
+            lambda tenant_id, env, keys: self.store(tenant_id, env).receipts(keys),
+            RetryPolicy(settings.inbox_max_attempts, settings.inbox_backoff_s),
+        )
 
     def apply_webhook_changes(
-        self, tenant_id: str, env: str, source: str, changes: list[Change], webhook_ids: list[str | None]
+        self, tenant_id: str, env: str, source: str, changes: list[Change], receipts: Sequence[str] = ()
     ) -> list[ExecutionRecord]:
-        """Apply changes through the triggers. Their delivery ids were claimed at intake
-        (``claim_deliveries``); unless every execution succeeded they are released, so the sender's
-        retry is processed."""
+        """Apply webhook changes through the triggers, one execution each. ``receipts``: the inbox
+        rows they carry, recorded in the records transaction (not when a CRM holds the records)."""
         records: list[ExecutionRecord] = []
-        try:
-            crm = self.crm_outbox.selection(self.platform.tenants.get_settings(tenant_id), env)
-            for change in changes:
-                trigger = f"{source}:{change.object}.{change.action}"
-                if crm is not None:  # the records live in a CRM (server/crm_records.py)
-                    on = crm_change(crm, change)
-                    if on.rows:
-                        records.append(
-                            self.apply_change(tenant_id, env, on.op, on.object_name, on.rows, trigger, saved=on)
-                        )
-                    continue
-                op, rows, external_id = as_dml(self.store(tenant_id, env), change)
-                if rows:
-                    records.append(self.apply_change(tenant_id, env, op, change.object, rows, trigger, external_id))
-        finally:
-            if not all(r.status == "ok" for r in records) or len(records) < sum(1 for c in changes if c.records):
-                self.release_deliveries(tenant_id, source, webhook_ids)
+        crm = self.crm_outbox.selection(self.platform.tenants.get_settings(tenant_id), env)
+        for change in changes:
+            trigger = f"{source}:{change.object}.{change.action}"
+            if crm is not None:  # the records live in a CRM (server/crm_records.py)
+                on = crm_change(crm, change)
+                if on.rows:
+                    records.append(self.apply_change(tenant_id, env, on.op, on.object_name, on.rows, trigger, saved=on))
+                continue
+            op, rows, external_id = as_dml(self.store(tenant_id, env), change)
+            if rows:
+                records.append(
+                    self.apply_change(tenant_id, env, op, change.object, rows, trigger, external_id, receipts=receipts)
+                )
         return records
 
-    def claim_deliveries(self, tenant_id: str, source: str, delivery_ids: list[str | None]) -> bool:
-        """Claim every delivery id at intake, atomically per id (a unique row): False, with nothing
-        claimed, when any was already delivered: concurrent copies of one delivery apply once."""
-        claimed: list[str | None] = []
-        for delivery_id in dict.fromkeys(delivery_ids):
-            if not delivery_id:
-                continue
-            if not self.platform.webhooks.remember_webhook_id(tenant_id, source, delivery_id, REPLAY_TTL_S):
-                self.release_deliveries(tenant_id, source, claimed)
-                return False
-            claimed.append(delivery_id)
-        return True
-
-    def release_deliveries(self, tenant_id: str, source: str, delivery_ids: list[str | None]) -> None:
-        for delivery_id in dict.fromkeys(delivery_ids):
-            if delivery_id:
-                self.platform.webhooks.forget_webhook_id(tenant_id, source, delivery_id)
-
     def close(self) -> None:
-        for _, coalescer in self._coalescers.values():
-            coalescer.close()
         self.crm_outbox.close()
         self.jobs.close()
         for store in self._stores.values():
@@ -414,12 +376,14 @@ class ServerState:
         trigger: str,
         external_id: str = "Id",
         saved: CrmChange | None = None,
+        receipts: Sequence[str] = (),
     ) -> ExecutionRecord:
         """Save a change through the environment's triggers as one execution, and store the record.
 
         The tenant's settings are read once, here: the execution runs on them to its end (credentials,
         networks, limits, the CRM holding its records), whatever an operator changes meanwhile; the
-        next execution sees the change. ``saved``: a CRM change the CRM already holds.
+        next execution sees the change. ``saved``: a CRM change the CRM already holds. ``receipts``:
+        keys the records transaction records (``CircuitDB.begin``), for work applied once.
         """
         settings = self.platform.tenants.get_settings(tenant_id)
         deployed = self.deployed(tenant_id, env, settings)
@@ -427,9 +391,10 @@ class ServerState:
         circuit = ",".join(sorted(deployed.versions)) or "-"
         crm_records = self.crm_outbox.records_for(tenant_id, env, settings, saved)
         timeline = ExecutionTimeline(self.telemetry.execution_observer(tenant_id, env, circuit, trigger))
+        store = crm_records or self.store(tenant_id, env)
         executor = Executor(
             self.runtime,
-            crm_records or self.store(tenant_id, env),
+            ReceiptedRecords(store, receipts) if receipts and isinstance(store, CircuitDB) else store,
             self.http,
             triggers=deployed.registry,
             tenant=records_tenant(tenant_id, env),

@@ -1,13 +1,11 @@
-"""Source-neutral webhook intake: ``Change``, strict JSON, signing helpers, replay, coalescing.
+"""Source-neutral webhook intake: ``Change``, strict JSON, signing helpers, replay.
 
 What each source sends and how its authenticity is checked lives in its plugin
 (``connectors/crm/<source>/``), found through ``connectors.crm.crm_registry``. The server calls,
-per request, ``plugin.verify``, ``read_json_body`` then ``plugin.normalize``, then
-``check_replay``, and hands the changes to a ``Coalescer`` (or runs them directly).
-See README.md in this folder.
+per request, ``plugin.verify``, ``read_json_body`` then ``plugin.normalize``, and stores the
+changes in its durable inbox (``server/webhook_inbox.py``). See README.md in this folder.
 """
 
-from .coalesce import CoalesceKey, Coalescer, FlushFn
 from .errors import WebhookRejected
 from .model import ACTIONS, DEFAULT_LIMITS, Action, BodyLimits, Change, parse_json, read_json_body
 from .replay import InMemoryReplayGuard, ReplayGuard, check_replay
@@ -29,9 +27,6 @@ __all__ = [
     "BodyLimits",
     "Change",
     "CircuitSecretSettings",
-    "CoalesceKey",
-    "Coalescer",
-    "FlushFn",
     "HmacKeys",
     "InMemoryReplayGuard",
     "ReplayGuard",

@@ -95,7 +95,13 @@ def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, module_cache: Path) -> Iterator[tuple[FastAPI, ServerState]]:
     data = tmp_path_factory.mktemp("server") / "data"
-    settings = ServerSettings(data_dir=data, cache_dir=module_cache, max_request_bytes=256 * 1024)
+    settings = ServerSettings(
+        data_dir=data,
+        cache_dir=module_cache,
+        max_request_bytes=256 * 1024,
+        inbox_max_attempts=3,  # a failing webhook is dead-lettered in a fraction of a second
+        inbox_backoff_s=0.05,
+    )
     state = ServerState(settings)
     try:
         yield create_app(settings, state), state

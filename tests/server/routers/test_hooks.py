@@ -1,15 +1,17 @@
-"""/v1/hooks: CRM webhooks in, authenticated per source, de-duplicated, run through the deployed triggers.
+"""/v1/hooks and /v1/inbox: CRM webhooks in, authenticated per source, stored, then run through the
+deployed triggers by workers.
 
 Two ways in: an environment's secret URL (``/v1/hooks/{source}/{token}``, no API key) or an API
 key with the ``webhook`` scope (``/v1/hooks/{source}?env=``). Either way the body must be
 authentic (GoHighLevel's Ed25519 signature; ``X-Circuit-Signature`` for generic and Salesforce
-CDC relays) and fresh; a webhook id seen before is a replay.
+CDC relays) and fresh. An accepted delivery is stored in the inbox and answered 202 with its
+inbox ids; a delivery stored before is answered ``200 {"duplicate": true}``. Tests wait for the
+inbox entries to be applied (``applied``) rather than sleeping.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.server.conftest import GHL_LOCATION
+from tests.server.conftest import GHL_LOCATION, applied, executions_of
 from tests.server.routers.conftest import (
     OTHER_SCOPE,
     Tenant,
@@ -64,14 +66,10 @@ def ghl_contacts(tenant: Tenant, env: str = "dev") -> list[dict[str, Any]]:
     return query(tenant.admin, "SELECT LastName, GHL_Id__c FROM Contact", env=env)
 
 
-def batch_executions(tenant: Tenant) -> list[dict[str, Any]]:
-    """The executions listed once the coalescing window has closed and its batch has run."""
-    deadline = time.monotonic() + 10
-    while not (executions := tenant.admin.get("/v1/executions").json()["executions"]):
-        assert time.monotonic() < deadline, "the batch was never run"
-        time.sleep(0.05)
-    listed: list[dict[str, Any]] = executions
-    return listed
+def duplicate(answer: httpx.Response) -> None:
+    """A repeated delivery: 200 so the sender stops retrying, and nothing stored."""
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"duplicate": True}
 
 
 @pytest.fixture
@@ -87,9 +85,10 @@ def lpr(acme: Tenant, vlpr_bundles: dict[str, Path]) -> Tenant:
 def test_a_signed_ghl_contact_runs_the_trigger_in_the_urls_environment(lpr: Tenant) -> None:
     anonymous = lpr.client(None)
     answer = post(anonymous, hook_path(lpr, "ghl"), ghl_signed(lpr.ghl_key, ghl_contact()))
-    assert answer.status_code == 200, answer.text
-    [execution] = answer.json()["executions"]
-    assert execution["status"] == "ok" and answer.json()["queued"] == 0
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["accepted"] == 1 and len(answer.json()["inbox_ids"]) == 1
+    [execution] = executions_of(lpr.admin, answer)
+    assert execution["status"] == "ok"
     [contact] = query(lpr.admin, "SELECT LastName, GHL_Id__c, VLPR_Grade__c FROM Contact")
     assert (contact["LastName"], contact["GHL_Id__c"], contact["VLPR_Grade__c"]) == ("Raman", "ghl-contact-1", "A")
     assert contacts(lpr, "production") == []
@@ -100,19 +99,20 @@ def test_a_signed_ghl_contact_runs_the_trigger_in_the_urls_environment(lpr: Tena
 def test_an_api_key_with_the_webhook_scope_may_post_to_a_named_environment(lpr: Tenant) -> None:
     hooks = lpr.client(lpr.key("webhook"))
     answer = post(hooks, "/v1/hooks/ghl?env=dev", ghl_signed(lpr.ghl_key, ghl_contact()))
-    assert answer.status_code == 200, answer.text
+    assert [e["state"] for e in applied(lpr.admin, answer)] == ["applied"]
     assert [c["GHL_Id__c"] for c in ghl_contacts(lpr)] == ["ghl-contact-1"]
     default = post(hooks, "/v1/hooks/ghl", ghl_signed(lpr.ghl_key, ghl_contact(id="ghl-contact-2")))
-    assert default.status_code == 200, default.text
+    assert [e["env"] for e in applied(lpr.admin, default)] == ["production"]
     assert [c["GHL_Id__c"] for c in ghl_contacts(lpr, "production")] == ["ghl-contact-2"]  # production by default
 
 
 def test_a_ghl_update_updates_the_contact_it_created(lpr: Tenant) -> None:
     path = hook_path(lpr, "ghl")
-    assert post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact())).status_code == 200
+    applied(lpr.admin, post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact())))
     update = ghl_contact(type="ContactUpdate", lastName="Raman-Iyer")
-    answer = post(lpr.admin, path, ghl_signed(lpr.ghl_key, update))
-    assert answer.status_code == 200, answer.text
+    assert [e["state"] for e in applied(lpr.admin, post(lpr.admin, path, ghl_signed(lpr.ghl_key, update)))] == [
+        "applied"
+    ]
     assert [(c["LastName"], c["GHL_Id__c"]) for c in ghl_contacts(lpr)] == [("Raman-Iyer", "ghl-contact-1")]
 
 
@@ -153,11 +153,13 @@ def test_an_authentic_ghl_event_of_an_unsupported_type_is_422_naming_the_support
     assert contacts(lpr) == []
 
 
-def test_a_replayed_webhook_is_409_and_runs_once(lpr: Tenant) -> None:
+def test_a_replayed_webhook_is_a_200_duplicate_and_runs_once(lpr: Tenant) -> None:
     path = hook_path(lpr, "ghl")
     signed = ghl_signed(lpr.ghl_key, ghl_contact())
-    assert post(lpr.admin, path, signed).status_code == 200
-    assert problem(post(lpr.admin, path, signed), 409)["title"] == "Replay"
+    first = post(lpr.admin, path, signed)
+    duplicate(post(lpr.admin, path, signed))  # while the first waits to be applied
+    applied(lpr.admin, first)
+    duplicate(post(lpr.admin, path, signed))  # and after
     assert len(contacts(lpr)) == 1
     assert len(lpr.admin.get("/v1/executions").json()["executions"]) == 1
 
@@ -168,8 +170,7 @@ def test_a_replayed_webhook_is_409_and_runs_once(lpr: Tenant) -> None:
 def test_a_signed_generic_event_runs_the_trigger(lpr: Tenant) -> None:
     event = generic_event({"LastName": "Generic", "Email": "g@globex.io", "Company_Size__c": 250})
     answer = post(lpr.admin, hook_path(lpr, "generic"), generic_signed(event))
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["executions"][0]["status"] == "ok"
+    assert [e["status"] for e in executions_of(lpr.admin, answer)] == ["ok"]
     [contact] = query(lpr.admin, "SELECT LastName, VLPR_Grade__c FROM Contact")
     assert contact["LastName"] == "Generic" and contact["VLPR_Grade__c"] in {"A", "B", "C", "D"}
 
@@ -199,23 +200,53 @@ def test_without_a_configured_secret_no_signature_is_accepted(lpr: Tenant) -> No
     assert contacts(lpr) == []
 
 
-def test_a_replayed_generic_event_id_is_409(lpr: Tenant) -> None:
+def test_a_replayed_generic_event_id_is_a_duplicate(lpr: Tenant) -> None:
     path = hook_path(lpr, "generic")
-    assert (
-        post(lpr.admin, path, generic_signed(generic_event({"LastName": "Once"}, event_id="evt-1"))).status_code == 200
-    )
+    applied(lpr.admin, post(lpr.admin, path, generic_signed(generic_event({"LastName": "Once"}, event_id="evt-1"))))
     again = generic_signed(generic_event({"LastName": "Twice"}, event_id="evt-1"))  # freshly signed, same id
-    problem(post(lpr.admin, path, again), 409)
+    duplicate(post(lpr.admin, path, again))
     assert contacts(lpr) == ["Once"]
 
 
-def test_a_webhook_whose_execution_failed_may_be_sent_again(lpr: Tenant) -> None:
+def test_a_webhook_that_keeps_failing_is_retried_then_dead_lettered_and_can_be_retried(lpr: Tenant) -> None:
     path = hook_path(lpr, "generic")
     failing = generic_event({"FirstName": "No last name"}, event_id="evt-retry")
     answer = post(lpr.admin, path, generic_signed(failing))
-    assert answer.status_code == 200 and answer.json()["executions"][0]["status"] == "error"
-    retried = post(lpr.admin, path, generic_signed(failing))
-    assert retried.status_code == 200, retried.text  # not a replay: it never took effect
+    [entry] = applied(lpr.admin, answer)  # three attempts with backoff (this module's server settings)
+    assert (entry["state"], entry["attempts"]) == ("dead", 3)
+    assert "LastName" in entry["last_error"] and entry["execution"]["status"] == "error"
+    dead = lpr.admin.get("/v1/inbox", params={"state": "dead"}).json()["entries"]
+    assert [e["id"] for e in dead] == [entry["id"]]
+    assert lpr.admin.get("/v1/inbox", params={"state": "applied"}).json()["entries"] == []
+    duplicate(post(lpr.admin, path, generic_signed(failing)))  # the sender's retry does not run it again
+    problem(lpr.client(lpr.key("read")).post(f"/v1/inbox/{entry['id']}/retry"), 403)
+    retried = lpr.admin.post(f"/v1/inbox/{entry['id']}/retry")
+    assert retried.status_code == 200 and retried.json()["state"] == "pending", retried.text
+    problem(lpr.admin.post(f"/v1/inbox/{entry['id']}/retry"), 409)  # pending: nothing to retry
+    deadline = time.monotonic() + 20
+    while lpr.admin.get(f"/v1/inbox/{entry['id']}").json()["state"] == "pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert lpr.admin.get(f"/v1/inbox/{entry['id']}").json()["attempts"] == 3  # a full round again
+    assert contacts(lpr) == []
+
+
+def test_one_failing_delivery_in_a_batch_fails_alone(lpr: Tenant) -> None:
+    lpr.configure(coalesce_window_ms=300)
+    path = hook_path(lpr, "generic")
+    good = post(lpr.admin, path, generic_signed(generic_event({"LastName": "Good"})))
+    bad = post(lpr.admin, path, generic_signed(generic_event({"FirstName": "No last name"})))
+    also = post(lpr.admin, path, generic_signed(generic_event({"LastName": "Also"})))
+    assert [e["state"] for a in (good, bad, also) for e in applied(lpr.admin, a)] == ["applied", "dead", "applied"]
+    assert contacts(lpr) == ["Also", "Good"]
+
+
+def test_another_tenants_inbox_entries_are_not_found(lpr: Tenant, globex: Tenant) -> None:
+    answer = post(lpr.admin, hook_path(lpr, "generic"), generic_signed(generic_event({"LastName": "Mine"})))
+    [entry] = applied(lpr.admin, answer)
+    problem(globex.admin.get(f"/v1/inbox/{entry['id']}"), 404)
+    problem(globex.admin.post(f"/v1/inbox/{entry['id']}/retry"), 404)
+    assert globex.admin.get("/v1/inbox").json()["entries"] == []
 
 
 @pytest.mark.parametrize(
@@ -234,8 +265,7 @@ def test_an_authentic_but_malformed_body_is_refused(lpr: Tenant, body: bytes, co
 
 def test_a_salesforce_cdc_create_is_keyed_by_the_salesforce_id(lpr: Tenant) -> None:
     answer = post(lpr.admin, hook_path(lpr, "salesforce-cdc"), generic_signed(json.loads(SFDC_CREATE.read_text())))
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["executions"][0]["status"] == "ok"
+    assert [e["status"] for e in executions_of(lpr.admin, answer)] == ["ok"]
     rows = query(lpr.admin, "SELECT LastName, Salesforce_Id__c FROM Contact")
     assert [(r["LastName"], r["Salesforce_Id__c"]) for r in rows] == [("Raman", "003Qy00000VLp01IAB")]
 
@@ -249,7 +279,7 @@ def test_an_unknown_or_rotated_token_is_404(lpr: Tenant) -> None:
     SHOWN[lpr.id, "dev"] = lpr.admin.post("/v1/environments/dev/webhooks/rotate").json()["urls"]
     gone = problem(post(lpr.admin, path, ghl_signed(lpr.ghl_key, ghl_contact())), 404)
     assert gone["title"] == "Unknown webhook URL"
-    assert post(lpr.admin, hook_path(lpr, "ghl"), ghl_signed(lpr.ghl_key, ghl_contact())).status_code == 200
+    assert post(lpr.admin, hook_path(lpr, "ghl"), ghl_signed(lpr.ghl_key, ghl_contact())).status_code == 202
 
 
 def test_an_unknown_source_is_404_naming_the_known_ones(lpr: Tenant) -> None:
@@ -269,20 +299,25 @@ def test_the_token_url_is_rate_limited_per_tenant(lpr: Tenant) -> None:
     path = hook_path(lpr, "generic")  # API calls count too: ask before the limit drops
     lpr.configure(rate_limit_per_minute=2)
     statuses = [post(lpr.client(None), path, generic_signed(generic_event({"LastName": f"R{n}"}))) for n in range(3)]
-    assert [s.status_code for s in statuses] == [200, 200, 429]
+    assert [s.status_code for s in statuses] == [202, 202, 429]
     assert int(statuses[2].headers["retry-after"]) >= 1
 
 
-def test_a_burst_in_the_coalescing_window_is_202_then_runs_as_one_execution(lpr: Tenant) -> None:
-    lpr.configure(coalesce_window_ms=200)
+def test_a_burst_in_the_coalescing_window_runs_as_one_execution(lpr: Tenant) -> None:
+    lpr.configure(coalesce_window_ms=300)
     path = hook_path(lpr, "generic")
+    answers = []
     for n in range(3):
-        queued = post(lpr.admin, path, generic_signed(generic_event({"LastName": f"Burst{n}"}, event_id=f"b-{n}")))
-        assert queued.status_code == 202, queued.text
-        assert queued.json() == {"executions": [], "queued": 1}
-    assert [e["status"] for e in batch_executions(lpr)] == ["ok"]
+        answers.append(
+            post(lpr.admin, path, generic_signed(generic_event({"LastName": f"Burst{n}"}, event_id=f"b-{n}")))
+        )
+        assert answers[-1].status_code == 202 and answers[-1].json()["accepted"] == 1, answers[-1].text
+    entries = [e for a in answers for e in applied(lpr.admin, a)]
+    assert {e["state"] for e in entries} == {"applied"}
+    assert len({e["execution_id"] for e in entries}) == 1  # one trigger execution for the batch
+    assert [e["status"] for e in lpr.admin.get("/v1/executions").json()["executions"]] == ["ok"]
     assert contacts(lpr) == ["Burst0", "Burst1", "Burst2"]
-    problem(post(lpr.admin, path, generic_signed(generic_event({"LastName": "Burst0"}, event_id="b-0"))), 409)
+    duplicate(post(lpr.admin, path, generic_signed(generic_event({"LastName": "Burst0"}, event_id="b-0"))))
 
 
 def test_posting_with_a_key_needs_the_webhook_scope(lpr: Tenant) -> None:
@@ -295,31 +330,10 @@ def test_posting_with_a_key_needs_the_webhook_scope(lpr: Tenant) -> None:
 
 
 def test_a_webhook_sent_twice_inside_the_coalescing_window_is_applied_once(lpr: Tenant) -> None:
-    lpr.configure(coalesce_window_ms=200)
+    lpr.configure(coalesce_window_ms=300)
     path = hook_path(lpr, "generic")
     signed = generic_signed(generic_event({"LastName": "Twice"}, event_id="resent"))
-    assert post(lpr.admin, path, signed).status_code == 202
-    resent = post(lpr.admin, path, signed)
-    batch_executions(lpr)
+    first = post(lpr.admin, path, signed)
+    duplicate(post(lpr.admin, path, signed))
+    applied(lpr.admin, first)
     assert contacts(lpr) == ["Twice"]
-    assert resent.status_code == 409, resent.text
-
-
-def test_concurrent_deliveries_of_one_webhook_are_applied_once(lpr: Tenant) -> None:
-    path = hook_path(lpr, "generic")
-    signed = generic_signed(generic_event({"LastName": "Retried"}, event_id="retry-storm"))
-    senders = [lpr.client(None) for _ in range(8)]
-    start = threading.Barrier(len(senders))
-    statuses: list[int] = []
-
-    def deliver(client: httpx.Client) -> None:
-        start.wait()
-        statuses.append(post(client, path, signed).status_code)
-
-    threads = [threading.Thread(target=deliver, args=(client,)) for client in senders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert contacts(lpr) == ["Retried"]
-    assert sorted(statuses) == [200] + [409] * 7

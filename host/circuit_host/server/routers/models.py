@@ -73,9 +73,16 @@ class ExecutionPage(BaseModel):
     next_before: str | None = Field(None, description="pass as `before` to get the next (older) page")
 
 
-class HookResult(BaseModel):
-    executions: list[ExecutionSummary]
-    queued: int = Field(0, description="records held for a coalesced batch (the tenant's coalesce window)")
+class HookAccepted(BaseModel):
+    accepted: int = Field(description="changes stored in the inbox; workers apply them (GET /v1/inbox/{id})")
+    inbox_ids: list[int]
+
+
+class HookDuplicate(BaseModel):
+    duplicate: Literal[True] = True
+
+
+HookAnswer = HookAccepted | HookDuplicate
 
 
 class RecordWrite(BaseModel):
