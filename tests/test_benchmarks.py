@@ -70,6 +70,11 @@ def test_the_circuitdb_benchmark_runs_once(capsys: pytest.CaptureFixture[str]) -
     assert "statements" in capsys.readouterr().out
 
 
+def test_the_schema_benchmark_runs_once_on_each_backend() -> None:
+    lines = load("bench_schema").main(["--sizes", "3", "--postgres", require_postgres()])
+    assert len(lines) == 2 and all(line.split()[0] == "3" and "one field" in line for line in lines)
+
+
 def test_the_server_benchmark_runs_both_servers_in_their_own_processes() -> None:
     results = load("bench_server").main(["--requests", "2", "--clients", "1,2", "--warmup", "1"])
     assert [(r.target, r.concurrency) for r in results] == [
