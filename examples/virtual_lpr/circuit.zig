@@ -1,5 +1,7 @@
 //! Virtual LPR: scores new Contacts on fit, intent and timing (0..100), grades them, stores the
-//! result on the Contact and opens a High-priority Task for every grade-A lead.
+//! result on the Contact and opens a High-priority Task for every grade-A lead. It also enqueues one
+//! enrichment job (a queueable, ABI 1.1.0) for the batch's grade-A leads: `handleJob` later stores
+//! each one's census household income, in its own execution, under the asynchronous limits.
 //! The rules are the "Virtual LPR scoring" spec of the Circuit Script ABI contract; the native
 //! Python benchmark implements the same spec and must produce the same writes.
 
@@ -16,7 +18,7 @@ pub fn handle(ctx: *circuit.Context) !circuit.Output {
     if (!std.mem.eql(u8, ctx.object, "Contact") or ctx.operation != .after_insert)
         return circuit.fail("virtual_lpr runs on Contact after_insert, not {s} {t}", .{ ctx.object, ctx.operation });
 
-    const census = try enrich(ctx);
+    const census = try enrich(ctx.allocator, ctx.new);
 
     const Score = struct { Id: []const u8, VLPR_Score__c: i64, VLPR_Grade__c: []const u8, Next_Action__c: []const u8 };
     const scores = try ctx.allocator.alloc(Score, ctx.new.len);
@@ -50,15 +52,57 @@ pub fn handle(ctx: *circuit.Context) !circuit.Output {
             i += 1;
         }
         _ = try circuit.records.insert("Task", tasks);
+        const ids = try ctx.allocator.alloc([]const u8, grade_a);
+        for (tasks, ids) |task, *id| id.* = task.WhoId;
+        // Enqueued only if this execution commits; a failure to enqueue must not lose the scores.
+        _ = circuit.jobs.enqueue("virtual_lpr", .{ .contact_ids = ids }) catch |e| switch (e) {
+            error.Failed => circuit.log.warn("enrichment job not enqueued: {s}", .{circuit.lastError()}),
+            else => return e,
+        };
     }
 
     circuit.log.info("scored {d} contacts, {d} grade A", .{ scores.len, grade_a });
     return circuit.output(.{ .scored = scores.len, .grade_a = grade_a });
 }
 
+/// A schedule's tick (e.g. nightly): enqueue enrichment for up to 200 grade-A contacts not enriched yet
+/// (their job was lost, or they were graded before enrichment existed).
+pub fn handleSchedule(ctx: *circuit.AsyncContext) !circuit.Output {
+    const missing = try circuit.records.query(
+        "SELECT Id FROM Contact WHERE VLPR_Grade__c = 'A' AND Household_Income__c = null ORDER BY Id LIMIT 200",
+        .{},
+    );
+    const ids = try ctx.allocator.alloc([]const u8, missing.records.len);
+    for (missing.records, ids) |contact, *id| id.* = contact.get("Id").asStr() orelse "";
+    if (ids.len > 0) _ = try circuit.jobs.enqueue("virtual_lpr", .{ .contact_ids = ids });
+    circuit.log.info("{d} grade-A contacts to enrich", .{ids.len});
+    return circuit.output(.{ .to_enrich = ids.len });
+}
+
+/// The enrichment job: the census household income of the grade-A contacts a scoring run named.
+pub fn handleJob(ctx: *circuit.AsyncContext) !circuit.Output {
+    const named = ctx.payload.get("contact_ids").items();
+    const ids = try ctx.allocator.alloc([]const u8, named.len);
+    for (named, ids) |value, *id| id.* = value.asStr() orelse "";
+    const found = try circuit.records.query("SELECT Id, MailingPostalCode FROM Contact WHERE Id IN :ids", .{ .ids = ids });
+    const census = try enrich(ctx.allocator, found.records);
+    const Income = struct { Id: []const u8, Household_Income__c: i64 };
+    const incomes = try ctx.allocator.alloc(Income, found.records.len);
+    var n: usize = 0;
+    for (found.records) |contact| {
+        const zip = contact.get("MailingPostalCode").asStr() orelse continue;
+        const income = census.get(zip).get("median_household_income").asInt() orelse continue;
+        incomes[n] = .{ .Id = contact.get("Id").asStr() orelse "", .Household_Income__c = income };
+        n += 1;
+    }
+    if (n > 0) _ = try circuit.records.update("Contact", incomes[0..n]);
+    circuit.log.info("enriched {d} of {d} grade-A contacts", .{ n, found.records.len });
+    return circuit.output(.{ .enriched = n });
+}
+
 /// One settings query and at most one callout for the whole batch. Every failure degrades to
 /// "no enrichment" (a warning), because scoring without census data is still useful.
-fn enrich(ctx: *circuit.Context) !Census {
+fn enrich(gpa: std.mem.Allocator, contacts: []const Record) !Census {
     const setting = circuit.records.query(
         "SELECT Value__c FROM Circuit_Setting__c WHERE Name = 'census_url' LIMIT 1",
         .{},
@@ -75,7 +119,7 @@ fn enrich(ctx: *circuit.Context) !Census {
     }
     const url = setting.records[0].get("Value__c").asStr() orelse "";
 
-    const body = try circuit.encode(.{ .zips = try distinctZips(ctx) });
+    const body = try circuit.encode(.{ .zips = try distinctZips(gpa, contacts) });
     const response = circuit.http.callout(.{
         .method = "POST",
         .url = url,
@@ -102,10 +146,10 @@ fn enrich(ctx: *circuit.Context) !Census {
 }
 
 /// Distinct non-empty postal codes, in first-seen order.
-fn distinctZips(ctx: *circuit.Context) ![]const []const u8 {
-    const zips = try ctx.allocator.alloc([]const u8, ctx.new.len);
+fn distinctZips(gpa: std.mem.Allocator, contacts: []const Record) ![]const []const u8 {
+    const zips = try gpa.alloc([]const u8, contacts.len);
     var n: usize = 0;
-    outer: for (ctx.new) |contact| {
+    outer: for (contacts) |contact| {
         const zip = contact.get("MailingPostalCode").asStr() orelse continue;
         if (zip.len == 0) continue;
         for (zips[0..n]) |seen| if (std.mem.eql(u8, seen, zip)) continue :outer;

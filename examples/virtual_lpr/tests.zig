@@ -15,6 +15,9 @@ pub const tests = .{
     .low_intent_lead_is_grade_d_without_task = lowIntentLeadIsGradeD,
     .messy_numbers_count_as_truncated_and_non_negative = messyNumbers,
     .score_of_an_empty_contact_is_zero = emptyContactScoresZero,
+    .grade_a_batch_enqueues_one_enrichment_job = gradeABatchEnqueuesOneJob,
+    .enrichment_job_stores_household_income = enrichmentJobStoresIncome,
+    .a_schedule_tick_enqueues_enrichment_for_unenriched_grade_a = scheduleEnqueuesEnrichment,
 };
 
 const census_url = "https://census.example/v1/income";
@@ -130,4 +133,33 @@ fn messyNumbers() !void {
 
 fn emptyContactScoresZero() !void {
     try t.expectEqual("score of {}", 0, script.score(try circuit.decode(try circuit.encode(.{})), .nil));
+}
+
+fn gradeABatchEnqueuesOneJob() !void {
+    _ = try t.createRecords("Contact", .{ .count = 3, .fields = priya });
+    try t.expectEqual("enrichment jobs for 3 grade-A contacts", 1, try t.used("async_jobs"));
+    _ = try t.createRecord("Contact", .{ .LastName = "Okafor", .Email = "j.okafor@yahoo.com" });
+    try t.expectEqual("no job for a grade-D contact", 1, try t.used("async_jobs"));
+}
+
+fn enrichmentJobStoresIncome() !void {
+    const census = try mockCensus(149_800);
+    const id = try t.createRecord("Contact", priya);
+    const ids = [_][]const u8{id};
+    const event = try circuit.decode(try circuit.encode(.{ .kind = "job", .payload = .{ .contact_ids = &ids }, .depth = 1 }));
+    var job = circuit.AsyncContext.fromEvent(circuit.allocator, event) orelse return circuit.fail("not a job event", .{});
+    _ = try script.handleJob(&job);
+    const contact = try t.getRecord("Contact", "Household_Income__c", id);
+    try t.expectEqual("Household_Income__c", 149_800, contact.get("Household_Income__c"));
+    try t.expectEqual("census calls: the trigger's and the job's", 2, try census.calls());
+}
+
+fn scheduleEnqueuesEnrichment() !void {
+    _ = try t.createRecords("Contact", .{ .count = 2, .fields = priya });
+    const before = try t.used("async_jobs");
+    const event = try circuit.decode(try circuit.encode(.{ .kind = "schedule", .schedule = "nightly", .tick = "2026-01-01T02:00:00+00:00" }));
+    var tick = circuit.AsyncContext.fromEvent(circuit.allocator, event) orelse return circuit.fail("not a schedule event", .{});
+    const out = try circuit.decode((try script.handleSchedule(&tick)).msgpack);
+    try t.expectEqual("grade-A contacts to enrich", 2, out.get("to_enrich"));
+    try t.expectEqual("one more enrichment job", before + 1, try t.used("async_jobs"));
 }

@@ -1,4 +1,4 @@
-//! The canonical-ABI lowering of abi/circuit.wit, and nothing else: the five imports, the
+//! The canonical-ABI lowering of abi/circuit.wit (and 1.1.0's jobs), and nothing else: the imports, the
 //! return areas, and `cabi_realloc`. The only file that turns pointers into slices; everything
 //! above it works with `[]const u8` and msgpack values.
 
@@ -32,6 +32,9 @@ const imports = struct {
     extern "circuit:script/http@1.0.0" fn callout(req_ptr: usize, req_len: usize, ret: *ResultArea) void;
     extern "circuit:script/log@1.0.0" fn write(level: u32, msg_ptr: usize, msg_len: usize) void;
     extern "circuit:script/limits@1.0.0" fn usage(ret: *ListArea) void;
+    // ABI 1.1.0 (abi/circuit-1.1.wit). Zig emits an import only for a function a circuit calls,
+    // so a circuit that never enqueues stays a module of the 1.0.0 world.
+    extern "circuit:script/jobs@1.1.0" fn enqueue(circuit_ptr: usize, circuit_len: usize, payload_ptr: usize, payload_len: usize, ret: *ResultArea) void;
 };
 
 /// What a fallible import answered: msgpack bytes, or the host's error message.
@@ -68,6 +71,13 @@ pub fn dml(op: DmlOp, object: []const u8, rows: []const u8) Reply {
 pub fn callout(request: []const u8) Reply {
     var area: ResultArea = undefined;
     imports.callout(addr(request), request.len, &area);
+    return reply(area);
+}
+
+/// `result<string, string>` has the same area as `result<list<u8>, string>`; ok is UTF-8 text.
+pub fn enqueue(circuit: []const u8, payload: []const u8) Reply {
+    var area: ResultArea = undefined;
+    imports.enqueue(addr(circuit), circuit.len, addr(payload), payload.len, &area);
     return reply(area);
 }
 

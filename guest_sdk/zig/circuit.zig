@@ -23,6 +23,9 @@ pub const records = @import("records.zig");
 pub const http = @import("http.zig");
 pub const log = @import("log.zig");
 pub const limits = @import("limits.zig");
+pub const jobs = @import("jobs.zig");
+/// The event of an asynchronous execution (a job, a schedule tick, a batch phase).
+pub const AsyncContext = @import("async_event.zig").AsyncContext;
 
 pub const Error = errors.Error;
 pub const fail = errors.fail;
@@ -67,15 +70,37 @@ pub fn exportHandler(comptime script: type) void {
         @compileError("a circuit must declare `pub fn handle(ctx: *circuit.Context) !circuit.Output`");
     abi.exportHandle(struct {
         fn run(event: []const u8) abi.Reply {
-            return runHandle(script.handle, event);
+            return runHandle(script, event);
         }
     }.run);
 }
 
-fn runHandle(comptime handle: anytype, event: []const u8) abi.Reply {
+fn runHandle(comptime script: type, bytes: []const u8) abi.Reply {
     errors.clear();
-    var ctx = Context.parse(arena.allocator, event) catch |e| return .{ .err = errors.describe(e) };
-    const result = handle(&ctx);
+    const event = msgpack.decode(arena.allocator, bytes) catch |e| return .{ .err = errors.describe(switch (e) {
+        error.OutOfMemory => error.OutOfMemory,
+        else => errors.remember(error.Failed, "malformed event: not a msgpack value"),
+    }) };
+    if (AsyncContext.fromEvent(arena.allocator, event)) |async_ctx| {
+        var actx = async_ctx;
+        return runAsync(script, &actx);
+    }
+    var ctx = Context.fromEvent(arena.allocator, event) catch |e| return .{ .err = errors.describe(e) };
+    return finish(script.handle(&ctx));
+}
+
+/// `script.handleJob`, `handleSchedule` or `handleBatch`, for the asynchronous event kinds: a
+/// circuit declares only those it handles; another kind is an err naming it.
+fn runAsync(comptime script: type, ctx: *AsyncContext) abi.Reply {
+    switch (ctx.kind) {
+        .job => if (@hasDecl(script, "handleJob")) return finish(script.handleJob(ctx)),
+        .schedule => if (@hasDecl(script, "handleSchedule")) return finish(script.handleSchedule(ctx)),
+        .batch_start, .batch_execute, .batch_finish => if (@hasDecl(script, "handleBatch")) return finish(script.handleBatch(ctx)),
+    }
+    return .{ .err = errors.describe(errors.fail("this circuit has no handler for '{s}' events", .{@tagName(ctx.kind)})) };
+}
+
+fn finish(result: anytype) abi.Reply {
     const value = switch (@typeInfo(@TypeOf(result))) {
         .error_union => result catch |e| return .{ .err = errors.describe(e) },
         else => result,

@@ -43,6 +43,11 @@ pub const Context = struct {
             error.OutOfMemory => return error.OutOfMemory,
             else => return errors.remember(error.Failed, "malformed event: not a msgpack value"),
         };
+        return fromEvent(gpa, event);
+    }
+
+    /// The context of an already decoded event.
+    pub fn fromEvent(gpa: std.mem.Allocator, event: Value) error{ Failed, OutOfMemory }!Context {
         const kind = event.get("kind").asStr() orelse "";
         if (!std.mem.eql(u8, kind, "trigger"))
             return errors.fail("unsupported event kind '{s}' (this SDK handles 'trigger')", .{kind});

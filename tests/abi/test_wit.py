@@ -75,9 +75,14 @@ def strip_wit(text: str) -> str:
     return text.replace(",}", "}")
 
 
-def lowered_module() -> str:
+# ABI 1.1.0 (abi/circuit-1.1.wit): the 1.0.0 imports, unchanged, and jobs.
+IMPORTS_1_1 = {**IMPORTS, ("circuit:script/jobs@1.1.0", "enqueue"): 5}  # circuit_ptr circuit_len payload_ptr len retptr
+WORLD_1_1 = "circuit:script/circuit@1.1.0"
+
+
+def lowered_module(world: str = "circuit") -> str:
     result = subprocess.run(
-        [wasm_tools(), "component", "embed", "--dummy-names", "legacy", str(ABI_DIR), "-w", "circuit", "-t"],
+        [wasm_tools(), "component", "embed", "--dummy-names", "legacy", str(ABI_DIR), "-w", world, "-t"],
         capture_output=True,
         text=True,
         check=False,
@@ -107,14 +112,35 @@ def test_lowering_imports_exactly_the_five_host_functions() -> None:
     assert imports == {key: (params, 0) for key, params in IMPORTS.items()}
 
 
+def lowered_imports(world: str) -> dict[tuple[str, str], tuple[int, int]]:
+    wat = lowered_module(world)
+    imports = {
+        (module, name): signature(rest)
+        for module, name, rest in re.findall(r'\(import "([^"]+)" "([^"]+)" \(func (.*)\)\)\n', wat)
+    }
+    assert len(re.findall(r"\(import ", wat)) == len(imports)
+    return imports
+
+
 def test_the_host_function_table_is_the_lowered_wit() -> None:
-    """Every row of the one table lowers exactly as wasm-tools lowers abi/circuit.wit."""
+    """Every row of the one table lowers exactly as wasm-tools lowers its world: the 1.0.0 rows as
+    abi/circuit.wit's world, all rows as the 1.1.0 world of abi/circuit-1.1.wit."""
     from circuit_host.abi.host_functions import ABI_FUNCTIONS
 
-    assert {function.key: (len(function.core_params), 0) for function in ABI_FUNCTIONS} == {
-        key: (params, 0) for key, params in IMPORTS.items()
-    }
+    table = {function.key: (len(function.core_params), 0) for function in ABI_FUNCTIONS}
+    v1 = {key: value for key, value in table.items() if key[0].endswith("@1.0.0")}
+    assert v1 == {key: (params, 0) for key, params in IMPORTS.items()} == lowered_imports("circuit")
+    assert table == {key: (params, 0) for key, params in IMPORTS_1_1.items()} == lowered_imports(WORLD_1_1)
     assert all(not function.test_only for function in ABI_FUNCTIONS)
+
+
+def test_the_1_1_world_includes_the_frozen_world_unchanged() -> None:
+    """1.1.0 is additive: its worlds import the 1.0.0 names and add only jobs@1.1.0; so do its test worlds."""
+    for base, world in (
+        ("circuit-test", "circuit:script/circuit-test@1.1.0"),
+        ("circuit-test-coverage", "circuit:script/circuit-test-coverage@1.1.0"),
+    ):
+        assert lowered_imports(world) == {**lowered_imports(base), ("circuit:script/jobs@1.1.0", "enqueue"): (5, 0)}
 
 
 def test_lowering_exports_memory_realloc_handle_post_return() -> None:

@@ -20,7 +20,8 @@ def test_the_virtual_lpr_manifest_is_valid() -> None:
     assert (manifest.name, manifest.version) == ("virtual_lpr", "1.0.0")
     assert manifest.triggers[0].object == "Contact"
     assert manifest.triggers[0].operations == ("after_insert",)
-    assert len(manifest.schema_changes().fields) == 7
+    # the seven fields the trigger reads and writes, and the enrichment job's Household_Income__c
+    assert len(manifest.schema_changes().fields) == 8
 
 
 def test_a_full_manifest() -> None:

@@ -29,7 +29,6 @@ from .signatures import (
     HostFunction,
     Returns,
     RowIndex,
-    interface_name,
 )
 
 # -- fast paths through wasmtime-py's component binding -------------------------------------
@@ -141,6 +140,16 @@ def _lower_bytes_result(val: Any, value: bytes | str) -> None:
     val.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(payload))  # takes the payload over
 
 
+def _lower_string_result(val: Any, value: Any) -> None:
+    """Make ``val`` a ``result<string, string>`` from the ``Variant`` ``_run`` returned."""
+    payload = _VAL()
+    payload.kind = _STRING
+    payload.of.string = private.string_to_capi(value.payload)
+    val.kind = _RESULT
+    val.of.result.is_ok = value.tag == "ok"
+    val.of.result.val = ffi.wasmtime_component_val_new(ctypes.byref(payload))  # takes the payload over
+
+
 def install_bytes_fast_path() -> None:
     """Make wasmtime-py convert ``list<u8>`` with slice copies instead of one ctypes call per byte.
 
@@ -215,13 +224,16 @@ _rows = RowIndex()  # a row's number is its C callback's data
 
 
 def _run(function: HostFunction, context: ExecutionContext, args: Sequence[Any]) -> Any:
-    """Call the row's capability; an ``err`` result is the ``CatchableError``'s message as str."""
-    if function.returns is not Returns.RESULT_BYTES_OR_STRING:
+    """Call the row's capability; an ``err`` result is the ``CatchableError``'s message as str
+    (``result<string, string>``, whose ok is a str too: a tagged ``Variant``, as wasmtime-py lowers it)."""
+    if not function.returns.is_result:
         return function.capability(context, *args)
+    tagged = function.returns is Returns.RESULT_STRING_OR_STRING
     try:
-        return function.capability(context, *args)
+        value = function.capability(context, *args)
     except CatchableError as exc:
-        return str(exc)
+        return wc.Variant("err", str(exc)) if tagged else str(exc)
+    return wc.Variant("ok", value) if tagged else value
 
 
 def _generic(function: HostFunction) -> Callable[..., Any]:
@@ -268,6 +280,8 @@ def _call_host(
         value = _run(function, context, [_lift(args[i]) for i in range(nargs)])
         if function.returns is Returns.RESULT_BYTES_OR_STRING:
             _lower_bytes_result(results[0], value)
+        elif function.returns is Returns.RESULT_STRING_OR_STRING:
+            _lower_string_result(results[0], value)
         elif function.returns is Returns.BYTES:
             if not isinstance(value, bytes):
                 raise TypeError("expected bytes value")
@@ -389,10 +403,10 @@ def link_components(linker: wc.Linker, functions: Sequence[HostFunction], direct
     """
     by_interface: dict[str, list[HostFunction]] = {}
     for function in functions:
-        by_interface.setdefault(function.interface, []).append(function)
+        by_interface.setdefault(function.module, []).append(function)
     with linker.root() as root:
-        for interface, rows in by_interface.items():
-            with root.add_instance(interface_name(interface)) as instance:
+        for module, rows in by_interface.items():
+            with root.add_instance(module) as instance:
                 for function in rows:
                     if direct and not function.test_only:
                         private.define_component_func(instance, function.name, _HOST_CALLBACK, _rows.number(function))

@@ -9,7 +9,7 @@ which hands them to the runtimes it makes: production code never links them.
 
 from __future__ import annotations
 
-from ..capabilities import http, limits, log, records
+from ..capabilities import http, jobs, limits, log, records
 from ..connectors.records import DmlOp
 from ..execution.execution_log import LEVELS
 from .signatures import BYTES, STRING, HostFunction, Returns, enum
@@ -22,4 +22,6 @@ ABI_FUNCTIONS: tuple[HostFunction, ...] = (
     HostFunction("http", "callout", (BYTES,), Returns.RESULT_BYTES_OR_STRING, http.callout),
     HostFunction("log", "write", (enum(LEVELS), STRING), Returns.NOTHING, log.write),
     HostFunction("limits", "usage", (), Returns.BYTES, limits.usage),
+    # ABI 1.1.0 (abi/circuit-1.1.wit): additive; modules of the 1.0.0 world never see it.
+    HostFunction("jobs", "enqueue", (STRING, BYTES), Returns.RESULT_STRING_OR_STRING, jobs.enqueue, version="1.1.0"),
 )

@@ -3,7 +3,8 @@
 Each row of the table (``host_functions.py``) becomes one import whose C callback lifts the
 arguments from guest memory, calls the row's capability with the running execution's context
 (``current_context()``), and lowers the result back: ``Returns.RESULT_BYTES_OR_STRING`` writes
-``ok(bytes)``, or ``err(message)`` when the capability raises a ``CatchableError``. Anything else
+``ok(bytes)`` (``RESULT_STRING_OR_STRING``: the ok string's UTF-8, in the same area), or
+``err(message)`` when the capability raises a ``CatchableError``. Anything else
 it raises is recorded on the context (``ExecutionContext.fail``) and unwinds the guest as a trap;
 the sandbox classifies the call from what was recorded. The callback never lets an exception
 reach wasmtime-py, whose process-wide "last exception" could hand it to another thread.
@@ -63,16 +64,17 @@ def _call(function: HostFunction, context: ExecutionContext, guest: GuestMemory,
         capability(context, *args)
         return
     retptr = raw[pos]
-    area = RESULT_AREA_SIZE if function.returns is Returns.RESULT_BYTES_OR_STRING else LIST_AREA_SIZE
+    area = RESULT_AREA_SIZE if function.returns.is_result else LIST_AREA_SIZE
     guest.check_area(retptr, area, f"{where} return area")  # before any work is done
     if function.returns is Returns.BYTES:
         guest.write_list(retptr, capability(context, *args), f"{where} return area")
         return
     try:
-        payload: bytes = capability(context, *args)
+        returned: bytes | str = capability(context, *args)
     except CatchableError as exc:
         guest.write_result(retptr, False, str(exc).encode("utf-8"), f"{where} return area")
         return
+    payload = returned.encode("utf-8") if isinstance(returned, str) else returned  # result<string, string>
     guest.write_result(retptr, True, payload, f"{where} return area")
 
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-ABI_VERSION = "1.0.0"
+ABI_VERSION = "1.0.0"  # the frozen world; every interface of it keeps this version for ever
+ABI_VERSIONS = ("1.0.0", "1.1.0")  # the worlds this host runs: 1.1.0 includes 1.0.0 and adds ``jobs``
 PACKAGE = "circuit:script"
 
 
-def interface_name(interface: str) -> str:
+def interface_name(interface: str, version: str = ABI_VERSION) -> str:
     """The fully qualified name of one ABI interface, e.g. ``circuit:script/records@1.0.0``."""
-    return f"{PACKAGE}/{interface}@{ABI_VERSION}"
+    return f"{PACKAGE}/{interface}@{version}"
 
 
 class Lowering(Enum):
@@ -63,10 +64,16 @@ class Returns(Enum):
     NOTHING = "nothing"
     BYTES = "list<u8>"  # 8-byte area: ptr, len
     RESULT_BYTES_OR_STRING = "result<list<u8>, string>"  # 12-byte area: tag u8, ptr, len
+    RESULT_STRING_OR_STRING = "result<string, string>"  # the same 12-byte area; the ok payload is UTF-8
 
     @property
     def wit(self) -> str | None:
         return None if self is Returns.NOTHING else self.value
+
+    @property
+    def is_result(self) -> bool:
+        """A ``result<_, string>``: a ``CatchableError`` the capability raises becomes ``err``."""
+        return self in (Returns.RESULT_BYTES_OR_STRING, Returns.RESULT_STRING_OR_STRING)
 
 
 Capability = Callable[..., Any]  # (context, *arguments) -> bytes | None; never sees wasmtime
@@ -78,8 +85,10 @@ class HostFunction:
 
     ``capability`` is called as ``capability(context, *args)`` with strings as ``str``, ``list<u8>``
     as ``bytes`` and enums as their case name. With ``Returns.RESULT_BYTES_OR_STRING`` it returns
-    the ok bytes, and a ``CatchableError`` it raises becomes ``err(message)``; anything else it
-    raises unwinds the guest. ``test_only`` rows exist only in test runtimes (``circuit-test``).
+    the ok bytes (``RESULT_STRING_OR_STRING``: the ok ``str``), and a ``CatchableError`` it raises
+    becomes ``err(message)``; anything else it raises unwinds the guest. ``test_only`` rows exist
+    only in test runtimes (``circuit-test``). ``version`` is the package version whose world added
+    the interface (``abi/circuit.wit`` is 1.0.0, ``abi/circuit-1.1.wit`` adds 1.1.0's).
     """
 
     interface: str
@@ -88,10 +97,11 @@ class HostFunction:
     returns: Returns
     capability: Capability
     test_only: bool = False
+    version: str = ABI_VERSION
 
     @property
     def module(self) -> str:
-        return interface_name(self.interface)
+        return interface_name(self.interface, self.version)
 
     @property
     def key(self) -> tuple[str, str]:

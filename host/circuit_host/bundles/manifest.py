@@ -13,8 +13,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from ..circuitdb.manifest import parse_schema
@@ -32,7 +34,8 @@ VERSION_PATTERN = (
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 OBJECT_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
-TABLES = ("circuit", "triggers", "limits", "callouts", "credentials", "python", "schema", "tests")
+TABLES = ("circuit", "triggers", "schedules", "limits", "callouts", "credentials", "python", "schema", "tests")
+MAX_SCHEDULES = 20
 MAX_REQUIREMENTS = 100
 MAX_REQUIREMENT_LENGTH = 300
 # ``name @ url`` (PEP 508 direct reference): a specifier even though it contains '/'.
@@ -65,6 +68,39 @@ class TriggerSpec(BaseModel):
     def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(value)) != len(value):
             raise ValueError("operations must not repeat")
+        return value
+
+
+class ScheduleSpec(BaseModel):
+    """``[[schedules]]``: run a circuit on a cron schedule, once per tick across the fleet.
+
+    ``circuit`` defaults to this bundle's own; ``missed`` says what a worker does after downtime:
+    ``once`` runs the newest missed tick once, ``skip`` drops ticks older than a minute.
+    """
+
+    model_config = _STRICT
+
+    name: str = Field("", pattern=r"^([a-z][a-z0-9_-]{0,62})?$")
+    cron: str = Field(min_length=1, max_length=200)
+    timezone: str = Field("UTC", min_length=1, max_length=64)
+    circuit: str | None = Field(None, pattern=NAME_PATTERN)
+    payload: dict[str, Any] | None = None
+    missed: Literal["once", "skip"] = "once"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value) or len(value.split()) not in (5, 6):
+            raise ValueError(f"{value!r} is not a cron expression (5 fields, or 6 with seconds last)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Europe/Paris)") from None
         return value
 
 
@@ -161,6 +197,7 @@ class Manifest(BaseModel):
 
     circuit: CircuitInfo
     triggers: tuple[TriggerSpec, ...] = ()
+    schedules: tuple[ScheduleSpec, ...] = Field((), max_length=MAX_SCHEDULES)
     limits: dict[str, int] = Field(default_factory=dict)
     callouts: Callouts = Callouts()
     credentials: Credentials = Credentials()
@@ -229,10 +266,11 @@ def manifest_from_document(document: Mapping[str, Any], source: str = "circuit.t
     for key in ("circuit", "limits", "callouts", "credentials", "python", "schema", "tests"):
         if key in document and not isinstance(document[key], Mapping):
             raise Rejected(f"{source}: {key} must be a table ([{key}])")
-    if "triggers" in document and not (
-        isinstance(document["triggers"], list) and all(isinstance(t, Mapping) for t in document["triggers"])
-    ):
-        raise Rejected(f"{source}: triggers must be an array of tables ([[triggers]])")
+    for key in ("triggers", "schedules"):
+        if key in document and not (
+            isinstance(document[key], list) and all(isinstance(t, Mapping) for t in document[key])
+        ):
+            raise Rejected(f"{source}: {key} must be an array of tables ([[{key}]])")
     for name, value in document.get("limits", {}).items():
         if name not in RESOURCES:
             raise Rejected(f"{source}: limits.{name}: unknown limit (expected one of {', '.join(RESOURCES)})")
@@ -240,7 +278,13 @@ def manifest_from_document(document: Mapping[str, Any], source: str = "circuit.t
             raise Rejected(f"{source}: limits.{name}: must be an integer, not {type(value).__name__}")
     try:
         opaque = {key: dict(document[key]) for key in ("schema", "tests") if key in document}
-        manifest = Manifest.model_validate({**_tuples(document), **opaque})
+        schedules = [
+            {**s, "payload": dict(s["payload"])} if isinstance(s.get("payload"), Mapping) else s
+            for s in document.get("schedules", [])
+        ]  # a payload stays as written: JSON-like
+        manifest = Manifest.model_validate(
+            {**_tuples(document), **opaque, **({"schedules": tuple(schedules)} if schedules else {})}
+        )
     except ValidationError as exc:
         raise Rejected(_describe(exc, source)) from None
     try:
@@ -252,6 +296,9 @@ def manifest_from_document(document: Mapping[str, Any], source: str = "circuit.t
             HostPattern.parse(text)
         except Rejected as exc:
             raise Rejected(f"{source}: callouts.allowed_hosts[{i}]: {exc}") from None
+    names = [schedule.name for schedule in manifest.schedules if schedule.name]
+    if len(names) != len(set(names)):
+        raise Rejected(f"{source}: schedules: two schedules have the same name")
     parse_schema(document, source)
     return manifest
 

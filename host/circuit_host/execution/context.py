@@ -9,7 +9,7 @@ context (a trigger fired by DML) is entered the same way, nested inside its pare
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..abi.guest_memory import GuestMemory
@@ -18,6 +18,7 @@ from ..errors import GuestFault
 from .callout_policy import CalloutSession
 from .execution_log import ExecutionLog
 from .governor import Governor
+from .job_intents import JobIntents
 
 
 @dataclass
@@ -34,11 +35,17 @@ class ExecutionContext:
     # deadline, a fault, or a host bug). The call's outcome is classified from it, never from the
     # exception that surfaced: wasmtime-py hands exceptions back through a process-wide variable.
     failure: BaseException | None = None
+    jobs: JobIntents = field(default_factory=lambda: JobIntents(""))  # enqueued when the execution commits
 
     def child(self) -> ExecutionContext:
-        """The context of a trigger fired by this one's DML: same budget, log and transaction."""
+        """The context of a trigger fired by this one's DML: same budget, log, transaction and job intents."""
         return ExecutionContext(
-            governor=self.governor, log=self.log, records=self.records, http=self.http, depth=self.depth + 1
+            governor=self.governor,
+            log=self.log,
+            records=self.records,
+            http=self.http,
+            depth=self.depth + 1,
+            jobs=self.jobs,
         )
 
     def fail(self, error: BaseException) -> BaseException:

@@ -29,6 +29,7 @@ from .context import ExecutionContext, running
 from .execution_log import ExecutionLog, LogEntry
 from .execution_observer import UNOBSERVED, ExecutionObserver
 from .governor import Governor, Usage
+from .job_intents import JobIntents, JobSink
 from .limits import LimitsProfile
 
 BeforeHandle = Callable[[RecordsTransaction], Any]
@@ -41,6 +42,7 @@ class ExecutionOptions:
     allowed_hosts: tuple[HostPattern, ...] = ()
     credentials: Mapping[str, NamedCredential] = field(default_factory=dict)
     allowed_networks: tuple[Network, ...] = ()  # the tenant's callout_allowed_networks
+    jobs: JobSink | None = None  # where jobs.enqueue's jobs go once the execution commits; None: nowhere
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class Executor:
                 credentials=options.credentials,
                 allowed_networks=options.allowed_networks,
             ),
+            jobs=JobIntents(execution_id, options.jobs),
         )
         log.event("EXECUTION_START", f"execution {execution_id} {label}" + (f" trace {trace_id}" if trace_id else ""))
         committed = False
@@ -201,6 +204,8 @@ class Executor:
             if not committed:
                 transaction.rollback()
             transaction.close()
+        if committed:
+            self._hand_over_jobs(execution_id, context)
         duration_ms = round((time.monotonic() - started) * 1000, 3)
         governor.record("timeout_ms", int(duration_ms))
         if outcome.status != "ok":
@@ -226,6 +231,20 @@ class Executor:
             debug_log=log.render(),
             trace_id=trace_id,
         )
+
+    def _hand_over_jobs(self, execution_id: str, context: ExecutionContext) -> None:
+        """Enqueue the committed execution's jobs. The records are committed by now, so a failure
+        here cannot undo them: it is logged, and those jobs are lost (``jobs/README.md``)."""
+        if not context.jobs.intents:
+            return
+        try:
+            handed = context.jobs.hand_over()
+        except Exception as exc:
+            structlog.get_logger("circuit.executions").exception("enqueuing jobs failed", execution_id=execution_id)
+            context.log.event("JOB_ENQUEUE_FAILED", f"{len(context.jobs.intents)} job(s) not enqueued: {exc}")
+            return
+        if context.jobs.sink is not None:
+            context.log.event("JOBS_ENQUEUED", ", ".join(f"{i.key} {i.circuit}" for i in handed))
 
     def _invoke(
         self,

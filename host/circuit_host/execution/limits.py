@@ -36,6 +36,7 @@ class LimitsProfile(BaseModel):
     log_bytes: int = Field(1 * MIB, ge=0, description="Bytes of the stored debug log: log.write lines and the host's.")
     input_bytes: int = Field(4 * MIB, ge=0, description="Size of the msgpack event handed to the guest.")
     output_bytes: int = Field(4 * MIB, ge=0, description="Size of the msgpack result the guest returns.")
+    async_jobs: int = Field(50, ge=0, description="jobs.enqueue calls (queueable circuits), as Apex's 50.")
 
     def with_overrides(self, overrides: dict[str, Any]) -> LimitsProfile:
         """Return a copy with ``overrides`` applied; unknown names or bad values are rejected."""
@@ -63,6 +64,12 @@ class LimitsProfile(BaseModel):
 
 
 RESOURCES: tuple[str, ...] = tuple(LimitsProfile.model_fields)
+
+ASYNCHRONOUS = LimitsProfile(fuel=30_000_000_000, timeout_ms=60_000, memory_bytes=256 * MIB, queries=200)
+"""The budget of an execution a job runs (a queueable, a scheduled circuit, a batch's start, chunk
+or finish), as Apex raises its limits for asynchronous Apex: twice the queries (200) and the memory
+(256 MiB), six times the CPU (60 s wall clock, 30 billion fuel); every other limit as above. It is
+the platform's, like Apex's: neither a manifest nor a tenant setting changes it."""
 
 
 def _describe(exc: ValidationError) -> str:

@@ -15,6 +15,7 @@ import structlog
 
 from ..errors import Rejected
 from ..jobs import JobHandler, JobQueue, JobRun, PeriodicSchedule, Worker, open_job_queue
+from ..jobs.periodic_ticker import ScheduleSource
 from ..platform import Platform
 
 log = structlog.get_logger("circuit.server")
@@ -37,6 +38,7 @@ class ServerJobs:
         self.queue: JobQueue = open_job_queue(platform_url)
         self.handlers: dict[str, JobHandler] = {RETENTION_KIND: self.purge_expired}
         self.schedules: list[PeriodicSchedule] = [RETENTION]
+        self.schedule_sources: list[ScheduleSource] = []  # asked on every tick (deployed circuits' schedules)
         self._worker: Worker | None = None
         self._closed = False
 
@@ -50,8 +52,19 @@ class ServerJobs:
     def start(self) -> None:
         """Start the in-process worker, unless it runs elsewhere (``concurrency`` 0)."""
         if self.concurrency and self._worker is None:
-            self._worker = Worker(self.queue, self.handlers, concurrency=self.concurrency, schedules=self.schedules)
+            self._worker = Worker(
+                self.queue, self.handlers, concurrency=self.concurrency, schedules=self.current_schedules
+            )
             self._worker.start()
+
+    def add_schedule_source(self, source: ScheduleSource) -> None:
+        """Schedules that change while the worker runs (a callable asked on every tick); before ``start``."""
+        if self._worker is not None:
+            raise RuntimeError("add schedule sources before the worker starts")
+        self.schedule_sources.append(source)
+
+    def current_schedules(self) -> list[PeriodicSchedule]:
+        return [*self.schedules, *(schedule for source in self.schedule_sources for schedule in source())]
 
     def close(self) -> None:
         if self._closed:

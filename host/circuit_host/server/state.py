@@ -36,6 +36,7 @@ from ..testing.runner import TestBudget
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..webhooks import Change
 from .admission import ExecutionAdmission
+from .async_circuits import AsyncCircuits
 from .changes import as_dml
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
@@ -94,6 +95,7 @@ class ServerState:
             lambda tenant_id, env, keys: self.store(tenant_id, env).receipts(keys),
             RetryPolicy(settings.inbox_max_attempts, settings.inbox_backoff_s),
         )
+        self.async_circuits = AsyncCircuits(self)  # queueable and scheduled circuits (server/async_circuits.py)
 
     def apply_webhook_changes(
         self, tenant_id: str, env: str, source: str, changes: list[Change], receipts: Sequence[str] = ()
@@ -400,7 +402,11 @@ class ServerState:
             tenant=records_tenant(tenant_id, env),
             observer=timeline,  # metrics and traces, and the timeline stored below
         )
-        options = ExecutionOptions(limits=limits, allowed_networks=settings.callout_allowed_networks)
+        options = ExecutionOptions(
+            limits=limits,
+            allowed_networks=settings.callout_allowed_networks,
+            jobs=self.async_circuits.sink(tenant_id, env, deployed.versions),  # jobs.enqueue, after commit
+        )
         with structlog.contextvars.bound_contextvars(tenant=tenant_id, environment=env):  # on every log line
             try:
                 record = executor.apply_change(op, object_name, rows, options, external_id)

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..abi.codec import decode, encode
-from ..abi.signatures import HostFunction, Lowering, Param, Returns
+from ..abi.signatures import HostFunction, Lowering, Param
 from ..errors import CatchableError, CircuitError, LimitExceeded
 from ..execution.context import ExecutionContext, current_context, running
 from ..resources import python_sdk_dir
@@ -57,7 +57,7 @@ def _argument(param: Param, value: Any) -> Any:
 
 def _native(function: HostFunction) -> Callable[..., Any]:
     """The row as the SDK calls it; errors travel as they would out of a component."""
-    has_err = function.returns is Returns.RESULT_BYTES_OR_STRING
+    has_err = function.returns.is_result
 
     def call(*args: Any) -> Any:
         context = current_context()
