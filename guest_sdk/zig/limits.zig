@@ -11,7 +11,7 @@ pub const Usage = struct {
     value: Value,
 
     /// One resource: fuel, timeout_ms, memory_bytes, queries, query_rows, query_bytes, dml_statements,
-    /// dml_rows, callouts, callout_time_ms, log_bytes, input_bytes, output_bytes.
+    /// dml_rows, callouts, callout_time_ms, log_bytes, input_bytes, output_bytes, async_jobs.
     pub fn get(self: Usage, resource: []const u8) ?Limit {
         const pair = self.value.get(resource).items();
         if (pair.len != 2) return null;
