@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from ...connectors.crm import OutboxEntry
@@ -16,6 +16,7 @@ from ..state import ServerState
 from .models import OutboxEntryView
 
 router = APIRouter(prefix="/v1/outbox", tags=["outbox"])
+EntryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="an outbox entry's id")]  # a database integer
 
 
 def entry_view(entry: OutboxEntry) -> OutboxEntryView:
@@ -46,7 +47,7 @@ def entry_view(entry: OutboxEntry) -> OutboxEntryView:
 async def list_outbox(
     state_filter: Annotated[Literal["pending", "sending", "sent", "dead"] | None, Query(alias="state")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="ids below this (the next page)")] = None,
     caller: Caller = Depends(require("read")),
     state: ServerState = Depends(state_of),
 ) -> list[OutboxEntryView]:
@@ -56,7 +57,7 @@ async def list_outbox(
 
 @router.post("/{entry_id}/retry", response_model=OutboxEntryView, summary="Send a dead-lettered write again")
 async def retry_entry(
-    entry_id: int, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
+    entry_id: EntryId, caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)
 ) -> OutboxEntryView:
     def retry() -> OutboxEntry:
         entry = state.crm_outbox.entry(caller.tenant_id, entry_id)
