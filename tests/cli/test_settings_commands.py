@@ -4,6 +4,7 @@ subprocess against a real server on loopback (uvicorn in this process, ``live``)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from circuit_host.cli.settings_commands import setting_value
-from circuit_host.platform.settings import secret_fingerprint
 from tests.cli.test_serve import circuit
 from tests.server.conftest import LiveServer, live  # noqa: F401 (the fixture)
 
@@ -22,6 +22,12 @@ SECRET = "cli-hmac-secret-0123456789abcdef"
 def admin(live: LiveServer) -> tuple[str, str]:  # noqa: F811
     """(server URL, admin key) of a new tenant."""
     return live.url, live.tenant("acme").admin_key
+
+
+@pytest.fixture
+def secret_fingerprint(live: LiveServer) -> Callable[[str], str]:  # noqa: F811
+    """How the server shows a secret (keyed by its master key)."""
+    return live.state.platform.tenants.fingerprint
 
 
 def run(admin: tuple[str, str], *args: str) -> tuple[int, str, str]:
@@ -45,7 +51,9 @@ def test_a_value_is_json_when_it_parses_and_text_otherwise(text: str, value: obj
     assert setting_value(text) == value
 
 
-def test_settings_set_show_and_unset(admin: tuple[str, str], tmp_path: Path) -> None:
+def test_settings_set_show_and_unset(
+    admin: tuple[str, str], tmp_path: Path, secret_fingerprint: Callable[[str], str]
+) -> None:
     code, out, err = run(admin, "settings", "set", "rate_limit_per_minute", "600")
     assert (code, out.strip()) == (0, "rate_limit_per_minute = 600"), err
     assert run(admin, "settings", "set", "ghl_location_ids", '["loc-9"]')[0] == 0
@@ -98,7 +106,9 @@ def test_bad_input_prints_the_servers_detail_and_exits_2(admin: tuple[str, str],
     assert run(admin, "credentials", "list")[1].strip() == "no named credentials"
 
 
-def test_credentials_set_list_and_delete(admin: tuple[str, str], tmp_path: Path) -> None:
+def test_credentials_set_list_and_delete(
+    admin: tuple[str, str], tmp_path: Path, secret_fingerprint: Callable[[str], str]
+) -> None:
     token = tmp_path / "token"
     token.write_text("Bearer file-token-0123456789\n")
     code, out, err = run(

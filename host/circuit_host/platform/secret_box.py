@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import re
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class SecretBox:
         self.current = current
         self._keys = {k.id: k for k in (*others, current)}
         self._ciphers = {kid: AESGCM(k.material) for kid, k in self._keys.items()}
+        self._fingerprint_key = hmac.new(current.material, b"circuit-secret-fingerprint", hashlib.sha256).digest()
 
     @property
     def key_ids(self) -> frozenset[str]:
@@ -100,6 +102,11 @@ class SecretBox:
 
     def key(self, key_id: str) -> MasterKey | None:
         return self._keys.get(key_id)
+
+    def fingerprint(self, secret: str) -> str:
+        """12 hex digits telling an operator which secret is set: keyed by the master key, so a
+        fingerprint shown by the API cannot be used to test guesses of a weak secret offline."""
+        return hmac.new(self._fingerprint_key, secret.encode(), hashlib.sha256).hexdigest()[:12]
 
     def seal(self, plaintext: bytes, context: str) -> str:
         kid = self.current.id

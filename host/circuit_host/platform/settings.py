@@ -157,11 +157,17 @@ class TenantSettings(BaseModel):
         """JSON for the database, every secret included wherever a model holds it (``model_dump`` masks them)."""
         return self._walk(_secret_value)
 
-    def redacted(self) -> dict[str, Any]:
+    def redacted(self, fingerprint: Callable[[str], str]) -> dict[str, Any]:
         """The settings as an operator may read them: every secret as ``{"set": true, "fingerprint": ...}``
         (or ``{"set": false}``), found from the models, so a new secret field is never shown; a named
-        credential's URL without its password."""
-        data = self._walk(_secret_view)
+        credential's URL without its password. ``fingerprint`` is the host's keyed one (``SecretBox``)."""
+
+        def view(secret: SecretStr | None) -> dict[str, Any]:
+            if secret is None:
+                return {"set": False}
+            return {"set": True, "fingerprint": fingerprint(secret.get_secret_value())}
+
+        data = self._walk(view)
         for name, credential in self.named_credentials.items():
             data["named_credentials"][name]["url"] = credential.shown_url
         return data
@@ -185,14 +191,6 @@ class TenantSettings(BaseModel):
             for name, field in type(model).model_fields.items():
                 data[name] = _replace_secrets(getattr(model, name), data[name], field.annotation, on_secret)
         return data
-
-
-def secret_fingerprint(value: str) -> str:
-    """12 hex digits that tell an operator which secret is set without revealing it.
-
-    The one place a fingerprint is computed: keying it (with the host's master key) is a change here.
-    """
-    return hashlib.sha256(b"circuit-secret-fingerprint\0" + value.encode()).hexdigest()[:12]
 
 
 def changed_settings(before: TenantSettings, after: TenantSettings) -> list[str]:
@@ -240,15 +238,9 @@ def _secret_value(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
 
 
-def _secret_view(secret: SecretStr | None) -> dict[str, Any]:
-    if secret is None:
-        return {"set": False}
-    return {"set": True, "fingerprint": secret_fingerprint(secret.get_secret_value())}
-
-
 def _secret_mark(secret: SecretStr | None) -> tuple[str, str | None]:
     """A secret as a comparable leaf (not a dict, so ``_changed_paths`` does not descend into it)."""
-    return ("secret", None if secret is None else secret_fingerprint(secret.get_secret_value()))
+    return ("secret", None if secret is None else hashlib.sha256(secret.get_secret_value().encode()).hexdigest())
 
 
 def _changed_paths(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str) -> list[str]:

@@ -145,6 +145,10 @@ class Tenants:
 
     # --- settings at rest: sealed under the master key (secret_box) --------------------------
 
+    def fingerprint(self, secret: str) -> str:
+        """How a secret is shown to operators (``TenantSettings.redacted``): keyed by the master key."""
+        return self._box.fingerprint(secret)
+
     def _seal(self, tenant_id: str, settings: TenantSettings) -> str:
         """The whole settings document, encrypted: every secret a settings model holds, now or later, is covered."""
         return self._box.seal(json.dumps(settings.to_storage()).encode(), _settings_context(tenant_id))

@@ -10,7 +10,8 @@ from circuit_host.connectors.crm import GoHighLevelConnector, Outbox
 from circuit_host.connectors.crm.system_of_record import check_connection, crm_names, open_connector
 from circuit_host.connectors.records import DmlOp
 from circuit_host.errors import Rejected
-from circuit_host.platform.settings import TenantSettings, secret_fingerprint
+from circuit_host.platform.settings import TenantSettings
+from tests.conftest import TEST_BOX
 
 from .conftest import dispatcher
 from .fakes import FakeGoHighLevel, FakeSalesforce
@@ -27,8 +28,8 @@ def test_the_choices_come_from_the_registry() -> None:
 
 def test_a_selection_is_validated_by_its_crms_model_and_its_token_is_write_only(fake_ghl: FakeGoHighLevel) -> None:
     settings = TenantSettings.validated({"system_of_record": {"production": ghl_selection(fake_ghl)}})
-    shown = settings.redacted()["system_of_record"]["production"]
-    assert shown["api_key"] == {"set": True, "fingerprint": secret_fingerprint(fake_ghl.api_key)}
+    shown = settings.redacted(TEST_BOX.fingerprint)["system_of_record"]["production"]
+    assert shown["api_key"] == {"set": True, "fingerprint": TEST_BOX.fingerprint(fake_ghl.api_key)}
     assert fake_ghl.api_key not in repr(settings) and fake_ghl.api_key not in str(shown)
     stored = settings.to_storage()
     assert stored["system_of_record"]["production"]["api_key"] == fake_ghl.api_key  # sealed by the platform

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from circuit_host.platform.settings import secret_fingerprint
 from tests.conftest import LoopbackServer
 from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem
 from tests.server.test_end_to_end import variant
@@ -43,8 +42,8 @@ def test_a_credential_is_listed_with_header_names_and_fingerprints_never_values(
         "name": "census",
         "url": "https://svc:****@census.example.com/v1",
         "headers": {
-            "Authorization": {"set": True, "fingerprint": secret_fingerprint(TOKEN)},
-            "X-Team": {"set": True, "fingerprint": secret_fingerprint("t1")},
+            "Authorization": {"set": True, "fingerprint": acme.server.state.platform.tenants.fingerprint(TOKEN)},
+            "X-Team": {"set": True, "fingerprint": acme.server.state.platform.tenants.fingerprint("t1")},
         },
         "used_by": [],
     }
@@ -59,7 +58,9 @@ def test_put_replaces_the_whole_credential_and_each_change_is_audited_by_name(ac
     replaced = put(acme, "census", "https://census.example.com/v2", {"Authorization": "Bearer other-0123"}).json()
     assert replaced["url"] == "https://census.example.com/v2"
     assert set(replaced["headers"]) == {"Authorization"}
-    assert replaced["headers"]["Authorization"]["fingerprint"] == secret_fingerprint("Bearer other-0123")
+    assert replaced["headers"]["Authorization"]["fingerprint"] == acme.server.state.platform.tenants.fingerprint(
+        "Bearer other-0123"
+    )
     assert acme.admin.delete("/v1/credentials/census").status_code == 204
     assert listed(acme) == []
     trail = acme.admin.get("/v1/audit")

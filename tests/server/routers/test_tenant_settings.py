@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from circuit_host.connectors.crm.crm_registry import CrmPlugin, registered
-from circuit_host.platform.settings import secret_fingerprint
 from tests.server.conftest import GENERIC_SECRET
 from tests.server.routers.conftest import OTHER_SCOPE, Tenant, ghl_signed, problem
 from tests.server.test_end_to_end import ghl_contact
@@ -26,6 +25,11 @@ def settings(tenant: Tenant) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+def fingerprint(tenant: Tenant, secret: str) -> str:
+    """What the server shows for ``secret``: keyed by its master key."""
+    return tenant.server.state.platform.tenants.fingerprint(secret)
 
 
 def patch(tenant: Tenant, changes: dict[str, Any]) -> Any:
@@ -45,7 +49,7 @@ def test_secrets_are_shown_as_set_with_a_fingerprint_never_as_values(acme: Tenan
     answer = acme.admin.get("/v1/settings")
     assert GENERIC_SECRET not in answer.text
     shown = answer.json()
-    assert shown["generic_hmac_secret"] == {"set": True, "fingerprint": secret_fingerprint(GENERIC_SECRET)}
+    assert shown["generic_hmac_secret"] == {"set": True, "fingerprint": fingerprint(acme, GENERIC_SECRET)}
     assert len(shown["generic_hmac_secret"]["fingerprint"]) == 12
     assert shown["ghl_location_ids"] and shown["ghl_public_key"]  # a public key is not a secret
     assert shown["rate_limit_per_minute"] == 1000 and shown["max_limits"]["fuel"] > 0
@@ -61,7 +65,7 @@ def test_a_patch_changes_only_the_settings_it_names_and_they_take_effect(acme: T
     after = answer.json()
     assert after == settings(acme)
     assert after["coverage_threshold"] == 90 and after["ghl_location_ids"] == ["loc-2"]
-    assert after["generic_hmac_secret"]["fingerprint"] == secret_fingerprint(NEW_SECRET)
+    assert after["generic_hmac_secret"]["fingerprint"] == fingerprint(acme, NEW_SECRET)
     untouched = {k for k in before if k not in ("coverage_threshold", "generic_hmac_secret", "ghl_location_ids")}
     assert {k: after[k] for k in untouched} == {k: before[k] for k in untouched}
     assert ghl_webhook_status(acme) == 403  # the webhook's location is no longer one this tenant accepts
@@ -151,7 +155,7 @@ def test_only_an_admin_key_reads_or_changes_settings_and_only_its_own_tenants(ac
     problem(acme.client(None).get("/v1/settings"), 401)
     patch(globex, {"coverage_threshold": 1, "generic_hmac_secret": NEW_SECRET})
     assert settings(acme)["coverage_threshold"] == 75
-    assert settings(acme)["generic_hmac_secret"]["fingerprint"] == secret_fingerprint(GENERIC_SECRET)
+    assert settings(acme)["generic_hmac_secret"]["fingerprint"] == fingerprint(acme, GENERIC_SECRET)
     assert settings_audit(acme) == []
 
 
@@ -177,7 +181,7 @@ def test_a_secret_of_a_crm_registered_later_is_masked_too(acme: Tenant) -> None:
         answer = patch(acme, {"vault_token": "s3cr3t-vault-token", "vault_region": "us"})
         assert answer.status_code == 200, answer.text
         assert "s3cr3t-vault-token" not in answer.text + acme.admin.get("/v1/settings").text
-        assert answer.json()["vault_token"] == {"set": True, "fingerprint": secret_fingerprint("s3cr3t-vault-token")}
+        assert answer.json()["vault_token"] == {"set": True, "fingerprint": fingerprint(acme, "s3cr3t-vault-token")}
         assert answer.json()["vault_region"] == "us"
         patch(acme, {"vault_token": None, "vault_region": None})  # the tenant stays valid once it is unregistered
 

@@ -28,7 +28,7 @@ class CredentialRequest(BaseModel):
 
 
 def _view(state: ServerState, tenant_id: str, settings: TenantSettings, name: str) -> dict[str, Any]:
-    shown: dict[str, Any] = settings.redacted()["named_credentials"][name]
+    shown: dict[str, Any] = settings.redacted(state.platform.tenants.fingerprint)["named_credentials"][name]
     return {"name": name, **shown, "used_by": state.credential_users(tenant_id, name)}
 
 

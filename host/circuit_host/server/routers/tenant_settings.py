@@ -24,7 +24,9 @@ and are never shown again. Unknown names and invalid values are refused with 422
 
 @router.get("", response_model=SettingsView, summary="This tenant's settings, secrets shown as fingerprints")
 def get_settings(caller: Caller = Depends(require("admin")), state: ServerState = Depends(state_of)) -> JSONResponse:
-    return JSONResponse(state.platform.tenants.get_settings(caller.tenant_id).redacted())
+    return JSONResponse(
+        state.platform.tenants.get_settings(caller.tenant_id).redacted(state.platform.tenants.fingerprint)
+    )
 
 
 @router.patch("", response_model=SettingsView, summary="Change settings (audited: who, when, which names)")
@@ -36,4 +38,6 @@ def patch_settings(
     caller: Caller = Depends(require("admin")),
     state: ServerState = Depends(state_of),
 ) -> JSONResponse:
-    return JSONResponse(state.update_settings(caller.tenant_id, changes, caller.actor).redacted())
+    return JSONResponse(
+        state.update_settings(caller.tenant_id, changes, caller.actor).redacted(state.platform.tenants.fingerprint)
+    )
