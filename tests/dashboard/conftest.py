@@ -28,7 +28,8 @@ from tests.server.conftest import vlpr_bundles  # noqa: F401  (Virtual LPR 1.0.0
 
 CHROMIUM = os.environ.get("CIRCUIT_TEST_CHROMIUM", "/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("CIRCUIT_REQUIRE_BROWSER") == "1"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Where screenshots go: a temporary folder, or CIRCUIT_SCREENSHOTS (docs/screenshots refreshes the README's).
+SCREENSHOTS = os.environ.get("CIRCUIT_SCREENSHOTS")
 # A grade-A lead: Virtual LPR updates it and inserts a Task (two DML statements).
 HOT_LEAD = {
     "LastName": "Hot",
@@ -161,6 +162,14 @@ def sign_in(page: Any, dashboard: Dashboard, key: str | None = None, where: str 
     page.wait_for_selector("#who-tenant")
 
 
-def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def screenshot(page: Any, folder: Path, name: str) -> Path:
+    path = folder / name
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -4,6 +4,7 @@ execution timeline, the live tail and a rollback, each checked against the API."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +41,7 @@ def test_a_bad_key_is_refused_and_a_good_one_signs_in(page: Any, dashboard: Dash
 
 
 def test_the_overview_charts_show_the_executions(
-    page: Any, dashboard: Dashboard, executions: dict[str, list[dict[str, Any]]]
+    page: Any, dashboard: Dashboard, executions: dict[str, list[dict[str, Any]]], screenshots: Path
 ) -> None:
     sign_in(page, dashboard, where="overview")
     page.wait_for_selector("#rate-chart")
@@ -60,11 +61,11 @@ def test_the_overview_charts_show_the_executions(
     assert float(latency.get_attribute("data-p99")) == dev["p99_ms"] > 0
     headroom = page.locator('#headroom svg[data-env="dev"] g.resource[data-resource="dml_statements"]')
     assert float(headroom.get_attribute("data-fraction")) == 1.0  # every Virtual LPR run used its one statement
-    screenshot(page, "overview.png")
+    assert screenshot(page, screenshots, "overview.png").stat().st_size > 10_000
 
 
 def test_the_execution_page_draws_one_bar_per_host_call(
-    page: Any, dashboard: Dashboard, executions: dict[str, list[dict[str, Any]]]
+    page: Any, dashboard: Dashboard, executions: dict[str, list[dict[str, Any]]], screenshots: Path
 ) -> None:
     execution_id = executions["ok"][0]["id"]
     with dashboard.api() as client:
@@ -94,7 +95,7 @@ def test_the_execution_page_draws_one_bar_per_host_call(
     assert tooltip.startswith(f"QUERY {expected[2][6:]}: ")
     assert len(bars) == len(stored["timeline"])
     assert "USER_DEBUG" in page.locator("#debug-log").inner_text()
-    screenshot(page, "timeline.png")
+    assert screenshot(page, screenshots, "timeline.png").stat().st_size > 10_000
 
 
 def test_text_from_a_record_is_shown_as_text_never_run(
@@ -152,3 +153,26 @@ def test_a_read_key_sees_no_rollback_and_an_admin_rolls_back(page: Any, dashboar
     assert [(c["name"], c["version"]) for c in active] == [("virtual_lpr", "1.0.0")]
     page.wait_for_selector('section.environment[data-env="dev"] td.active-version:text("1.0.0")')
     assert page.locator("tr.audit-row[data-action=rollback]").count() == 1
+
+
+def test_the_jobs_page_shows_the_queues(page: Any, dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, where="jobs")
+    for queue, state in (("jobs", "todo"), ("jobs", "dead"), ("outbox", "pending"), ("outbox", "dead")):
+        expect(page.locator(f'.figure[data-queue="{queue}"][data-state="{state}"] .value')).to_have_text("0")
+
+
+def test_the_api_docs_load_without_any_other_origin(page: Any, dashboard: Dashboard) -> None:
+    elsewhere: list[str] = []
+
+    def only_the_server(route: Any) -> None:
+        if route.request.url.startswith(dashboard.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
+    page.goto(f"{dashboard.url}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Circuit Script host")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/executions/stream")).to_have_count(1)
+    assert elsewhere == []

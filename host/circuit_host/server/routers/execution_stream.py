@@ -6,7 +6,8 @@ it asks for the executions that started in the last ``LOOKBACK`` and sends the o
 sent yet, oldest first: ``event: execution`` (the summary, ``id:`` its id) followed by one
 ``event: log`` per debug-log line (``logs=false`` leaves them out). A comment line every
 ``KEEPALIVE_SECONDS`` keeps proxies from closing an idle stream; a stream ends after
-``MAX_STREAM_SECONDS`` and a client reconnects with ``Last-Event-ID`` to go on where it was.
+``MAX_STREAM_SECONDS``, or at a database error, and a client reconnects with ``Last-Event-ID`` to go
+on where it was.
 Streams are bounded per server and per tenant (429 beyond), and their reads run on a limiter of
 their own, never the thread pool that runs executions.
 """
@@ -22,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
@@ -31,6 +33,7 @@ from ..problems import Problem
 from ..state import ServerState
 from .models import Environment
 
+log = structlog.get_logger("circuit.server")
 POLL_SECONDS = 0.5
 LOOKBACK = timedelta(minutes=10)  # an execution saved this long after it started is still seen
 PAGE = 200  # newest executions read per poll; more new ones than this in one poll are reported as a gap
@@ -188,7 +191,11 @@ def stream_router(slots: StreamSlots | None = None, clock: Callable[[], float] =
                     await anyio.sleep(POLL_SECONDS)
                     if await request.is_disconnected():
                         return
-                    batch = await anyio.to_thread.run_sync(tail.poll, limiter=reads)
+                    try:
+                        batch = await anyio.to_thread.run_sync(tail.poll, limiter=reads)
+                    except Exception as exc:  # the database went away (or the server is closing): end here
+                        log.warning("execution stream ended", tenant=caller.tenant_id, error=type(exc).__name__)
+                        return
                     for event in batch:
                         yield event
                     if batch:
