@@ -35,6 +35,7 @@ def cmd_worker(args: argparse.Namespace, settings: HostSettings) -> int:
     state = ServerState(server_settings)
     try:
         state.jobs.start()
+        state.crm_outbox.start()  # CRM writes of the executions it runs (and any server's: they share leases)
         print(
             f"circuit worker: {state.jobs.queue.backend} queue, {server_settings.job_workers} at a time, "
             f"kinds {', '.join(sorted(state.jobs.handlers))}",
