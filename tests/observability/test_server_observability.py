@@ -32,7 +32,7 @@ from circuit_host.observability import probes as probes_module
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
 from circuit_host.settings import configure_logging
-from tests.server.conftest import LiveServer, Tenant, serve
+from tests.server.conftest import LiveServer, Tenant, applied, serve
 from tests.server.routers.conftest import generic_event, generic_signed
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -82,8 +82,9 @@ def test_metrics_count_executions_webhooks_and_requests_by_route_without_ids_or_
         written = admin.post("/v1/records/Contact", json={"records": [{"LastName": "Api"}]})
         assert written.status_code == 200 and written.json()["execution"]["status"] == "ok", written.text
         raw, headers = generic_signed(generic_event({"LastName": "Hook"}, event_id="evt-1"))
-        assert anonymous.post(path, content=raw, headers=headers).status_code == 200
-        assert anonymous.post(path, content=raw, headers=headers).status_code == 409  # the same delivery
+        accepted = anonymous.post(path, content=raw, headers=headers)
+        assert anonymous.post(path, content=raw, headers=headers).json() == {"duplicate": True}  # the same delivery
+        applied(admin, accepted)  # the execution has run: counted below
         tampered = {**headers, "x-circuit-signature": "t=1,v1=00"}
         assert anonymous.post(path, content=raw, headers=tampered).status_code == 401
         assert anonymous.post("/v1/hooks/generic/not-a-token", content=raw, headers=headers).status_code == 404
@@ -110,8 +111,9 @@ def test_metrics_count_executions_webhooks_and_requests_by_route_without_ids_or_
     }
     route = {"method": "POST", "route": "/v1/records/{object_name}", "status": "200"}
     assert found[("circuit_http_requests_total", frozenset(route.items()))] == 1
-    hooks = {"method": "POST", "route": "/v1/hooks/{source}/{token}", "status": "409"}
-    assert found[("circuit_http_requests_total", frozenset(hooks.items()))] == 1
+    for status in ("202", "200"):
+        hooks = {"method": "POST", "route": "/v1/hooks/{source}/{token}", "status": status}
+        assert found[("circuit_http_requests_total", frozenset(hooks.items()))] == 1
     assert found[("circuit_governor_usage_ratio_count", frozenset({"resource": "dml_rows"}.items()))] == 2
     assert token not in text and "not-a-token" not in text and "nonsense" not in text  # templates, not paths
     assert written.json()["execution"]["id"] not in text  # no execution ids

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.server.conftest import GENERIC_SECRET, GHL_LOCATION, LiveServer, Tenant
+from tests.server.conftest import GENERIC_SECRET, GHL_LOCATION, LiveServer, Tenant, applied, executions_of
 
 HOT_LEAD_FIELDS = {
     "cf-size": "Company_Size__c",
@@ -97,9 +97,7 @@ def test_ghl_contact_create_is_scored_and_a_hot_lead_gets_a_task(
     configure(live, tenant)
     with tenant.client(live) as client:
         assert [c["version"] for c in deploy(client, vlpr_bundles["1.0.0"])] == ["1.0.0"]
-        answer = post_ghl(client, tenant, ghl_contact())
-        assert answer.status_code == 200, answer.text
-        [execution] = answer.json()["executions"]
+        [execution] = executions_of(client, post_ghl(client, tenant, ghl_contact()))
         assert execution["status"] == "ok", execution
         rows = client.get(
             "/v1/query", params={"soql": "SELECT LastName, VLPR_Score__c, VLPR_Grade__c, GHL_Id__c FROM Contact"}
@@ -133,7 +131,7 @@ def test_webhook_url_with_token_works_without_a_key_and_rotation_retires_it(
         url = client.get("/v1/environments/production/webhooks").json()["urls"]["ghl"]
         path = httpx.URL(url).path
         with httpx.Client(base_url=live.url, trust_env=False) as anonymous:
-            assert post_ghl(anonymous, tenant, ghl_contact(), path).status_code == 200
+            applied(client, post_ghl(anonymous, tenant, ghl_contact(), path))
             rotated = client.post("/v1/environments/production/webhooks/rotate").json()["urls"]["ghl"]
             assert rotated != url
             gone = post_ghl(anonymous, tenant, ghl_contact(), path)
@@ -157,9 +155,9 @@ def test_bad_signature_stale_timestamp_and_replay_are_refused(live: LiveServer, 
         assert unsigned.status_code == 401
         stale = post_ghl(client, tenant, ghl_contact(timestamp="2020-01-01T00:00:00Z"))
         assert stale.status_code == 401 and "Stale" in stale.json()["title"]
-        assert post_ghl(client, tenant, payload).status_code == 200
+        applied(client, post_ghl(client, tenant, payload))
         replay = post_ghl(client, tenant, payload)
-        assert replay.status_code == 409
+        assert replay.status_code == 200 and replay.json() == {"duplicate": True}
         other_location = post_ghl(client, tenant, ghl_contact(locationId="loc-someone-else"))
         assert other_location.status_code == 403
         count = client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"]
@@ -184,8 +182,7 @@ def test_generic_webhook_with_hmac_and_update_supplies_old_values(
         mac = hmac.new(GENERIC_SECRET.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
         headers = {"content-type": "application/json", "x-circuit-signature": f"t={t},v1={mac}"}
         answer = client.post("/v1/hooks/generic", content=raw, headers=headers)
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["executions"][0]["status"] == "ok"
+        assert executions_of(client, answer)[0]["status"] == "ok"
         wrong = client.post(
             "/v1/hooks/generic", content=raw, headers={**headers, "x-circuit-signature": f"t={t},v1={'0' * 64}"}
         )
@@ -200,13 +197,14 @@ def test_deploy_update_rollback_and_promote(live: LiveServer, vlpr_bundles: dict
     with tenant.client(live) as client:
         deploy(client, vlpr_bundles["1.0.0"])
         assert [c["version"] for c in deploy(client, vlpr_bundles["1.1.0"])] == ["1.1.0"]
-        assert post_ghl(client, tenant, ghl_contact()).json()["executions"][0]["status"] == "ok"
+        assert executions_of(client, post_ghl(client, tenant, ghl_contact()))[0]["status"] == "ok"
         started = time.monotonic()
         rolled = client.post("/v1/environments/production/rollback", json={"circuit": "virtual_lpr"})
         assert rolled.status_code == 200
         assert [c["version"] for c in rolled.json()] == ["1.0.0"]
         answer = post_ghl(client, tenant, ghl_contact(id="ghl-contact-2"))
         assert time.monotonic() - started < 1.0 + answer.elapsed.total_seconds()
+        applied(client, answer)
         latest = client.get("/v1/executions", params={"limit": 1}).json()["executions"][0]
         assert latest["version"] == "virtual_lpr@1.0.0"
         assert client.get("/v1/environments/staging/circuits").json() == []
@@ -235,7 +233,7 @@ def test_one_tenant_can_never_see_or_touch_another(live: LiveServer, vlpr_bundle
     configure(live, acme)
     with acme.client(live) as a, globex.client(live) as g:
         deploy(a, vlpr_bundles["1.0.0"])
-        execution_id = post_ghl(a, acme, ghl_contact()).json()["executions"][0]["id"]
+        execution_id = executions_of(a, post_ghl(a, acme, ghl_contact()))[0]["id"]
         assert g.get(f"/v1/executions/{execution_id}").status_code == 404
         assert g.get("/v1/executions").json()["executions"] == []
         assert g.get("/v1/query", params={"soql": "SELECT Id FROM Contact"}).json()["records"] == []
@@ -323,20 +321,18 @@ def test_a_burst_is_coalesced_into_one_trigger_execution(live: LiveServer, vlpr_
     live.state.platform.tenants.update_settings(tenant.id, {"coalesce_window_ms": 400})
     with tenant.client(live) as client:
         deploy(client, vlpr_bundles["1.0.0"])
+        answers = []
         for n in range(3):
             raw, headers = signed_generic([{"LastName": f"Burst{n}"}], f"burst-{n}")
-            queued = client.post("/v1/hooks/generic", content=raw, headers=headers)
-            assert queued.status_code == 202, queued.text
-            assert queued.json() == {"executions": [], "queued": 1}
-        deadline = time.monotonic() + 10
-        while not (executions := client.get("/v1/executions").json()["executions"]):
-            assert time.monotonic() < deadline, "the batch was never flushed"
-            time.sleep(0.05)
+            answers.append(client.post("/v1/hooks/generic", content=raw, headers=headers))
+            assert answers[-1].json()["accepted"] == 1, answers[-1].text
+        assert len({e["execution_id"] for a in answers for e in applied(client, a)}) == 1
+        executions = client.get("/v1/executions").json()["executions"]
         assert len(executions) == 1 and executions[0]["status"] == "ok"
         count = client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"]
         assert count == 3
         raw, headers = signed_generic([{"LastName": "Burst0"}], "burst-0")
-        assert client.post("/v1/hooks/generic", content=raw, headers=headers).status_code == 409
+        assert client.post("/v1/hooks/generic", content=raw, headers=headers).json() == {"duplicate": True}
 
 
 def test_the_bundles_limits_govern_its_executions(
@@ -394,8 +390,7 @@ def test_salesforce_cdc_create_update_delete(live: LiveServer, vlpr_bundles: dic
     with tenant.client(live) as client:
         deploy(client, vlpr_bundles["1.0.0"])
         answer = post_signed(client, "/v1/hooks/salesforce-cdc", created)
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["executions"][0]["status"] == "ok"
+        assert executions_of(client, answer)[0]["status"] == "ok"
         soql = "SELECT LastName, Title, VLPR_Grade__c, Salesforce_Id__c, OwnerId FROM Contact"
         [contact] = client.get("/v1/query", params={"soql": soql}).json()["records"]
         assert contact["Salesforce_Id__c"] == "003Qy00000VLp01IAB"
@@ -412,12 +407,12 @@ def test_salesforce_cdc_create_update_delete(live: LiveServer, vlpr_bundles: dic
             },
             "Title": "CEO",
         }
-        assert post_signed(client, "/v1/hooks/salesforce-cdc", update).json()["executions"][0]["status"] == "ok"
+        assert executions_of(client, post_signed(client, "/v1/hooks/salesforce-cdc", update))[0]["status"] == "ok"
         [contact] = client.get("/v1/query", params={"soql": soql}).json()["records"]
         assert (contact["LastName"], contact["Title"]) == ("Raman", "CEO")  # an update changes only what it carries
 
         delete = {"ChangeEventHeader": {**header, "changeType": "DELETE", "transactionKey": "tx-3"}}
-        assert post_signed(client, "/v1/hooks/salesforce-cdc", delete).json()["executions"][0]["status"] == "ok"
+        assert executions_of(client, post_signed(client, "/v1/hooks/salesforce-cdc", delete))[0]["status"] == "ok"
         assert client.get("/v1/query", params={"soql": "SELECT COUNT() FROM Contact"}).json()["total_size"] == 0
         binned = client.get("/v1/query", params={"soql": "SELECT LastName FROM Contact WHERE IsDeleted = true"})
         assert [r["LastName"] for r in binned.json()["records"]] == ["Raman"]

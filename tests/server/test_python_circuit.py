@@ -15,7 +15,7 @@ from circuit_host.server import ServerSettings
 from circuit_host.server.state import ServerState
 from circuit_host.testing import run_native_tests
 
-from .conftest import ROOT, LiveServer, serve
+from .conftest import ROOT, LiveServer, executions_of, serve
 from .test_end_to_end import configure, deploy, ghl_contact, post_ghl
 
 EXAMPLE = ROOT / "examples" / "virtual_lpr_py"
@@ -65,9 +65,7 @@ def test_python_circuit_is_gated_deployed_and_fired_by_a_webhook(py_live: LiveSe
         assert native.coverage is not None and native.passed
         assert gate["coverage"] == pytest.approx(native.coverage.percent, abs=0.01)
 
-        answer = post_ghl(client, tenant, ghl_contact())
-        assert answer.status_code == 200, answer.text
-        [execution] = answer.json()["executions"]
+        [execution] = executions_of(client, post_ghl(client, tenant, ghl_contact()))
         assert execution["status"] == "ok", execution
         soql = "SELECT LastName, VLPR_Score__c, VLPR_Grade__c, GHL_Id__c FROM Contact"
         [contact] = client.get("/v1/query", params={"soql": soql}).json()["records"]

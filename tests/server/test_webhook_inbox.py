@@ -1,0 +1,86 @@
+"""The webhook inbox against a real server on loopback: concurrent copies of one delivery, and a
+worker that died after the records committed but before the inbox heard of it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+
+from circuit_host.connectors.crm import crm_registry
+from circuit_host.server.webhook_inbox import receipt
+from circuit_host.webhooks import DEFAULT_LIMITS
+from tests.server.conftest import LiveServer, applied
+from tests.server.routers.conftest import generic_event, generic_signed
+from tests.server.test_end_to_end import deploy
+
+
+def contacts(client: httpx.Client) -> list[str]:
+    records = client.get("/v1/query", params={"soql": "SELECT LastName FROM Contact ORDER BY LastName"}).json()
+    return [r["LastName"] for r in records["records"]]
+
+
+def test_eight_concurrent_copies_of_one_signed_delivery_are_stored_and_applied_once(
+    live: LiveServer, vlpr_bundles: dict[str, Path]
+) -> None:
+    tenant = live.tenant("acme")
+    raw, headers = generic_signed(generic_event({"LastName": "Retried"}, event_id="retry-storm"))
+    with tenant.client(live) as admin:
+        deploy(admin, vlpr_bundles["1.0.0"])
+        senders = [tenant.client(live) for _ in range(8)]
+        start = threading.Barrier(len(senders))
+        answers: list[httpx.Response] = []
+
+        def deliver(client: httpx.Client) -> None:
+            start.wait()
+            answers.append(client.post("/v1/hooks/generic", content=raw, headers=headers))
+
+        threads = [threading.Thread(target=deliver, args=(client,)) for client in senders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for client in senders:
+            client.close()
+        assert sorted(a.status_code for a in answers) == [200] * 7 + [202]
+        [accepted] = [a for a in answers if a.status_code == 202]
+        assert all(a.json() == {"duplicate": True} for a in answers if a.status_code == 200)
+        [entry] = applied(admin, accepted)
+        assert entry["state"] == "applied" and entry["execution"]["status"] == "ok"
+        assert contacts(admin) == ["Retried"]
+        assert len(admin.get("/v1/executions").json()["executions"]) == 1
+        assert len(admin.get("/v1/inbox").json()["entries"]) == 1
+
+
+def test_rows_whose_records_committed_before_a_crash_are_marked_applied_not_applied_again(
+    live: LiveServer, vlpr_bundles: dict[str, Path]
+) -> None:
+    """A worker that committed the records (and their receipts) and died before marking the rows
+    applied: the next attempt finds the receipts, runs no execution and marks the rows applied."""
+    tenant = live.tenant("acme")
+    state = live.state
+    generic = crm_registry.find("generic")
+    assert generic is not None
+    event = generic_event({"LastName": "Once"})
+    raw, _ = generic_signed(event)
+    configuration = state.platform.tenants.get_settings(tenant.id).section(generic.configuration)
+    with tenant.client(live) as admin:
+        deploy(admin, vlpr_bundles["1.0.0"])
+        changes = generic.normalize(event, configuration, DEFAULT_LIMITS)
+        # stored as intake stores it; the job waits a minute, so no worker takes it meanwhile
+        [row_id] = state.inbox.accept(tenant.id, "production", "generic", changes, raw, window_ms=60_000) or []
+        [row] = state.inbox.rows.list_rows(tenant.id)
+        # the dying worker's execution: records and receipt committed, the inbox not told
+        [execution] = state.apply_webhook_changes(tenant.id, "production", "generic", [row.change], [receipt(row_id)])
+        assert execution.status == "ok"
+        assert admin.get(f"/v1/inbox/{row_id}").json()["state"] == "pending"
+        state.inbox.apply_batch(tenant.id, "production", [row])  # the next attempt, as the apply job runs it
+        entry = admin.get(f"/v1/inbox/{row_id}").json()
+        assert entry["state"] == "applied" and entry["execution_id"] is None
+        assert contacts(admin) == ["Once"]
+        assert len(admin.get("/v1/executions").json()["executions"]) == 1  # no second execution
+        # and a transaction carrying a receipt recorded before cannot commit
+        [again] = state.apply_webhook_changes(tenant.id, "production", "generic", [row.change], [receipt(row_id)])
+        assert again.status != "ok" and not again.committed
+        assert contacts(admin) == ["Once"]
