@@ -9,19 +9,25 @@ def score(ctx):
 
 from __future__ import annotations
 
-from . import http, limits, log, records
-from .errors import CalloutError, CircuitError, DmlError, QueryError
+from . import http, jobs, limits, log, records
+from .async_events import AsyncContext, job, schedule
+from .errors import CalloutError, CircuitError, DmlError, JobError, QueryError
 from .trigger import TriggerContext, trigger
 
 __all__ = [
+    "AsyncContext",
     "CalloutError",
     "CircuitError",
     "DmlError",
+    "JobError",
     "QueryError",
     "TriggerContext",
     "http",
+    "job",
+    "jobs",
     "limits",
     "log",
     "records",
+    "schedule",
     "trigger",
 ]

@@ -25,12 +25,22 @@ def interface(name: str) -> Any:
     return _imports[name]
 
 
+def has_interface(name: str) -> bool:
+    """Whether the component (or the native binding) has ``name``: ``jobs`` only in 1.1.0 builds."""
+    return hasattr(_override, name) if _override is not None else name in _imports
+
+
 def load_component_imports() -> None:
     """Import the generated bindings now, at build time: with WASI stubbed out, a module
     first imported while handling an event would need the filesystem, and trap."""
     from wit_world.imports import http, limits, log, records
 
     _imports.update(records=records, http=http, log=log, limits=limits)
+    try:  # ABI 1.1.0: present only when the circuit was built against that world (it uses jobs)
+        from wit_world.imports import jobs
+    except ImportError:
+        return
+    _imports["jobs"] = jobs
 
 
 def load_testing_import() -> None:

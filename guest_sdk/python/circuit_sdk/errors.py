@@ -17,3 +17,7 @@ class DmlError(CircuitError):
 
 class CalloutError(CircuitError):
     """``http.callout`` failed: host not allowed, connection failure, timeout, response too large."""
+
+
+class JobError(CircuitError):
+    """``jobs.enqueue`` failed: unknown circuit, payload not JSON-like or too large, chain depth limit."""

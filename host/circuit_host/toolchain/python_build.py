@@ -17,6 +17,7 @@ from pathlib import Path
 from ..bundles.manifest import read_manifest
 from ..resources import python_sdk_dir, wit_dir
 from .python_deps import vendor_requirements
+from .python_world import world_for
 from .zig_build import BUILD_TIMEOUT_S, BuildError
 
 ENTRY_MODULE = "circuit_sdk._entry"
@@ -57,13 +58,17 @@ def build_python_circuit(
 ) -> Path:
     """Compile a Python circuit into a WASI-free component (10-30 s); ``out`` defaults to
     ``DIR/build/<dir name>.wasm``. ``extra_paths`` are searched for imports after the circuit's
-    own directory (its bundled pure-Python dependencies)."""
+    own directory (its bundled pure-Python dependencies). ``world`` names a 1.0.0 world; a circuit
+    whose code uses ``circuit_sdk.jobs`` is built against the 1.1.0 world of that name
+    (``python_world.world_for``); a fully qualified ``world`` is used as given."""
     directory = Path(directory).resolve()
     if not is_python_circuit(directory):
         raise BuildError(f"no Python circuit: {directory / 'circuit.py'} does not exist")
     out = Path(out).resolve() if out is not None else directory / "build" / f"{directory.name}.wasm"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
+    if ":" not in world:
+        world = world_for(directory, world)
     command = componentize_command(directory, out, extra_paths, world, entry)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
