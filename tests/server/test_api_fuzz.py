@@ -44,6 +44,8 @@ def api_schema(fuzzed_app: tuple[object, str]) -> schemathesis.BaseSchema:
 def test_no_input_causes_a_server_error(api_schema: schemathesis.BaseSchema, fuzzed_app: tuple[object, str]) -> None:
     _, key = fuzzed_app
     operations = [result.ok() for result in api_schema.get_all_operations()]
+    # The live tail never ends by itself (a test client would wait for its end): tests/server/test_dashboard_api.py.
+    operations = [op for op in operations if op.path != "/v1/executions/stream"]
     assert len(operations) >= 15  # every route is in the document
     for operation in operations:
 
