@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from circuit_host.client import ApiError, Client
 from circuit_host.platform import ExecutionEntry
 from circuit_host.server.routers import execution_stream
 from tests.server.conftest import LiveServer, Tenant
+from tests.server.test_end_to_end import deploy
 
 
 def store(live: LiveServer, tenant: Tenant, env: str = "dev", status: str = "ok") -> str:
@@ -208,3 +210,27 @@ def test_the_dashboard_files_carry_a_strict_content_security_policy(live: LiveSe
         docs = client.get("/docs").text
         assert "/dashboard/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "cdn." not in docs
         assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+def test_a_stored_execution_has_its_timeline_nested_and_timed(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
+    acme = live.tenant("acme")
+    with acme.client(live) as client:
+        deploy(client, vlpr_bundles["1.0.0"], env="dev")
+        written = client.post("/v1/records/Contact", params={"env": "dev"}, json={"records": [{"LastName": "Lee"}]})
+        execution = client.get(f"/v1/executions/{written.json()['execution']['id']}").json()
+        listed = client.get("/v1/executions").json()["executions"][0]
+    assert listed["timeline"] is None  # lists leave it out, as they leave out the log
+    steps = execution["timeline"]
+    assert [(s["kind"], s["name"], s["depth"], s["outcome"]) for s in steps] == [
+        ("dml", "INSERT Contact", 0, "ok"),
+        ("trigger", "trigger virtual_lpr@1.0.0 on Contact.after_insert", 1, "ok"),
+        ("query", "SELECT Value__c FROM Circuit_Setting__c WHERE Name = 'census_url' LIMIT 1", 2, "ok"),
+        ("dml", "UPDATE Contact", 2, "ok"),
+    ]
+    insert, trigger, query, update = steps
+    assert insert["rows"] == 1 and query["rows"] == 0 and update["rows"] == 1
+    for outer, inner in ((insert, trigger), (trigger, query), (trigger, update)):  # each inside its parent
+        assert outer["start_ms"] <= inner["start_ms"]
+        assert inner["start_ms"] + inner["duration_ms"] <= outer["start_ms"] + outer["duration_ms"] + 0.01
+    assert query["start_ms"] + query["duration_ms"] <= update["start_ms"] + 0.01  # one after the other
+    assert insert["start_ms"] + insert["duration_ms"] <= execution["duration_ms"]
