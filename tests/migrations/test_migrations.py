@@ -28,6 +28,7 @@ from circuit_host.circuitdb.tables import schema_table
 from circuit_host.connectors.crm.outbox import Outbox
 from circuit_host.migrations import (
     SchemaTooNew,
+    batch_runs,
     circuitdb_definitions,
     control_plane,
     crm_outbox,
@@ -46,7 +47,7 @@ from tests.conftest import TEST_BOX, require_postgres
 
 DATA_V0 = Path(__file__).parent / "fixtures" / "data-v0"
 FIXTURE = json.loads((DATA_V0 / "fixture.json").read_text())
-HEADS = {"control_plane": {"0005"}, "circuitdb": {"0002"}, "outbox": {"0002"}, "inbox": {"0001"}}
+HEADS = {"control_plane": {"0005"}, "circuitdb": {"0002"}, "outbox": {"0002"}, "inbox": {"0001"}, "batches": {"0001"}}
 """The newest revision of each schema (``MigratedSchema.name``)."""
 
 
@@ -171,7 +172,13 @@ def test_a_database_from_a_newer_circuit_script_is_refused(tmp_path: Path) -> No
 
 def test_a_fresh_database_is_created_at_the_newest_revision(tmp_path: Path) -> None:
     engine = make_engine(tmp_path / "fresh.sqlite3")
-    for schema in (control_plane("cs_"), circuitdb_definitions(), crm_outbox("crm_"), webhook_inbox("cs_")):
+    for schema in (
+        control_plane("cs_"),
+        circuitdb_definitions(),
+        crm_outbox("crm_"),
+        webhook_inbox("cs_"),
+        batch_runs("cs_"),
+    ):
         upgrade(engine, schema)
         upgrade(engine, schema)  # a second start finds nothing to do
         assert current_revisions(engine, schema) == HEADS[schema.name]

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..connectors.records import DmlOp, DmlResult, QueryResult, QueryTimeout, QueryTooLarge, encoded_size_floor
 from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..migrations import circuitdb_definitions, upgrade
-from ..soql.parser import IDENTIFIER, parse
+from ..soql.parser import IDENTIFIER, Query, parse
 from ..storage_engine import make_engine
 from .database_errors import translated
 from .dml import Statement, UnknownField
@@ -584,15 +584,16 @@ class CircuitTransaction:
 
     def query(
         self,
-        soql: str,
+        soql: str | Query,
         binds: Mapping[str, Any],
         max_rows: int,
         timeout_ms: int | None = None,
         max_bytes: int | None = None,
     ) -> QueryResult:
+        """``soql`` as text, or parsed (host only: a query the host rewrote, e.g. a batch's keyset chunk)."""
         if max_rows < 0:
             raise ValueError("max_rows must not be negative")
-        parsed = parse(soql)
+        parsed = soql if isinstance(soql, Query) else parse(soql)
         what = f"query on {parsed.object_name}"
         if timeout_ms is not None and timeout_ms <= 0:
             raise QueryTimeout(f"{what}: no time left to run it")

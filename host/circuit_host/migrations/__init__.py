@@ -74,8 +74,16 @@ def webhook_inbox(prefix: str = "cs_") -> MigratedSchema:
     return MigratedSchema("inbox", prefix)
 
 
+def batch_runs(prefix: str = "cs_") -> MigratedSchema:
+    """Batch circuits' progress (``platform/batch_rows.py``), on the control-plane database beside the jobs."""
+    return MigratedSchema("batches", prefix)
+
+
 # with default prefixes
-SCHEMAS = {s.name: s for s in (control_plane(), circuitdb_definitions(), crm_outbox(), job_queue(), webhook_inbox())}
+SCHEMAS = {
+    s.name: s
+    for s in (control_plane(), circuitdb_definitions(), crm_outbox(), job_queue(), webhook_inbox(), batch_runs())
+}
 
 
 def alembic_config(schema: MigratedSchema, connection: Connection | None = None) -> Config:

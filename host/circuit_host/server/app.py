@@ -11,6 +11,7 @@ from . import problems
 from .limits_middleware import MaxBodySize
 from .ratelimit import RateLimiter
 from .routers import (
+    batches,
     bundles,
     credentials,
     dashboard,
@@ -68,6 +69,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         credentials.router,
         outbox.router,
         jobs.router,
+        batches.router,
         stats.router,
         whoami.router,
     ):

@@ -37,6 +37,7 @@ from ..triggers import TriggerBinding, TriggerRegistry
 from ..webhooks import Change
 from .admission import ExecutionAdmission
 from .async_circuits import AsyncCircuits
+from .batch_circuits import BatchCircuits
 from .changes import as_dml
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
@@ -96,6 +97,7 @@ class ServerState:
             RetryPolicy(settings.inbox_max_attempts, settings.inbox_backoff_s),
         )
         self.async_circuits = AsyncCircuits(self)  # queueable and scheduled circuits (server/async_circuits.py)
+        self.batches = BatchCircuits(self, self.async_circuits)  # batch circuits (server/batch_circuits.py)
 
     def apply_webhook_changes(
         self, tenant_id: str, env: str, source: str, changes: list[Change], receipts: Sequence[str] = ()

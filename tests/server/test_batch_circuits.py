@@ -1,0 +1,197 @@
+"""Batch circuits on a live server: start, a chunk of ``scope`` records per execution, finish; a
+failed chunk does not stop the others; a worker killed mid-batch (SIGKILL) leaves every chunk
+committed exactly once after another worker resumes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from circuit_host.bundles import pack_bundle
+from circuit_host.server import ServerSettings
+from circuit_host.server.state import ServerState
+from circuit_host.toolchain.zig_build import build_circuit
+from tests.server.conftest import LiveServer, serve
+from tests.server.test_end_to_end import deploy
+
+HERE = Path(__file__).resolve().parent
+CIRCUIT = HERE / "batch_circuit"
+ROOT = HERE.parents[1]
+
+
+@pytest.fixture(scope="module")
+def batch_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("batch")
+    return pack_bundle(CIRCUIT / "circuit.toml", build_circuit(CIRCUIT, out / "build"), out)
+
+
+def seed(client: httpx.Client, count: int, marks: dict[int, str] | None = None) -> None:
+    """``count`` Batch_Item__c records, item i marked ``marks[i]``."""
+    marks = marks or {}
+    items = [{"Name": f"item-{i:05d}", "Mark__c": marks.get(i)} for i in range(count)]
+    for start in range(0, count, 5_000):
+        answer = client.post("/v1/records/Batch_Item__c?env=dev", json={"records": items[start : start + 5_000]})
+        assert answer.status_code == 200 and answer.json()["execution"]["status"] == "ok", answer.text
+
+
+def settled(client: httpx.Client, batch_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (batch := client.get(f"/v1/batches/{batch_id}").json())["state"] == "running":
+        assert time.monotonic() < deadline, f"batch did not end: {batch}"
+        time.sleep(0.1)
+    return dict(batch)
+
+
+def seen(client: httpx.Client) -> Counter[str]:
+    answer = client.get("/v1/query", params={"soql": "SELECT Name FROM Batch_Seen__c", "env": "dev", "limit": 50_000})
+    assert answer.status_code == 200, answer.text
+    return Counter(r["Name"] for r in answer.json()["records"])
+
+
+def test_a_batch_runs_start_every_chunk_and_finish_and_a_failed_chunk_stops_nothing(
+    live: LiveServer, batch_bundle: Path
+) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        deploy(client, batch_bundle, env="dev")
+        seed(client, 1_000, {450: "trap"})  # its chunk of 200 traps
+        started = client.post("/v1/batches", json={"circuit": "batch_items", "env": "dev", "scope": 200})
+        assert started.status_code == 202, started.text
+        assert started.json()["state"] == "running" and started.json()["version"] == "1.0.0"
+        batch = settled(client, started.json()["id"])
+        assert batch["state"] == "finished", batch
+        assert batch["query"] == "SELECT Id, Mark__c FROM Batch_Item__c WHERE Name != null"  # from start
+        assert (batch["total"], batch["chunks_ok"], batch["chunks_failed"]) == (1_000, 4, 1)
+        assert (batch["records_processed"], batch["records_failed"]) == (800, 200)
+        rows = seen(client)
+        assert rows.pop("finish") == 1 and set(rows.values()) == {1} and len(rows) == 800
+
+        executions = client.get("/v1/executions", params={"limit": 100}).json()["executions"]
+        phases = {e["trigger"].rsplit(":", 1)[1]: e for e in executions if e["trigger"].startswith("batch:")}
+        assert sorted(phases) == ["0", "1", "2", "3", "4", "finish", "start"]
+        assert sorted(phases[n]["status"] for n in "01234") == ["ok", "ok", "ok", "ok", "trap"]  # Ids are random
+        finish = client.get(f"/v1/executions/{phases['finish']['id']}").json()
+        assert "finished: 800 records processed, 1 chunks failed" in finish["debug_log"]
+        assert finish["usage"]["queries"]["limit"] == 200  # the asynchronous profile
+        jobs = client.get("/v1/jobs", params={"kind": "circuit.batch"}).json()["jobs"]
+        assert all(j["state"] == "succeeded" for j in jobs) and len(jobs) == 8  # start, chunks 0-5 (5 empty), finish
+        assert {j["execution_id"] for j in jobs if j["execution_id"]} == {e["id"] for e in phases.values()}
+        assert [b["id"] for b in client.get("/v1/batches").json()["batches"]] == [batch["id"]]
+
+
+def test_a_batch_with_a_query_skips_start_and_pages_only_what_it_selects(live: LiveServer, batch_bundle: Path) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        deploy(client, batch_bundle, env="dev")
+        seed(client, 250, {i: "odd" for i in range(1, 250, 2)})
+        body = {
+            "circuit": "batch_items",
+            "env": "dev",
+            "scope": 50,
+            "query": "SELECT Id FROM Batch_Item__c WHERE Mark__c = 'odd'",
+        }
+        batch = settled(client, client.post("/v1/batches", json=body).json()["id"])
+        assert (batch["state"], batch["total"], batch["chunks_ok"], batch["records_processed"]) == (
+            "finished",
+            125,
+            3,
+            125,
+        )
+        rows = seen(client)
+        assert rows.pop("finish") == 1 and len(rows) == 125 and set(rows.values()) == {1}
+
+
+def test_bad_batches_are_refused_and_other_tenants_see_nothing(live: LiveServer, batch_bundle: Path) -> None:
+    tenant, other = live.tenant("acme"), live.tenant("globex")
+    with tenant.client(live) as client:
+        deploy(client, batch_bundle, env="dev")
+        base = {"circuit": "batch_items", "env": "dev"}
+        for scope in (0, 2_001):
+            assert client.post("/v1/batches", json={**base, "scope": scope}).status_code == 422
+        ordered = client.post("/v1/batches", json={**base, "query": "SELECT Id FROM Batch_Item__c ORDER BY Name"})
+        assert ordered.status_code == 400 and "leave out ORDER BY" in ordered.text
+        broken = client.post("/v1/batches", json={**base, "query": "SELECT Id FROM Batch_Item__c WHERE"})
+        assert broken.status_code == 400
+        assert client.post("/v1/batches", json={**base, "circuit": "nope"}).status_code == 404
+        _, reader = live.state.platform.tenants.create_api_key(tenant.id, ["read"], "reader")
+        with tenant.client(live, reader) as read_only:
+            assert read_only.post("/v1/batches", json=base).status_code == 403
+        batch = settled(client, client.post("/v1/batches", json=base).json()["id"])
+        assert batch["state"] == "finished" and batch["records_processed"] == 0
+    with other.client(live) as intruder:
+        assert intruder.get(f"/v1/batches/{batch['id']}").status_code == 404
+        assert intruder.post(f"/v1/batches/{batch['id']}/cancel").status_code == 404
+        assert intruder.get("/v1/batches").json()["batches"] == []
+
+
+# -- a worker killed mid-batch ---------------------------------------------------------------
+
+
+@pytest.fixture
+def api_only(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server with no job workers: the batch's jobs run in ``circuit worker`` subprocesses."""
+    settings = ServerSettings(data_dir=tmp_path / "data", job_workers=0)
+    state = ServerState(settings)
+    try:
+        yield from serve(state, settings)
+    finally:
+        state.close()
+
+
+def worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``circuit worker`` on the server's data directory, once it says it runs (its output in ``log``)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "circuit_host.cli", "worker", "--data-dir", str(data_dir), "--concurrency", "1"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    deadline = time.monotonic() + 60
+    while "circuit worker:" not in log.read_text().rsplit("worker started", 1)[-1]:
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    return process
+
+
+def test_a_worker_killed_mid_batch_leaves_every_chunk_committed_exactly_once(
+    api_only: LiveServer, batch_bundle: Path, tmp_path: Path
+) -> None:
+    tenant = api_only.tenant("acme")
+    with tenant.client(api_only) as client:
+        deploy(client, batch_bundle, env="dev")
+        seed(client, 1_000)
+        body = {"circuit": "batch_items", "env": "dev", "scope": 100, "payload": {"spin": 150_000_000}}
+        batch_id = client.post("/v1/batches", json=body).json()["id"]
+        first = worker(tmp_path / "data", tmp_path / "first.log")
+        try:
+            deadline = time.monotonic() + 60
+            while client.get(f"/v1/batches/{batch_id}").json()["chunks_ok"] < 3:
+                assert time.monotonic() < deadline and first.poll() is None, "the worker made no progress"
+                time.sleep(0.05)
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=30)
+        interrupted = client.get(f"/v1/batches/{batch_id}").json()
+        assert interrupted["state"] == "running" and interrupted["chunks_ok"] < 10, interrupted
+        second = worker(tmp_path / "data", tmp_path / "second.log")
+        try:
+            batch = settled(client, batch_id, timeout=120)  # the killed worker's lease (30 s) expires first
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+        assert (batch["state"], batch["chunks_ok"], batch["chunks_failed"]) == ("finished", 10, 0), batch
+        assert batch["records_processed"] == 1_000
+        rows = seen(client)
+        assert rows.pop("finish") == 1
+        assert len(rows) == 1_000 and set(rows.values()) == {1}  # none skipped, none committed twice
