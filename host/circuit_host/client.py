@@ -163,6 +163,26 @@ class Client:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{int(job_id)}/retry")
         return result
 
+    def start_batch(
+        self, circuit: str, env: str, scope: int = 200, query: str | None = None, payload: Any = None
+    ) -> dict[str, Any]:
+        """A batch of an active circuit (``query`` None: the circuit's batch-start gives it)."""
+        body = {"circuit": circuit, "env": env, "scope": scope, "query": query, "payload": payload}
+        result: dict[str, Any] = self._call("POST", "/v1/batches", json=body)
+        return result
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/v1/batches/{_segment(batch_id)}")
+        return result
+
+    def batches(self, limit: int = 50) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/v1/batches", params={"limit": limit})
+        return result
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/batches/{_segment(batch_id)}/cancel")
+        return result
+
 
 def _problem(response: httpx.Response) -> ApiError:
     """The server's problem document as an error in its own words."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import CircuitError
 from ..settings import HostSettings, configure_logging, default_cache_dir
 from . import (
+    batch_commands,
     jobs_commands,
     local_commands,
     outbox_commands,
@@ -29,6 +30,7 @@ COMMAND_GROUPS = (
     settings_commands,
     outbox_commands,
     jobs_commands,
+    batch_commands,
     worker_commands,
 )
 
