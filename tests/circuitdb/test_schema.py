@@ -315,3 +315,20 @@ def test_open_store_targets(tmp_path: Path, backend: str, url: str) -> None:
         db.drop_tenant()
     with pytest.raises(Rejected, match="unsupported database URL"):
         open_store("mysql://x/y")
+
+
+def test_record_ids_of_a_batch_are_base62_unique_and_unbiased() -> None:
+    """One random read serves a whole batch; every character is still uniform over base62."""
+    from collections import Counter
+
+    from circuit_host.circuitdb.schema import _BASE62, is_record_id, new_record_ids
+
+    ids = new_record_ids("003", 4000)
+    assert len(ids) == 4000 and len(set(ids)) == 4000
+    assert all(is_record_id(i, "003") for i in ids)
+    counts = Counter("".join(i[3:] for i in ids))
+    assert set(counts) == set(_BASE62)  # 60,000 characters: each of the 62 expected ~968 times
+    low = sum(counts[c] for c in _BASE62[:8]) / 8  # a plain byte % 62 would favour these by 25%
+    rest = sum(counts[c] for c in _BASE62[8:]) / 54
+    assert 0.9 < low / rest < 1.1
+    assert new_record_ids("a01", 0) == []

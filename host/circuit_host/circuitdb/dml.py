@@ -8,8 +8,9 @@ the row named is the first failing one of the first failing pass.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from .schema import (
     ObjectDef,
     Schema,
     is_record_id,
-    new_record_id,
+    new_record_ids,
 )
 from .tables import value_table
 from .values import ValueProblem, parse_datetime, shown, to_storage
@@ -37,19 +38,87 @@ class UnknownField(DmlError):
     """A row names a field the schema snapshot lacks (another process may just have added it)."""
 
 
-@dataclass
 class _Row:
-    """One row of a statement: its Id (if given) and its checked column values by field key."""
+    """One row of a statement: its Id (if given) and its checked column values by field key.
 
-    index: int
-    id: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)  # field key -> as the caller wrote it
-    dates: dict[str, datetime] = field(default_factory=dict)  # seed only: CreatedDate, LastModifiedDate
-    target: str | None = None  # the record it writes: None inserts a new one
+    A plain class with slots: a statement makes one per row, and a dataclass's factories cost more.
+    """
+
+    __slots__ = ("dates", "id", "index", "names", "target", "values")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.id: str | None = None
+        self.values: dict[str, Any] = {}
+        self.names: dict[str, str] = {}  # field key -> as the caller wrote it
+        self.dates: dict[str, datetime] = {}  # seed only: CreatedDate, LastModifiedDate
+        self.target: str | None = None  # the record it writes: None inserts a new one
 
     def error(self, name: str, message: str) -> DmlError:
         return DmlError(f"row {self.index}: field {self.names.get(name.lower(), name)}: {message}")
+
+
+@dataclass(frozen=True)
+class _Bulk:
+    """One write compiled for a table and a set of columns: driver SQL and per-parameter converters.
+
+    A 200-row statement then costs one ``executemany`` and a tuple per row, instead of SQLAlchemy
+    building and processing parameters row by row.
+    """
+
+    sql: str
+    names: tuple[str, ...]  # parameter names, in positional order when the driver is positional
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+
+    @classmethod
+    def compile(cls, statement: sa.Insert | sa.Update, conn: Connection, names: Sequence[str]) -> _Bulk:
+        dialect = conn.dialect
+        compiled = statement.compile(dialect=dialect, column_keys=list(names))
+        order = tuple(compiled.positiontup) if compiled.positiontup is not None else tuple(compiled.binds)
+        processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in order)
+        return cls(compiled.string, order, processors, compiled.positiontup is not None)
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]], shared: Mapping[int, Any]) -> None:
+        """Run for ``rows`` (parameter name -> value); ``shared`` maps ``id()`` of a value many rows
+        hold (the statement's timestamp) to it converted once."""
+        pairs = list(zip(self.names, self.processors, strict=True))
+        params: list[Any] = []
+        for row in rows:
+            values = []
+            for name, process in pairs:
+                value = row[name]
+                if process is not None and value is not None:
+                    converted = shared.get(id(value), _MISSING)
+                    value = process(value) if converted is _MISSING else converted
+                values.append(value)
+            params.append(tuple(values) if self.positional else dict(zip(self.names, values, strict=True)))
+        conn.exec_driver_sql(self.sql, params)
+
+
+_MISSING = object()
+_BULK: weakref.WeakKeyDictionary[sa.Table, dict[tuple[str, str, tuple[str, ...]], _Bulk]] = (
+    weakref.WeakKeyDictionary()
+)  # per table (a schema change makes new tables), dialect, operation and columns
+
+
+def _bulk(conn: Connection, table: sa.Table, operation: str, keys: tuple[str, ...]) -> _Bulk:
+    cache = _BULK.setdefault(table, {})
+    key = (conn.dialect.name, operation, keys)
+    found = cache.get(key)
+    if found is None:
+        if operation == "insert":
+            found = _Bulk.compile(table.insert(), conn, keys)
+        else:
+            # Bound names differ from the column names: SQLAlchemy reserves those for the SET clause.
+            statement = (
+                table.update()
+                .where(table.c.id == sa.bindparam("target_id"))
+                .values({k: sa.bindparam(f"new_{k}", type_=table.c[k].type) for k in keys})
+            )
+            found = _Bulk.compile(statement, conn, [])
+        cache[key] = found
+    return found
 
 
 class Statement:
@@ -70,6 +139,7 @@ class Statement:
         self.table = table_of(obj)
         self.now = now
         self.claimed: dict[str, int] = {}
+        self.plans: dict[str, FieldDef] = {}  # field name as written -> field, checked once per statement
 
     def run(self, op: DmlOp, rows: Sequence[Mapping[str, Any]], external_id: str) -> DmlResult:
         if op is DmlOp.INSERT:
@@ -96,15 +166,18 @@ class Statement:
                 raise DmlError(f"row {index}: expected a map of field names to values")
             row = _Row(index)
             for name, value in raw.items():
-                if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
-                    raise DmlError(f"row {index}: invalid field name {shown(name)}")
-                key = name.lower()
+                f = self.plans.get(name) if isinstance(name, str) else None
+                if f is None:
+                    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+                        raise DmlError(f"row {index}: invalid field name {shown(name)}")
+                    f = self.obj.field(name)
+                    if f is None:
+                        raise UnknownField(f"row {index}: field {name}: no such field on {self.obj.name}")
+                    self.plans[name] = f
+                key = f.key
                 if key in row.names:
                     raise DmlError(f"row {index}: field {name}: duplicate of field {row.names[key]}")
                 row.names[key] = name
-                f = self.obj.field(name)
-                if f is None:
-                    raise UnknownField(f"row {index}: field {name}: no such field on {self.obj.name}")
                 if key == "id":
                     if value is not None and not isinstance(value, str):
                         raise row.error(name, "must be a string")
@@ -114,17 +187,16 @@ class Statement:
                         raise row.error(name, "is not writeable")
                     if not isinstance(value, str):
                         raise row.error(name, "must be an ISO-8601 string")
-                    row.dates[key] = self.checked(row, f, value, parse_datetime)
+                    try:
+                        row.dates[key] = parse_datetime(value)
+                    except ValueProblem as e:
+                        raise row.error(name, str(e)) from None
                 else:
-                    row.values[key] = self.checked(row, f, value, lambda v, f=f: to_storage(f, v))  # type: ignore[misc]
+                    try:
+                        row.values[key] = to_storage(f, value)
+                    except ValueProblem as e:
+                        raise row.error(name, str(e)) from None
             yield row
-
-    @staticmethod
-    def checked(row: _Row, f: FieldDef, value: Any, convert: Callable[[Any], Any]) -> Any:
-        try:
-            return convert(value)
-        except ValueProblem as e:
-            raise row.error(f.name, str(e)) from None
 
     def claim(self, row: _Row, record_id: str) -> None:
         """Refuse the second row of a statement that targets a record already targeted."""
@@ -158,53 +230,52 @@ class Statement:
     def save(self, rows: list[_Row], *, seeding: bool = False) -> DmlResult:
         """Insert the rows without a target and update the others, after every check passes."""
         writable = [f for f in self.obj.fields if not f.system]
+        defaults = {f.key: to_storage(f, f.default) for f in writable}
+        required = [f for f in writable if f.required]
         for row in rows:
             if row.target is None or seeding:
-                for f in writable:
-                    if f.key not in row.values:
-                        row.values[f.key] = to_storage(f, f.default)
-            for f in writable:
-                if f.required and f.key in row.values and row.values[f.key] in (None, ""):
+                row.values = {**defaults, **row.values}
+            for f in required:
+                if f.key in row.values and row.values[f.key] in (None, ""):
                     missing = f.key not in row.names
                     raise row.error(f.name, "required field missing" if missing else "required field cannot be empty")
         self.check_references(rows)
         self.check_unique(rows)
         result = DmlResult()
-        inserts: list[dict[str, Any]] = []
-        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
+        inserts: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        fresh = iter(new_record_ids(self.obj.prefix, sum(1 for row in rows if not (row.target or row.id))))
         for row in rows:
             created = row.target is None
-            record_id = row.target or row.id or new_record_id(self.obj.prefix)
+            record_id = row.target or row.id or next(fresh)
             if created:
-                created_date = row.dates.get("createddate", self.now)
-                inserts.append(
-                    {
-                        **row.values,
-                        "id": record_id,
-                        "isdeleted": False,
-                        "createddate": created_date,
-                        "lastmodifieddate": row.dates.get("lastmodifieddate", self.now),
-                    }
-                )
+                values = {
+                    **row.values,
+                    "id": record_id,
+                    "isdeleted": False,
+                    "createddate": row.dates.get("createddate", self.now),
+                    "lastmodifieddate": row.dates.get("lastmodifieddate", self.now),
+                }
+                inserts.setdefault(tuple(values), []).append(values)
             else:
                 changes = {**row.values, "lastmodifieddate": row.dates.get("lastmodifieddate", self.now)}
                 if "createddate" in row.dates:
                     changes["createddate"] = row.dates["createddate"]
                 bound = {f"new_{key}": value for key, value in changes.items()}
-                updates.setdefault(tuple(sorted(changes)), []).append({**bound, "target_id": record_id})
+                bound["target_id"] = record_id
+                updates.setdefault(tuple(sorted(changes)), []).append(bound)
             result.ids.append(record_id)
-            result.created.append((created and not seeding) or (seeding and created))
+            result.created.append(created)
         for keys, batch in updates.items():
-            # Bound names differ from the column names: SQLAlchemy reserves those for the SET clause.
-            statement = (
-                self.table.update()
-                .where(self.table.c.id == sa.bindparam("target_id"))
-                .values({key: sa.bindparam(f"new_{key}") for key in keys})
-            )
-            self.conn.execute(statement, batch)
-        if inserts:
-            self.conn.execute(self.table.insert(), inserts)
+            _bulk(self.conn, self.table, "update", keys).execute(self.conn, batch, self.shared())
+        for keys, batch in inserts.items():
+            _bulk(self.conn, self.table, "insert", keys).execute(self.conn, batch, self.shared())
         return result
+
+    def shared(self) -> dict[int, Any]:
+        """The statement's timestamp as each datetime column binds it, converted once per statement."""
+        process = self.table.c.lastmodifieddate.type.dialect_impl(self.conn.dialect).bind_processor(self.conn.dialect)
+        return {id(self.now): process(self.now) if process is not None else self.now}
 
     def upsert(self, rows: list[_Row], external_id: str) -> DmlResult:
         if not isinstance(external_id, str) or not IDENTIFIER.fullmatch(external_id):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ from ..soql.parser import (
 )
 from .schema import TEXT_LIKE, FieldDef, FieldType, ObjectDef, Schema
 from .tables import ROW, text_key, value_table
-from .values import ValueProblem, parse_date, parse_datetime, shown
+from .values import ValueProblem, parse_date, parse_datetime, reader, shown
 
 MAX_RELATIONSHIP_DEPTH = 5
 
@@ -61,15 +62,18 @@ class Compiled:
     columns: tuple[tuple[str, FieldDef], ...]  # (name as selected, definition), in select order
     add_id: bool  # Id was not selected: it is the first column and still returned
 
-    def record(self, row: Sequence[Any]) -> dict[str, Any]:
-        from .values import from_storage
+    @cached_property
+    def readers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        return tuple((name, reader(f)) for name, f in self.columns)
 
-        record: dict[str, Any] = {}
-        values = iter(row)
+    def record(self, row: Sequence[Any]) -> dict[str, Any]:
         if self.add_id:
-            record["Id"] = next(values)
-        for (name, f), value in zip(self.columns, values, strict=True):
-            record[name] = from_storage(f, value)
+            record: dict[str, Any] = {"Id": row[0]}
+            row = row[1:]
+        else:
+            record = {}
+        for (name, read), value in zip(self.readers, row, strict=True):
+            record[name] = read(value)
         return record
 
 

@@ -209,7 +209,24 @@ def record_id_prefix(object_name: str, attempt: int = 0) -> str:
 
 def new_record_id(prefix: str) -> str:
     """A fresh 18-character Id: the object prefix and 15 random base62 characters."""
-    return prefix + "".join(secrets.choice(_BASE62) for _ in range(15))
+    return new_record_ids(prefix, 1)[0]
+
+
+_ID_RANDOM = 15  # random characters per Id: 62**15 (~8.9e26) choices
+_UNBIASED = 248  # 4 * 62: a byte below it maps to base62 without bias; the others are dropped
+
+
+def new_record_ids(prefix: str, count: int) -> list[str]:
+    """``count`` fresh Ids from one ``os.urandom`` read (rarely two): the same characters as
+    ``secrets.choice`` per character would give, at a fraction of the system calls."""
+    wanted = count * _ID_RANDOM
+    chars: list[str] = []
+    while len(chars) < wanted:
+        # 3% of bytes are dropped on average; 10% extra plus a few makes a second read rare.
+        short = wanted - len(chars)
+        chars += [_BASE62[b % 62] for b in secrets.token_bytes(short + short // 10 + 8) if b < _UNBIASED]
+    text = "".join(chars)
+    return [prefix + text[i : i + _ID_RANDOM] for i in range(0, wanted, _ID_RANDOM)]
 
 
 def is_record_id(value: str, prefix: str | None = None) -> bool:
