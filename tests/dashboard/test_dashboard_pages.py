@@ -62,6 +62,10 @@ def test_the_overview_charts_show_the_executions(
     headroom = page.locator('#headroom svg[data-env="dev"] g.resource[data-resource="dml_statements"]')
     assert float(headroom.get_attribute("data-fraction")) == 1.0  # every Virtual LPR run used its one statement
     assert screenshot(page, screenshots, "overview.png").stat().st_size > 10_000
+    page.click('button[data-window="24h"]')
+    page.locator("#rate-chart g.bucket").nth(90).wait_for(state="attached")
+    day = page.locator("#rate-chart g.bucket").evaluate_all("gs => gs.map(g => Number(g.dataset.ok))")
+    assert len(day) in (96, 97) and sum(day) == 3  # a quarter-hour each
 
 
 def test_the_execution_page_draws_one_bar_per_host_call(
