@@ -127,6 +127,15 @@ def test_a_quota_of_log_bytes_counts_stored_bytes_newest_first(platform: Platfor
     assert len(platform.executions.list_executions(other.id)) == 2
 
 
+def test_a_quota_of_log_bytes_counts_timelines_too(platform: Platform, tenant: Tenant) -> None:
+    step = {"kind": "query", "name": "x" * 300, "start_ms": 0.0, "duration_ms": 1.0, "depth": 0, "outcome": "ok"}
+    timed = [execution(tenant, minute, debug_log="", timeline=[step] * 5) for minute in range(3)]  # ~2 KB each
+    for entry in timed:
+        platform.executions.save_execution(entry)
+    assert platform.executions.purge_over_quota(tenant.id, 100, 3_000) == 2
+    assert [e.id for e in platform.executions.list_executions(tenant.id)] == [timed[2].id]
+
+
 def test_housekeeping_applies_each_tenants_own_quotas(open_platform: Callable[..., Platform]) -> None:
     platform = open_platform(clock=lambda: T0 + timedelta(days=1))
     small = platform.tenants.create_tenant("Small")

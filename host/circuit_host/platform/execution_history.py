@@ -102,12 +102,17 @@ class ExecutionHistory:
 
     def purge_over_quota(self, tenant_id: str, max_executions: int, max_log_bytes: int) -> int:
         """Delete the tenant's oldest executions beyond ``max_executions`` or beyond ``max_log_bytes``
-        of debug logs (counted newest first); returns how many. Other tenants' rows are never read."""
+        of debug logs and timelines (counted newest first); returns how many. Other tenants' rows are
+        never read."""
         e = self._db.tables.executions
         newest_first = (e.c.started_at.desc(), e.c.id.desc())
-        log_bytes = sa.func.octet_length(e.c.debug_log)
-        if self._db.dialect == "sqlite":  # SQLite's octet_length is recent; a blob's length is its bytes
-            log_bytes = sa.func.length(sa.cast(e.c.debug_log, sa.LargeBinary))
+
+        def stored_bytes(column: sa.Column[str]) -> sa.ColumnElement[int]:
+            if self._db.dialect == "sqlite":  # SQLite's octet_length is recent; a blob's length is its bytes
+                return sa.func.coalesce(sa.func.length(sa.cast(column, sa.LargeBinary)), 0)
+            return sa.func.coalesce(sa.func.octet_length(column), 0)
+
+        log_bytes = stored_bytes(e.c.debug_log) + stored_bytes(e.c.timeline)
         ranked = (
             sa.select(
                 e.c.started_at,
