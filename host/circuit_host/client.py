@@ -50,10 +50,20 @@ class Client:
         )
         return result
 
-    def deploy(self, env: str, circuit: str, version: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(
+    def deploy(self, env: str, circuit: str, version: str) -> list[dict[str, Any]] | dict[str, Any]:
+        """The active circuits (dev), or the gate run a gated environment answers with (202)."""
+        result: list[dict[str, Any]] | dict[str, Any] = self._call(
             "POST", f"/v1/environments/{env}/deployments", json={"circuit": circuit, "version": version}
         )
+        return result
+
+    def gate_run(self, gate_id: int) -> dict[str, Any]:
+        """A gated deploy's gate run: ``state`` pending, passed, refused or cancelled."""
+        result: dict[str, Any] = self._call("GET", f"/v1/gate-runs/{gate_id}")
+        return result
+
+    def active_circuits(self, env: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/v1/environments/{env}/circuits")
         return result
 
     def promote(self, from_env: str, to_env: str, circuit: str | None) -> list[dict[str, Any]]:
@@ -161,6 +171,16 @@ class Client:
 
     def retry_job(self, job_id: int) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{int(job_id)}/retry")
+        return result
+
+    def inbox(self, **filters: Any) -> dict[str, Any]:
+        """Stored webhooks, newest first (``state``: pending, applied, dead)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        result: dict[str, Any] = self._call("GET", "/v1/inbox", params=params)
+        return result
+
+    def retry_inbox_entry(self, entry_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v1/inbox/{entry_id}/retry")
         return result
 
     def start_batch(

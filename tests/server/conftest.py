@@ -106,6 +106,29 @@ def executions_of(client: httpx.Client, answer: httpx.Response) -> list[dict[str
     return [e["execution"] for e in applied(client, answer) if "execution" in e]
 
 
+def gate_verdict(client: httpx.Client, answer: httpx.Response, timeout: float = 300.0) -> dict[str, Any]:
+    """The gate run of a deploy answered 202 (staging, production), once it has a verdict."""
+    assert answer.status_code == 202, answer.text
+    gate: dict[str, Any] = answer.json()
+    deadline = time.monotonic() + timeout
+    while gate["state"] == "pending":
+        assert time.monotonic() < deadline, f"the deploy gate gave no verdict: {gate}"
+        time.sleep(0.05)
+        gate = client.get(f"/v1/gate-runs/{gate['gate_run']}").json()
+    return gate
+
+
+def deployed(client: httpx.Client, answer: httpx.Response) -> list[dict[str, Any]]:
+    """The environment's active circuits after a deploy: at once (dev), or once its gate passed."""
+    if answer.status_code == 202:
+        gate = gate_verdict(client, answer)
+        assert gate["state"] == "passed", gate
+        answer = client.get(f"/v1/environments/{gate['env']}/circuits")
+    assert answer.status_code == 200, answer.text
+    active: list[dict[str, Any]] = answer.json()
+    return active
+
+
 def serve(state: ServerState, settings: ServerSettings) -> Iterator[LiveServer]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

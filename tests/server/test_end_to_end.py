@@ -16,7 +16,16 @@ from typing import Any
 
 import httpx
 
-from tests.server.conftest import GENERIC_SECRET, GHL_LOCATION, LiveServer, Tenant, applied, executions_of
+from tests.server.conftest import (
+    GENERIC_SECRET,
+    GHL_LOCATION,
+    LiveServer,
+    Tenant,
+    applied,
+    deployed,
+    executions_of,
+    gate_verdict,
+)
 
 HOT_LEAD_FIELDS = {
     "cf-size": "Company_Size__c",
@@ -30,12 +39,10 @@ def deploy(client: httpx.Client, bundle: Path, env: str = "production") -> list[
     uploaded = client.post("/v1/bundles", content=bundle.read_bytes(), headers={"content-type": "application/zip"})
     assert uploaded.status_code in (200, 201), uploaded.text
     info = uploaded.json()
-    deployed = client.post(
+    answer = client.post(
         f"/v1/environments/{env}/deployments", json={"circuit": info["name"], "version": info["version"]}
     )
-    assert deployed.status_code == 200, deployed.text
-    result: list[dict[str, Any]] = deployed.json()
-    return result
+    return deployed(client, answer)  # staging, production: after the deploy gate's job
 
 
 def ghl_contact(event_type: str = "ContactCreate", **fields: Any) -> dict[str, Any]:
@@ -364,12 +371,12 @@ def test_a_circuit_using_a_named_credential_deploys_only_where_it_is_configured(
         uploaded = client.post("/v1/bundles", content=bundle.read_bytes(), headers={"content-type": "application/zip"})
         assert uploaded.status_code == 201
         body = {"circuit": "virtual_lpr", "version": "4.0.0"}
-        refused = client.post("/v1/environments/production/deployments", json=body)
-        assert refused.status_code == 422
-        assert "named credential(s) census" in refused.json()["detail"]
+        refused = gate_verdict(client, client.post("/v1/environments/production/deployments", json=body))
+        assert refused["state"] == "refused" and "named credential(s) census" in refused["detail"]
         census = {"url": "https://census.example.com/v1", "headers": {"authorization": "Bearer x"}}
         live.state.platform.tenants.update_settings(tenant.id, {"named_credentials": {"census": census}})
-        assert client.post("/v1/environments/production/deployments", json=body).status_code == 200
+        passed = gate_verdict(client, client.post("/v1/environments/production/deployments", json=body))
+        assert passed["state"] == "passed"
         stored = live.state.platform.tenants.get_settings(tenant.id).named_credentials["census"]
         assert stored.secret_headers() == {"authorization": "Bearer x"}  # kept, not masked, for the host to use
 
@@ -428,20 +435,20 @@ def test_staging_and_production_refuse_untested_or_failing_code(
         assert client.post("/v1/bundles", content=untested.read_bytes(), headers=zipped).status_code == 201
         body = {"circuit": "virtual_lpr", "version": "5.0.0"}
         assert client.post("/v1/environments/dev/deployments", json=body).status_code == 200  # dev is not gated
-        refused = client.post("/v1/environments/production/deployments", json=body)
-        assert refused.status_code == 422 and "has no tests" in refused.json()["detail"]
+        refused = gate_verdict(client, client.post("/v1/environments/production/deployments", json=body))
+        assert refused["state"] == "refused" and "has no tests" in refused["detail"]
         promoted = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
         assert promoted.status_code == 422 and "has no tests" in promoted.json()["detail"]
 
         live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 100})
         tested = {"circuit": "virtual_lpr", "version": "1.0.0"}
         assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
-        refused = client.post("/v1/environments/production/deployments", json=tested)
-        assert refused.status_code == 422
-        assert re.search(r"tests cover \d+\.\d% of its code, under the required 100%", refused.json()["detail"])
+        refused = gate_verdict(client, client.post("/v1/environments/production/deployments", json=tested))
+        assert refused["state"] == "refused"
+        assert re.search(r"tests cover \d+\.\d% of its code, under the required 100%", refused["detail"])
         live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 75})
-        ok = client.post("/v1/environments/production/deployments", json=tested)
-        assert ok.status_code == 200, ok.text
+        ok = gate_verdict(client, client.post("/v1/environments/production/deployments", json=tested))
+        assert ok["state"] == "passed", ok
 
 
 def test_the_gate_tests_against_the_target_environments_schema(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
@@ -454,11 +461,11 @@ def test_the_gate_tests_against_the_target_environments_schema(live: LiveServer,
         zipped = {"content-type": "application/zip"}
         assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
         body = {"circuit": "virtual_lpr", "version": "1.0.0"}
-        refused = client.post("/v1/environments/production/deployments", json=body)
-        assert refused.status_code == 422
-        detail = refused.json()["detail"]
-        assert "tests failed (coverage" in detail and "Queue__c" in detail
-        assert client.post("/v1/environments/staging/deployments", json=body).status_code == 200  # staging lacks it
+        refused = gate_verdict(client, client.post("/v1/environments/production/deployments", json=body))
+        assert refused["state"] == "refused"
+        assert "tests failed (coverage" in refused["detail"] and "Queue__c" in refused["detail"]
+        staging = gate_verdict(client, client.post("/v1/environments/staging/deployments", json=body))
+        assert staging["state"] == "passed"  # staging lacks it
 
 
 def test_every_gate_verdict_is_kept_with_the_audit_trail(live: LiveServer, vlpr_bundles: dict[str, Path]) -> None:
@@ -468,9 +475,11 @@ def test_every_gate_verdict_is_kept_with_the_audit_trail(live: LiveServer, vlpr_
         zipped = {"content-type": "application/zip"}
         assert client.post("/v1/bundles", content=vlpr_bundles["1.0.0"].read_bytes(), headers=zipped).status_code == 201
         body = {"circuit": "virtual_lpr", "version": "1.0.0"}
-        assert client.post("/v1/environments/staging/deployments", json=body).status_code == 422
+        refused = gate_verdict(client, client.post("/v1/environments/staging/deployments", json=body))
+        assert refused["state"] == "refused"
         live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 75})
-        assert client.post("/v1/environments/staging/deployments", json=body).status_code == 200
+        passed = gate_verdict(client, client.post("/v1/environments/staging/deployments", json=body))
+        assert passed["state"] == "passed"
         assert client.post("/v1/promotions", json={"from": "staging", "to": "production"}).status_code == 200
         runs = client.get("/v1/gate-runs").json()
         assert [(r["env"], r["passed"]) for r in runs] == [("production", True), ("staging", True), ("staging", False)]

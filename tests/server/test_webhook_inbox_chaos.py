@@ -74,6 +74,8 @@ def kill_between_202_and_processing(first: Server, started: list[Server], tmp_pa
     with client(restarted, key) as api:
         eventually(lambda: all(api.get(f"/v1/inbox/{i}").json()["state"] == "applied" for i in ids), 60)
         assert contacts(api) == ["Chaos0", "Chaos1", "Chaos2"]  # each once
+        assert cli(restarted, key, "inbox", "list", "--state", "applied").count(" applied ") == 3
+        assert "no stored webhooks" in cli(restarted, key, "inbox", "list", "--state", "dead")
         executions = api.get("/v1/executions").json()["executions"]
         assert [e["status"] for e in executions if e["trigger"] == "generic:Contact.insert"] == ["ok"]  # one batch
         for raw, headers in deliveries:  # the sender's retries: already stored

@@ -12,6 +12,7 @@ from ..errors import CircuitError
 from ..settings import HostSettings, configure_logging, default_cache_dir
 from . import (
     batch_commands,
+    inbox_commands,
     jobs_commands,
     local_commands,
     outbox_commands,
@@ -31,6 +32,7 @@ COMMAND_GROUPS = (
     outbox_commands,
     jobs_commands,
     batch_commands,
+    inbox_commands,
     worker_commands,
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,49 @@ def cmd_deploy(args: argparse.Namespace, settings: HostSettings) -> int:
     client = api_client(args)
     try:
         bundle = client.upload_bundle(args.bundle)
-        active = client.deploy(args.env, bundle["name"], bundle["version"])
+        answer = client.deploy(args.env, bundle["name"], bundle["version"])
+        if isinstance(answer, dict):  # staging, production: the deploy gate runs in a job
+            if args.no_wait:
+                print(f"deploy gate run {answer['gate_run']} queued: circuit gate-run {answer['gate_run']}")
+                return 0
+            gate = wait_for_gate(client, answer, args.poll)
+            if gate["state"] != "passed":
+                raise Rejected(
+                    f"the deploy gate {gate['state']} {bundle['name']} {bundle['version']}: {gate['detail']}"
+                )
+            answer = client.active_circuits(args.env)
     finally:
         client.close()
     print(f"deployed {bundle['name']} {bundle['version']} to {args.env}")
-    for circuit in active:
+    for circuit in answer:
         print(f"  {circuit['name']} {circuit['version']}")
     return 0
+
+
+def wait_for_gate(client: Client, gate: dict[str, Any], poll_s: float) -> dict[str, Any]:
+    """Poll a gate run until it has a verdict, keeping one progress line on stderr."""
+    started = time.monotonic()
+    while gate["state"] == "pending":
+        elapsed = time.monotonic() - started
+        print(f"\rdeploy gate {gate['gate_run']}: running the tests... {elapsed:.0f}s", end="", file=sys.stderr)
+        time.sleep(poll_s)
+        gate = client.gate_run(gate["gate_run"])
+    print(f"\rdeploy gate {gate['gate_run']}: {gate['state']} after {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return gate
+
+
+def cmd_gate_run(args: argparse.Namespace, settings: HostSettings) -> int:
+    client = api_client(args)
+    try:
+        gate = client.gate_run(args.id)
+        if args.wait:
+            gate = wait_for_gate(client, gate, args.poll)
+    finally:
+        client.close()
+    print(f"gate run {gate['gate_run']}: {gate['state']} ({gate['circuit']} {gate['version']} to {gate['env']})")
+    if gate["detail"]:
+        print(f"  {gate['detail']}")
+    return 0 if gate["state"] in ("passed", "pending") else 1
 
 
 def cmd_promote(args: argparse.Namespace, settings: HostSettings) -> int:
@@ -109,7 +146,14 @@ def register(sub: Any) -> None:
     deploy = remote("deploy", "upload a bundle and make it active in an environment")
     deploy.add_argument("bundle", type=Path, help="a .circuit bundle from `circuit build`")
     deploy.add_argument("--env", required=True, choices=("dev", "staging", "production"))
+    deploy.add_argument("--no-wait", action="store_true", help="staging, production: print the gate run id and return")
+    deploy.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the deploy gate")
     deploy.set_defaults(func=cmd_deploy)
+    gate_run = remote("gate-run", "a gated deploy's gate run: pending, passed or refused")
+    gate_run.add_argument("id", type=int)
+    gate_run.add_argument("--wait", action="store_true", help="wait for the verdict")
+    gate_run.add_argument("--poll", type=float, default=1.0)
+    gate_run.set_defaults(func=cmd_gate_run)
     promote = remote("promote", "copy the active versions of one environment to another")
     promote.add_argument("--from", dest="from_env", required=True, choices=("dev", "staging", "production"))
     promote.add_argument("--to", dest="to_env", required=True, choices=("dev", "staging", "production"))

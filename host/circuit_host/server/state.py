@@ -37,10 +37,10 @@ from ..triggers import TriggerBinding, TriggerRegistry
 from ..webhooks import Change
 from .admission import ExecutionAdmission
 from .async_circuits import AsyncCircuits
-from .batch_circuits import BatchCircuits
 from .changes import as_dml
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
+from .deploy_gate_jobs import DeployGateJobs
 from .master_key import open_platform
 from .records_files import open_records, split_shared_records
 from .server_jobs import ServerJobs
@@ -49,7 +49,7 @@ from .webhook_inbox import ReceiptedRecords, WebhookInbox
 
 log = structlog.get_logger("circuit.server")
 GATED_ENVIRONMENTS = frozenset({"staging", "production"})
-# The gate runs inside the deploy request: bounded in tests and time, and what it keeps of a refusal.
+# The gate runs in a job (deploy_gate_jobs.py): bounded in tests and time, and what it keeps of a refusal.
 GATE_BUDGET = TestBudget(max_tests=200, max_seconds=120.0)
 MAX_GATE_LINES = 20  # failed tests named in a refusal
 MAX_GATE_LINE = 300  # characters of each
@@ -96,8 +96,8 @@ class ServerState:
             lambda tenant_id, env, keys: self.store(tenant_id, env).receipts(keys),
             RetryPolicy(settings.inbox_max_attempts, settings.inbox_backoff_s),
         )
+        self.deploy_gate = DeployGateJobs(self.platform, self.jobs, self.deploy)  # gated deploys run as jobs
         self.async_circuits = AsyncCircuits(self)  # queueable and scheduled circuits (server/async_circuits.py)
-        self.batches = BatchCircuits(self, self.async_circuits)  # batch circuits (server/batch_circuits.py)
 
     def apply_webhook_changes(
         self, tenant_id: str, env: str, source: str, changes: list[Change], receipts: Sequence[str] = ()

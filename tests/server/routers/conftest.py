@@ -38,7 +38,7 @@ from fastapi.testclient import TestClient
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
 from circuit_host.webhooks import sign_hmac
-from tests.server.conftest import GENERIC_SECRET, LiveServer
+from tests.server.conftest import GENERIC_SECRET, LiveServer, deployed
 from tests.server.test_end_to_end import HOT_LEAD_FIELDS
 
 ZIP = {"content-type": "application/zip"}
@@ -152,9 +152,7 @@ def deploy(client: httpx.Client, bundle: Path, env: str = "dev") -> list[dict[st
     answer = client.post(
         f"/v1/environments/{env}/deployments", json={"circuit": info["name"], "version": info["version"]}
     )
-    assert answer.status_code == 200, answer.text
-    active: list[dict[str, Any]] = answer.json()
-    return active
+    return deployed(client, answer)  # staging, production: after the deploy gate's job
 
 
 def query(client: httpx.Client, soql: str, env: str = "dev") -> list[dict[str, Any]]:

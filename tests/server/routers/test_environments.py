@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.server.conftest import gate_verdict
 from tests.server.routers.conftest import OTHER_SCOPE, Tenant, deploy, problem, query, upload
 from tests.server.test_end_to_end import variant
 
@@ -24,6 +25,7 @@ ROUTES = [
     ("POST", "/v1/promotions", {"from": "dev", "to": "staging"}, "deploy"),
     ("GET", "/v1/audit", None, "read"),
     ("GET", "/v1/gate-runs", None, "read"),
+    ("GET", "/v1/gate-runs/1", None, "read"),
     ("GET", "/v1/environments/dev/webhooks", None, "admin"),
     ("POST", "/v1/environments/dev/webhooks/rotate", None, "admin"),
 ]
@@ -131,8 +133,8 @@ def test_staging_and_production_refuse_a_version_without_tests(
     upload(acme.admin, untested)
     body = {"circuit": LPR, "version": "5.0.0"}
     for env in ("staging", "production"):
-        refused = problem(acme.admin.post(f"/v1/environments/{env}/deployments", json=body), 422)
-        assert "has no tests" in refused["detail"]
+        refused = gate_verdict(acme.admin, acme.admin.post(f"/v1/environments/{env}/deployments", json=body))
+        assert refused["state"] == "refused" and "has no tests" in refused["detail"], refused
         assert versions(acme, env) == []
     assert acme.admin.post("/v1/environments/dev/deployments", json=body).status_code == 200  # dev is not gated
     runs = acme.admin.get("/v1/gate-runs").json()
@@ -142,10 +144,25 @@ def test_staging_and_production_refuse_a_version_without_tests(
 def test_the_gate_needs_the_tenants_coverage_threshold(acme: Tenant, vlpr_bundles: dict[str, Path]) -> None:
     acme.configure(coverage_threshold=100)
     upload(acme.admin, vlpr_bundles["1.0.0"])
-    refused = acme.admin.post("/v1/environments/staging/deployments", json={"circuit": LPR, "version": "1.0.0"})
-    assert "under the required 100%" in problem(refused, 422)["detail"]
+    answer = acme.admin.post("/v1/environments/staging/deployments", json={"circuit": LPR, "version": "1.0.0"})
+    assert answer.json()["state"] == "pending" and answer.json()["gate_run"] > 0  # 202: the gate runs in a job
+    refused = gate_verdict(acme.admin, answer)
+    assert refused["state"] == "refused" and "under the required 100%" in refused["detail"]
     [run] = acme.admin.get("/v1/gate-runs").json()
     assert run["passed"] is False and "under the required 100%" in run["detail"]
+    assert versions(acme, "staging") == []
+
+
+def test_a_gate_run_is_the_tenants_own(acme: Tenant, globex: Tenant, vlpr_bundles: dict[str, Path]) -> None:
+    upload(acme.admin, vlpr_bundles["1.0.0"])
+    answer = acme.admin.post("/v1/environments/staging/deployments", json={"circuit": LPR, "version": "1.0.0"})
+    gate = gate_verdict(acme.admin, answer)
+    assert (gate["state"], gate["env"], gate["circuit"], gate["version"]) == ("passed", "staging", LPR, "1.0.0")
+    assert gate["detail"].endswith("%") and gate["coverage"] >= 75
+    problem(globex.admin.get(f"/v1/gate-runs/{gate['gate_run']}"), 404)
+    problem(acme.admin.get("/v1/gate-runs/999999"), 404)
+    missing = acme.admin.post("/v1/environments/production/deployments", json={"circuit": LPR, "version": "9.9.9"})
+    problem(missing, 404)  # no bundle: refused at once, no gate run queued
 
 
 # --- rollback ----------------------------------------------------------------------------------------

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from ...connectors.crm import crm_registry
 from ...platform import GateRun
 from ..auth import Caller, require, state_of
+from ..deploy_gate_jobs import GateRequest
 from ..problems import Problem
-from ..state import ServerState
+from ..state import GATED_ENVIRONMENTS, ServerState
 from .models import (
     ActiveCircuitModel,
     AuditModel,
     DeployRequest,
     Environment,
     GateModel,
+    GateRunRequestModel,
     PromoteRequest,
     RollbackRequest,
     WebhookUrls,
@@ -39,15 +41,50 @@ def active_circuits(
     return _active(state, caller.tenant_id, env)
 
 
-@router.post("/environments/{env}/deployments", response_model=list[ActiveCircuitModel], summary="Deploy a version")
+@router.post(
+    "/environments/{env}/deployments",
+    response_model=list[ActiveCircuitModel] | GateRunRequestModel,
+    responses={202: {"model": GateRunRequestModel, "description": "staging, production: the deploy gate runs"}},
+    summary="Deploy a version (staging, production: 202, after the deploy gate in a job)",
+)
 def deploy(
     env: Environment,
     body: DeployRequest,
+    response: Response,
     caller: Caller = Depends(require("deploy")),
     state: ServerState = Depends(state_of),
-) -> list[ActiveCircuitModel]:
+) -> list[ActiveCircuitModel] | GateRunRequestModel:
+    if env in GATED_ENVIRONMENTS:  # the tests run in a job (server/deploy_gate_jobs.py), not in this request
+        response.status_code = 202
+        return _gate_request(state.deploy_gate.request(caller.tenant_id, env, body.circuit, body.version, caller.actor))
     state.deploy(caller.tenant_id, env, body.circuit, body.version, caller.actor)
     return _active(state, caller.tenant_id, env)
+
+
+@router.get(
+    "/gate-runs/{gate_id}", response_model=GateRunRequestModel, summary="A deploy's gate run: pending or its verdict"
+)
+def gate_run(
+    gate_id: int, caller: Caller = Depends(require("read")), state: ServerState = Depends(state_of)
+) -> GateRunRequestModel:
+    found = state.deploy_gate.get(caller.tenant_id, gate_id)
+    if found is None:
+        raise Problem(404, "Not found", f"no gate run {gate_id}")
+    return _gate_request(found)
+
+
+def _gate_request(request: GateRequest) -> GateRunRequestModel:
+    return GateRunRequestModel(
+        gate_run=request.id,
+        state=request.state,
+        env=request.env,
+        circuit=request.circuit,
+        version=request.version,
+        actor=request.actor,
+        requested_at=request.requested_at,
+        detail=request.detail,
+        coverage=request.verdict.coverage if request.verdict is not None else None,
+    )
 
 
 @router.post("/environments/{env}/rollback", response_model=list[ActiveCircuitModel], summary="Roll back a circuit")

@@ -69,8 +69,9 @@ def _process(
         _refused(state, source, exc.reason, tenant_id)
         raise Problem(exc.status, exc.reason.replace("_", " ").capitalize(), exc.message) from None
     crm = state.crm_outbox.selection(settings, env)
-    for change in changes if crm is not None else ():
-        crm_change(crm, change)  # another CRM's change cannot apply where a CRM holds the records: 422 now
+    if crm is not None:
+        for change in changes:
+            crm_change(crm, change)  # another CRM's change cannot apply where a CRM holds the records: 422 now
     inbox_ids = state.inbox.accept(tenant_id, env, source, changes, body, settings.coalesce_window_ms)
     if inbox_ids is None:
         state.telemetry.count_webhook(source, "duplicate")

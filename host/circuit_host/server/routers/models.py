@@ -144,6 +144,22 @@ class GateModel(BaseModel):
     detail: str
 
 
+class GateRunRequestModel(BaseModel):
+    """A deploy to a gated environment: its gate runs in a job; poll ``GET /v1/gate-runs/{gate_run}``."""
+
+    gate_run: int = Field(description="the gate run's id")
+    state: Literal["pending", "passed", "refused", "cancelled"] = Field(
+        description="pending (waiting or running), passed (and deployed), refused (nothing changed), cancelled"
+    )
+    env: str
+    circuit: str
+    version: str
+    actor: str
+    requested_at: datetime
+    detail: str | None = Field(description="the refusal, or the passing verdict's summary")
+    coverage: float | None = Field(None, description="once the tests ran: coverage of the circuit's code, percent")
+
+
 class AuditModel(BaseModel):
     at: datetime
     actor: str
