@@ -131,3 +131,13 @@ def _status(request: BaseHTTPRequestHandler, status: int) -> None:
     request.send_response(status)
     request.send_header("content-length", "0")
     request.end_headers()
+
+
+def test_the_webhook_intake_benchmark_runs_the_host_and_the_baseline() -> None:
+    results = load("bench_webhooks").main(["intake", "--requests", "2", "--clients", "1,2", "--warmup", "1"])
+    assert [(r.concurrency, r.error_count) for r in results] == [(1, 0), (1, 0), (2, 0), (2, 0)]  # type: ignore[union-attr]
+
+
+def test_the_webhook_burst_benchmark_applies_every_webhook() -> None:
+    timings = load("bench_webhooks").main(["burst", "--webhooks", "10", "--postgres", "none"])
+    assert set(timings) == {"SQLite end to end (2 job workers)", "SQLite processing (2 job workers)"}
