@@ -190,13 +190,10 @@ def test_circuit_serve_bootstraps_the_packaged_demo_and_answers(served: tuple[st
     )
     assert circuits.status_code == 200
     assert [c["name"] for c in circuits.json()] == ["virtual_lpr"]
-
-
-def test_the_installed_server_serves_the_dashboard_and_the_docs_from_the_package(served: tuple[str, str]) -> None:
-    url, _ = served
-    index = httpx.get(f"{url}/dashboard/", trust_env=False)
+    index = httpx.get(f"{url}/dashboard/", trust_env=False)  # the dashboard and /docs, from the package
     assert index.status_code == 200 and 'src="js/app.js"' in index.text
     for asset in ("js/app.js", "js/pages/execution.js", "style.css", "vendor/swagger-ui/swagger-ui-bundle.js"):
         assert httpx.get(f"{url}/dashboard/{asset}", trust_env=False).status_code == 200, asset
     docs = httpx.get(f"{url}/docs", trust_env=False).text
     assert "/dashboard/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "cdn." not in docs
+
