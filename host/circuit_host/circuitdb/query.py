@@ -61,6 +61,7 @@ class Compiled:
     count: bool
     columns: tuple[tuple[str, FieldDef], ...]  # (name as selected, definition), in select order
     add_id: bool  # Id was not selected: it is the first column and still returned
+    has_like: bool = False  # LIKE or INCLUDES patterns: one step of the statement can take long
 
     @cached_property
     def readers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
@@ -103,7 +104,7 @@ def compile_query(
     if query.count:
         inner = sa.select(sa.literal(1)).select_from(t.source).where(*where).limit(limit).offset(offset)
         statement = sa.select(sa.func.count()).select_from(inner.subquery())
-        return Compiled(statement, True, (), False)
+        return Compiled(statement, True, (), False, t.like_length > 0)
     add_id = not any(f.path == ("Id",) or (len(f.path) == 1 and f.path[0].lower() == "id") for f in query.fields)
     selected = ([t.table.c.id] if add_id else []) + [column for _, column, _ in columns]
     capped = max_rows + 1 if limit is None else min(limit, max_rows + 1)
@@ -115,7 +116,7 @@ def compile_query(
         .limit(capped)
         .offset(offset)
     )
-    return Compiled(statement, False, tuple((name, f) for name, _, f in columns), add_id)
+    return Compiled(statement, False, tuple((name, f) for name, _, f in columns), add_id, t.like_length > 0)
 
 
 def _mentions_is_deleted(c: Condition) -> bool:

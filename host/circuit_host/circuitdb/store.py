@@ -77,7 +77,8 @@ _DROP_BATCH = 200
 _STANDARD = {o.key: o for o in STANDARD_OBJECTS}
 _CUSTOM_BASE = {f.key: f for f in CUSTOM_BASE_FIELDS}
 _T = TypeVar("_T")
-_PROGRESS_STEPS = 100  # SQLite VM steps between deadline checks of a DML statement
+_PROGRESS_STEPS = 100  # SQLite VM steps between deadline checks of a statement
+_PROGRESS_STEPS_LIKE = 2  # the same for a query with LIKE patterns, where one step can take many ms
 _FETCH_BATCH = 500  # rows fetched at a time (PostgreSQL: a server-side cursor), so a large result stops early
 log = structlog.get_logger("circuit.circuitdb")
 
@@ -606,7 +607,8 @@ class CircuitTransaction:
             compiled = self._compile(parsed, binds, max_rows)
         # The parser's caps on nesting and conditions keep queries inside SQLite's limits; the
         # translation of "too complex" is only a backstop.
-        with translated(what, QueryError, timeout_ms), self._statement_scope(timeout_ms):
+        steps = _PROGRESS_STEPS_LIKE if compiled.has_like else _PROGRESS_STEPS
+        with translated(what, QueryError, timeout_ms), self._statement_scope(timeout_ms, steps):
             if compiled.count:
                 return QueryResult([], int(self._conn.execute(compiled.statement).scalar_one()))
             records = self._fetch_within(compiled, max_bytes, what)
@@ -630,7 +632,7 @@ class CircuitTransaction:
         return records
 
     @contextmanager
-    def _statement_scope(self, timeout_ms: int | None, writes: bool = False) -> Iterator[None]:
+    def _statement_scope(self, timeout_ms: int | None, steps: int = _PROGRESS_STEPS) -> Iterator[None]:
         """One read statement (or the statements of one DML), cut off after ``timeout_ms``; on
         PostgreSQL in a savepoint, so that a failed (or cut-off) statement does not abort the rest of
         the transaction, as on SQLite. PostgreSQL's ``statement_timeout`` bounds each statement."""
@@ -640,25 +642,17 @@ class CircuitTransaction:
                 return
             raw = self._conn.connection.dbapi_connection
             assert raw is not None
-            if writes:
-                # A DML is many short statements (one per row, in C), and sqlite3_interrupt finds
-                # none running between them: a progress handler stops whichever runs past the limit.
-                deadline = time.monotonic() + timeout_ms / 1000
-                raw.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
-                try:
-                    yield
-                finally:
-                    raw.set_progress_handler(None, _PROGRESS_STEPS)
-                return
-            # sqlite3_interrupt is the one call meant for another thread; SQLite acts on it between
-            # rows (not inside one LIKE), and ignores it once no statement runs on the connection.
-            alarm = threading.Timer(timeout_ms / 1000, raw.interrupt)
-            alarm.start()
+            # One mechanism for reads and DML: a progress handler, called every ``steps`` VM steps
+            # of whichever statement runs, stops it once the deadline has passed (SQLite then
+            # fails it as interrupted). No thread per statement, and a DML's many short statements
+            # (one per row, in C) are covered as well as one long query. Like an interrupt, it acts
+            # between VM steps, not inside one (a single LIKE on a long value).
+            deadline = time.monotonic() + timeout_ms / 1000
+            raw.set_progress_handler(lambda: time.monotonic() > deadline, steps)
             try:
                 yield
             finally:
-                alarm.cancel()
-                alarm.join()
+                raw.set_progress_handler(None, steps)
             return
         limit = f"; SET LOCAL statement_timeout = {int(timeout_ms)}" if timeout_ms is not None else ""
         self._conn.exec_driver_sql(f"SAVEPOINT cdb_read{limit}")
@@ -717,7 +711,7 @@ class CircuitTransaction:
         self._enter("writing")
 
         def bounded() -> AbstractContextManager[None]:
-            return self._statement_scope(timeout_ms, writes=True) if timeout_ms is not None else nullcontext()
+            return self._statement_scope(timeout_ms) if timeout_ms is not None else nullcontext()
 
         with translated(f"DML on {object_name}", DmlError, timeout_ms):
             for attempt in (1, 2):
