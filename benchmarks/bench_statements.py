@@ -8,7 +8,7 @@ interleaved, so machine noise hits all of them alike:
   tenant of its own on PostgreSQL (dropped afterwards);
 - **sqlite3**: the same statements as plain SQL through the standard library, on a table with the
   columns CircuitDB writes (``id`` unique, the three fields, created and modified timestamps), in a
-  SQLite file in WAL mode, as CircuitDB's engine opens it (``synchronous`` left at its default);
+  SQLite file in WAL mode with ``synchronous=NORMAL``, as CircuitDB's engine opens it;
 - **psycopg**: the same SQL through psycopg 3 on a scratch table of the same shape, dropped afterwards.
 
 Ids are 18-character strings generated in Python on the raw side too. The ratio CircuitDB / raw
@@ -122,6 +122,7 @@ def sqlite_raw(work: Path) -> Iterator[Callable[[], None]]:
     def connect() -> sqlite3.Connection:
         connection = sqlite3.connect(path, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")  # as storage_engine.make_engine opens CircuitDB's
         return connection
 
     yield raw_step(connect, "?", "contact")

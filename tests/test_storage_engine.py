@@ -26,6 +26,7 @@ def test_sqlite_runs_in_wal_mode_from_any_thread_in_autocommit(tmp_path: Path) -
     try:
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: WAL syncs at checkpoints
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # the stores run their own transactions
             conn.exec_driver_sql("COMMIT")
         assert engine.pool.status().startswith("Pool size: 8")

@@ -1,9 +1,9 @@
 """The one way a store opens its database: a SQLAlchemy engine on a SQLite file or PostgreSQL.
 
 The platform, CircuitDB and the CRM outbox all open their databases here, so they agree on
-what a path or URL means and on how connections behave: SQLite files in WAL mode, with a
-busy timeout and connections usable from any thread; PostgreSQL through psycopg, with a
-pool that checks a connection before handing it out. A SQLite file is made readable by its
+what a path or URL means and on how connections behave: SQLite files in WAL mode
+(``synchronous=NORMAL``), with a busy timeout and connections usable from any thread; PostgreSQL
+through psycopg, with a pool that checks a connection before handing it out. A SQLite file is made readable by its
 owner only (0600, which SQLite gives its -wal and -shm files too), and a looser one is tightened.
 """
 
@@ -62,6 +62,9 @@ def make_engine(target: str | Path, *, busy_timeout: float = 30.0, autocommit: b
         if not autocommit:
             dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives a crash of
+        # the process; only a power loss or OS crash can take back the last transactions.
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
     if not autocommit:
 
