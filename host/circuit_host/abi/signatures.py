@@ -24,6 +24,14 @@ def interface_name(interface: str, version: str = ABI_VERSION) -> str:
     return f"{PACKAGE}/{interface}@{version}"
 
 
+def abi_version_of(import_modules: Iterable[str]) -> str:
+    """The ABI version a loaded module targets: the newest ``circuit:script/...@X`` it imports (a
+    1.1.0 module imports 1.0.0 names and ``jobs@1.1.0``); ``ABI_VERSION`` when it imports none."""
+    versions = [name.rpartition("@")[2] for name in import_modules if name.startswith(f"{PACKAGE}/") and "@" in name]
+    known = [v for v in versions if v in ABI_VERSIONS]
+    return max(known, key=ABI_VERSIONS.index, default=ABI_VERSION)
+
+
 class Lowering(Enum):
     """How one WIT parameter is lowered to core values."""
 

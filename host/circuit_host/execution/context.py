@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..abi.guest_memory import GuestMemory
+from ..abi.signatures import ABI_VERSION
 from ..connectors.records import RecordsTransaction
 from ..errors import GuestFault
 from .callout_policy import CalloutSession
@@ -36,6 +37,7 @@ class ExecutionContext:
     # exception that surfaced: wasmtime-py hands exceptions back through a process-wide variable.
     failure: BaseException | None = None
     jobs: JobIntents = field(default_factory=lambda: JobIntents(""))  # enqueued when the execution commits
+    abi_version: str = ABI_VERSION  # the world of the module running (set by the sandbox): what limits.usage shows
 
     def child(self) -> ExecutionContext:
         """The context of a trigger fired by this one's DML: same budget, log, transaction and job intents."""

@@ -65,6 +65,18 @@ class LimitsProfile(BaseModel):
 
 RESOURCES: tuple[str, ...] = tuple(LimitsProfile.model_fields)
 
+RESOURCES_SINCE_ABI: dict[str, tuple[int, ...]] = {"async_jobs": (1, 1, 0)}
+"""Resources a guest sees in ``limits.usage`` only from that ABI version on. The 1.0.0 WIT lists the
+map's resources and v1 schemas never gain fields (abi/README.md §3.1, §3.6), so a resource that came
+with a newer world is reported to the modules of that world; the host still governs and records it
+for every execution."""
+
+
+def guest_resources(abi_version: str) -> tuple[str, ...]:
+    """The resources ``limits.usage`` reports to a module of ``abi_version`` (``"1.0.0"``, ``"1.1.0"``)."""
+    version = tuple(int(part) for part in abi_version.split("."))
+    return tuple(name for name in RESOURCES if RESOURCES_SINCE_ABI.get(name, (1, 0, 0)) <= version)
+
 ASYNCHRONOUS = LimitsProfile(fuel=30_000_000_000, timeout_ms=60_000, memory_bytes=256 * MIB, queries=200)
 """The budget of an execution a job runs (a queueable, a scheduled circuit, a batch's start, chunk
 or finish), as Apex raises its limits for asynchronous Apex: twice the queries (200) and the memory

@@ -29,7 +29,7 @@ from ..abi.component_binding import (
     plan_for,
     signature_problems,
 )
-from ..abi.signatures import HANDLE_EXPORT, HostFunction
+from ..abi.signatures import HANDLE_EXPORT, HostFunction, abi_version_of
 from ..coverage._leb import read_u
 from ..errors import GuestFault, Rejected
 from ..execution.context import ExecutionContext
@@ -119,7 +119,9 @@ class ComponentHost:
             raise Rejected(f"component defines {memories} memories, over the limit of {COMPONENT_STORE.memories}")
         if not from_disk:
             self.cache.store(sha256, component)
-        loaded = CircuitComponent(sha256, component, from_disk, plan_for(self.engine, component, self.host_functions))
+        plan = plan_for(self.engine, component, self.host_functions)
+        version = abi_version_of(component.type.imports(self.engine))
+        loaded = CircuitComponent(sha256, component, from_disk, plan, version)
         shape = replace(COMPONENT_STORE, memories=max(memories, 1), capped_memories=max(memories, 1))
         with self._lock:
             self._shapes.setdefault(sha256, shape)
@@ -193,6 +195,7 @@ class ComponentHost:
         instantiation. ``observer`` (tests only) sees every instance afterwards, trap or not.
         """
         linker = self.linker if loaded.plan.direct_imports else self._generic()
+        context.abi_version = loaded.abi_version
 
         def instantiate(store: wasmtime.Store) -> wc.Instance:
             return linker.instantiate(store, loaded.component)

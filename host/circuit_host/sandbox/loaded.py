@@ -14,6 +14,7 @@ import wasmtime.component as wc
 
 from ..abi.component_binding import Plan
 from ..abi.core_exports import ExportPositions
+from ..abi.signatures import ABI_VERSION
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class CircuitModule:
     has_initialize: bool
     from_disk_cache: bool
     extra_memories: int = 0  # memories the host added (coverage counters) besides the circuit's one
+    abi_version: str = ABI_VERSION  # the world its imports target (``abi_version_of``)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class CircuitComponent:
     component: wc.Component
     from_disk_cache: bool
     plan: Plan  # how it is called and linked, decided once from its types
+    abi_version: str = ABI_VERSION  # the world its imports target (``abi_version_of``)
 
 
 Loaded = Union[CircuitModule, CircuitComponent]  # noqa: UP007  # a runtime alias, usable in isinstance-free hints

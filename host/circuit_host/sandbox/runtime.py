@@ -25,7 +25,7 @@ from ..abi.core_exports import CoreInstance, ExportPositions
 from ..abi.guest_memory import GuestMemory
 from ..abi.host_functions import ABI_FUNCTIONS
 from ..abi.lowering import link_core
-from ..abi.signatures import HANDLE_EXPORT, HostFunction
+from ..abi.signatures import HANDLE_EXPORT, HostFunction, abi_version_of
 from ..abi.validation import compile_checked, validate
 from ..errors import GuestFault, Rejected
 from ..execution.context import ExecutionContext
@@ -154,6 +154,7 @@ class Runtime:
             has_initialize=any(e.name == "_initialize" for e in module.exports),
             from_disk_cache=from_disk,
             extra_memories=extra_memories,
+            abi_version=abi_version_of(i.module for i in module.imports),
         )
         with self._lock:
             self._loaded.setdefault((sha256, extra_memories), loaded)
@@ -205,6 +206,8 @@ class Runtime:
         call: Callable[[CoreInstance, wasmtime.Store], Invocation],
         input_bytes: int,
     ) -> Invocation:
+        context.abi_version = module.abi_version
+
         def instantiate(store: wasmtime.Store) -> CoreInstance:
             return CoreInstance(store, module.instance_pre, module.exports)
 

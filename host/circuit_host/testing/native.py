@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..abi.codec import decode, encode
-from ..abi.signatures import HostFunction, Lowering, Param
+from ..abi.signatures import ABI_VERSION, HostFunction, Lowering, Param
 from ..errors import CatchableError, CircuitError, LimitExceeded
 from ..execution.context import ExecutionContext, current_context, running
 from ..resources import python_sdk_dir
@@ -96,6 +96,7 @@ class NativeCircuit:
     """The circuit's own handlers, in this process: what a trigger binding runs natively."""
 
     sha256: str = "native"
+    abi_version: str = ABI_VERSION  # the world the circuit is built against: what limits.usage shows it
 
 
 class NativeRuntime(Runtime):
@@ -106,6 +107,7 @@ class NativeRuntime(Runtime):
             return super().invoke(module, event, context)
         describe = importlib.import_module("circuit_sdk._describe").describe
         dispatch = importlib.import_module("circuit_sdk.trigger").dispatch
+        context.abi_version = module.abi_version
         try:
             context.governor.charge("input_bytes", len(event))
             with running(context):

@@ -26,6 +26,7 @@ from ..execution.context import running
 from ..execution.governor import Usage
 from ..execution.limits import LimitsProfile
 from ..sandbox.loaded import Loaded
+from ..toolchain.python_world import abi_version_for
 from ..triggers import TriggerBinding, TriggerRegistry
 from ..triggers.firing import TriggerFiring
 from .capability import TestFailed
@@ -60,9 +61,11 @@ class CircuitSetup:
         names = manifest.credentials.names if manifest is not None else ()
         self.credentials = {name: NamedCredential(url=test_credential_url(name)) for name in names}
         self.runtime = NativeRuntime()
+        self.abi_version = abi_version_for(circuit_dir)  # as the build chooses the world
         registry = TriggerRegistry()
         if manifest is not None:
-            circuit = cast(Loaded, NativeCircuit())  # NativeRuntime.invoke runs it in-process
+            # NativeRuntime.invoke runs it in-process
+            circuit = cast(Loaded, NativeCircuit(abi_version=self.abi_version))
             for spec in manifest.triggers:
                 for operation in spec.operations:
                     registry.register(
@@ -104,6 +107,7 @@ def circuit_context(request: pytest.FixtureRequest) -> Iterator[TestExecutionCon
     """The test's execution context; an unmatched callout or ``testing.fail`` fails the test."""
     setup = request.config.stash[_SETUP]
     with open_test_context(setup.records, setup.limits, setup.credentials, setup.firing, request.node.name) as context:
+        context.abi_version = setup.abi_version
         with running(context):
             yield context
         state = context.testing

@@ -13,7 +13,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..abi.signatures import PACKAGE
+from ..abi.signatures import ABI_VERSION, PACKAGE
 
 JOBS_VERSION = "1.1.0"  # the package version whose worlds import ``jobs`` (abi/circuit-1.1.wit)
 SKIPPED_DIRS = frozenset({"build", "site-packages", "__pycache__"})
@@ -68,6 +68,11 @@ def uses_jobs(directory: Path) -> bool:
     return any(
         source_uses_jobs(path.read_text(encoding="utf-8", errors="replace")) for path in circuit_sources(directory)
     )
+
+
+def abi_version_for(directory: Path) -> str:
+    """The ABI version the circuit is built against (what its native tests run as)."""
+    return JOBS_VERSION if uses_jobs(directory) else ABI_VERSION
 
 
 def world_for(directory: Path, world: str) -> str:
