@@ -49,7 +49,8 @@ export async function deploysPage(params, who) {
           h("td", {}, a.action), h("td", {}, a.env || ""), h("td", {}, a.circuit),
           h("td", {}, a.action === "settings" ? a.changed_keys.join(", ") : `${a.from_version || "–"} → ${a.to_version || "–"}`),
           h("td", {}, gate(a.gate)))))),
-    h("section", { class: "card" }, h("h2", {}, "Deploy-gate verdicts"),
+    h("section", { class: "card" }, h("h2", {}, "Deploy-gate verdicts"), gates.length === 0
+      ? h("p", { class: "muted" }, "No deploy to staging or production has run the gate yet.") :
       table([["when"], ["environment"], ["circuit"], ["version"], ["verdict"], ["coverage", "num"], ["detail"]],
         gates.map((g) => h("tr", { class: "gate-row" }, h("td", {}, when(g.at)), h("td", {}, g.env), h("td", {}, g.circuit),
           h("td", {}, g.version), h("td", {}, g.passed ? "passed" : "refused"),
