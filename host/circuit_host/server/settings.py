@@ -57,6 +57,9 @@ class ServerSettings(BaseSettings):
         24, ge=1, description="Executions running at once in this process (below the thread pool's 40)."
     )
     max_concurrent_executions_per_tenant: int = Field(8, ge=1, description="Of those, one tenant's share.")
+    admission_wait_ms: int = Field(
+        2_000, ge=0, description="How long a write over those bounds waits for a slot before 429/503."
+    )
     failed_auth_per_minute: int = Field(
         30, ge=1, description="Bad API keys or webhook tokens one client address may send per minute before 429."
     )

@@ -76,7 +76,9 @@ class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.admission = ExecutionAdmission(
-            settings.max_concurrent_executions, settings.max_concurrent_executions_per_tenant
+            settings.max_concurrent_executions,
+            settings.max_concurrent_executions_per_tenant,
+            settings.admission_wait_ms / 1000,
         )
         self.platform = open_platform(settings)  # makes the data directory (0700) and checks the master key
         self.runtime = Runtime(cache_dir=settings.module_cache)

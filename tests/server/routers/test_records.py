@@ -7,6 +7,7 @@ write is kept.
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -310,17 +311,21 @@ def test_a_database_error_is_told_without_sql_or_tables(acme: Tenant) -> None:
 
 
 def test_executions_beyond_the_tenants_share_or_the_servers_bound_are_refused_with_retry_after(
-    acme: Tenant, globex: Tenant
+    acme: Tenant, globex: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """45 writes waiting on a slow callout used to stall every tenant (issue 11, item 9): executions
-    are admitted up to a bound per tenant and overall, and refused beyond it instead of queueing."""
+    are admitted up to a bound per tenant and overall; beyond it a write waits briefly for a slot
+    (``admission_wait_ms``), and is refused when none frees: a sustained overload still fails fast."""
     admission = acme.server.state.admission
+    monkeypatch.setattr(admission, "wait_s", 0.3)
     write = {"records": [{"LastName": "Bounded"}]}
     with ExitStack() as held:
         for _ in range(admission.max_per_tenant):
             held.enter_context(admission.admitted(acme.id))
+        started = time.monotonic()
         refused = acme.admin.post("/v1/records/Contact", json=write)
         problem(refused, 429)
+        assert time.monotonic() - started >= 0.3  # it waited for a slot first
         assert refused.headers["retry-after"] == "1"
         assert globex.admin.post("/v1/records/Contact", json=write).status_code == 200  # others unaffected
         for index in range(admission.max_total - admission.max_per_tenant):
@@ -330,3 +335,31 @@ def test_executions_beyond_the_tenants_share_or_the_servers_bound_are_refused_wi
         assert busy.headers["retry-after"] == "1"
     assert admission.running() == 0
     assert acme.admin.post("/v1/records/Contact", json=write).status_code == 200
+
+
+def test_a_burst_beyond_the_tenants_share_waits_for_a_slot_and_succeeds(
+    acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write arriving while the tenant's share is taken waits on the event loop (no thread held)
+    and runs as soon as a slot frees, instead of failing with 429."""
+    admission = acme.server.state.admission
+    monkeypatch.setattr(admission, "wait_s", 5.0)
+    write = {"records": [{"LastName": "Queued"}]}
+    answers: list[int] = []
+    with ExitStack() as held:
+        slots = [ExitStack() for _ in range(admission.max_per_tenant)]
+        for slot in slots:
+            slot.enter_context(admission.admitted(acme.id))
+            held.enter_context(slot)
+        waiting = threading.Thread(
+            target=lambda: answers.append(acme.admin.post("/v1/records/Contact", json=write).status_code)
+        )
+        waiting.start()
+        deadline = time.monotonic() + 5
+        while not admission.waiting() and time.monotonic() < deadline:  # it is queued, not refused
+            time.sleep(0.01)
+        assert admission.waiting() == 1 and not answers
+        slots[0].close()  # one execution ends
+        waiting.join(10)
+    assert answers == [200]
+    assert admission.running() == 0

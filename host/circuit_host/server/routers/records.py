@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
 from ...connectors.records import DmlOp, QueryTimeout
 from ..auth import Caller, require, state_of
@@ -17,15 +18,18 @@ OBJECT_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,79}$"
 
 
 @router.post("/records/{object_name}", response_model=WriteResult, summary="Write records, firing their triggers")
-def write_records(
+async def write_records(
     object_name: Annotated[str, Path(pattern=OBJECT_NAME)],
     body: RecordWrite,
     env: Environment = "production",
     caller: Caller = Depends(require("deploy")),
     state: ServerState = Depends(state_of),
 ) -> WriteResult:
-    with state.admission.admitted(caller.tenant_id):
-        record = state.apply_change(
+    """Over the tenant's or the server's bound of executions at once, the write waits up to the
+    server's `admission_wait_ms` for a slot, then is refused (429 or 503, with Retry-After)."""
+    async with state.admission.waited(caller.tenant_id):
+        record = await run_in_threadpool(
+            state.apply_change,
             caller.tenant_id,
             env,
             DmlOp[body.op.upper()],
