@@ -48,3 +48,11 @@ def test_the_world_follows_the_circuit_and_its_tests(tmp_path: Path) -> None:
     (tmp_path / "tests.py").write_text("from circuit_sdk import jobs\n")
     assert world_for(tmp_path, "circuit") == "circuit:script/circuit@1.1.0"
     assert world_for(tmp_path, "circuit-test-coverage") == "circuit:script/circuit-test-coverage@1.1.0"
+
+
+def test_a_circuit_that_does_not_use_jobs_still_builds_against_1_0_0(py_wasm: Path) -> None:
+    """The Python guests of this suite (Virtual LPR and the hostile handlers) never import jobs."""
+    wasm = py_wasm.read_bytes()
+    assert b"circuit:script/records@1.0.0" in wasm
+    assert b"circuit:script/jobs" not in wasm
+    assert b"@1.1.0" not in wasm
