@@ -141,3 +141,9 @@ def test_the_webhook_intake_benchmark_runs_the_host_and_the_baseline() -> None:
 def test_the_webhook_burst_benchmark_applies_every_webhook() -> None:
     timings = load("bench_webhooks").main(["burst", "--webhooks", "10", "--postgres", "none"])
     assert set(timings) == {"SQLite end to end (2 job workers)", "SQLite processing (2 job workers)"}
+
+
+def test_the_batch_benchmark_runs_a_small_batch_through_a_worker_process() -> None:
+    [run] = load("bench_batch").main(["--records", "300", "--scope", "100"])
+    assert (run.backend, run.records, run.chunks_ok) == ("SQLite", 300, 3)
+    assert run.seconds > 0 and run.worker_peak_mib > 0

@@ -23,6 +23,7 @@ from circuit_host.server.state import ServerState
 from circuit_host.toolchain.zig_build import build_circuit
 from tests.server.conftest import LiveServer, serve
 from tests.server.test_end_to_end import deploy
+from tests.server.test_fleet_schedules import fleet_api, start_worker  # noqa: F401 (the fixture)
 
 HERE = Path(__file__).resolve().parent
 CIRCUIT = HERE / "batch_circuit"
@@ -195,3 +196,40 @@ def test_a_worker_killed_mid_batch_leaves_every_chunk_committed_exactly_once(
         rows = seen(client)
         assert rows.pop("finish") == 1
         assert len(rows) == 1_000 and set(rows.values()) == {1}  # none skipped, none committed twice
+
+
+def test_on_postgresql_workers_killed_mid_batch_leave_a_new_one_to_finish_it_exactly_once(
+    fleet_api: tuple[LiveServer, str],  # noqa: F811
+    postgres_database: str,
+    batch_bundle: Path,
+    tmp_path: Path,
+) -> None:
+    live, key = fleet_api
+    tenant = live.tenant("fleet")
+    with tenant.client(live) as client:
+        deploy(client, batch_bundle, env="dev")
+        seed(client, 1_000, {777: "trap"})
+        body = {"circuit": "batch_items", "env": "dev", "scope": 100, "payload": {"spin": 100_000_000}}
+        batch_id = client.post("/v1/batches", json=body).json()["id"]
+        workers = [start_worker(postgres_database, key, tmp_path / n, tmp_path / f"{n}.log") for n in ("w1", "w2")]
+        try:
+            deadline = time.monotonic() + 90
+            while client.get(f"/v1/batches/{batch_id}").json()["chunks_ok"] < 3:
+                assert time.monotonic() < deadline, "the workers made no progress"
+                time.sleep(0.05)
+        finally:
+            for process in workers:  # whichever runs the current chunk
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+        assert client.get(f"/v1/batches/{batch_id}").json()["state"] == "running"
+        survivor = start_worker(postgres_database, key, tmp_path / "w3", tmp_path / "w3.log")
+        try:
+            batch = settled(client, batch_id, timeout=150)  # it re-runs the stalled job after 30 s
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            survivor.wait(timeout=60)
+        assert (batch["state"], batch["chunks_ok"], batch["chunks_failed"]) == ("finished", 9, 1), batch
+        assert (batch["records_processed"], batch["records_failed"]) == (900, 100)
+        rows = seen(client)
+        assert rows.pop("finish") == 1
+        assert len(rows) == 900 and set(rows.values()) == {1}

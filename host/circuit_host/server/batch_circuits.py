@@ -124,12 +124,18 @@ class BatchCircuits:
             log.info("batch is not running", job_id=run.job.id, batch_id=payload["batch_id"])
             return
         phase = str(payload["phase"])
-        if phase == "start":
-            self._run_start(run, batch)
-        elif phase == "finish":
-            self._run_finish(run, batch)
-        else:
-            self._run_chunk(run, batch, int(payload["n"]), payload["after_id"])
+        try:
+            if phase == "start":
+                self._run_start(run, batch)
+            elif phase == "finish":
+                self._run_finish(run, batch)
+            else:
+                self._run_chunk(run, batch, int(payload["n"]), payload["after_id"])
+        except Exception as e:
+            if run.job.attempts + 1 >= run.job.max_attempts:  # the job dies: the batch ends with it
+                error = f"{phase}: job {run.job.id} failed {run.job.max_attempts} times: {type(e).__name__}: {e}"
+                self.rows.end(batch.id, BatchState.FAILED, error)
+            raise
 
     def _run_start(self, run: JobRun, batch: BatchRow) -> None:
         query = batch.query
