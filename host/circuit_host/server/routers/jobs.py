@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from ...jobs import Job, JobFilter, JobState
@@ -15,6 +15,8 @@ from ..state import ServerState
 from .models import Environment
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# A database integer: a larger id is a 422, not an overflow in the driver.
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a job's id")]
 
 
 class JobView(BaseModel):
@@ -62,7 +64,7 @@ def list_jobs(
     state: JobState | None = None,
     circuit: str | None = None,
     env: Environment | None = None,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     caller: Caller = Depends(require("read")),
     server: ServerState = Depends(state_of),
@@ -77,7 +79,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobView, summary="One job")
-def get_job(job_id: int, caller: Caller = Depends(require("read")), server: ServerState = Depends(state_of)) -> JobView:
+def get_job(
+    job_id: JobId, caller: Caller = Depends(require("read")), server: ServerState = Depends(state_of)
+) -> JobView:
     job = server.jobs.queue.get(job_id, tenant_id=caller.tenant_id)
     if job is None:
         raise Problem(404, "Not found", f"no job {job_id}")
@@ -86,13 +90,13 @@ def get_job(job_id: int, caller: Caller = Depends(require("read")), server: Serv
 
 @router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a waiting job, or ask a running one to stop")
 def cancel_job(
-    job_id: int, caller: Caller = Depends(require("deploy")), server: ServerState = Depends(state_of)
+    job_id: JobId, caller: Caller = Depends(require("deploy")), server: ServerState = Depends(state_of)
 ) -> JobView:
     return view(server.jobs.queue.cancel(job_id, tenant_id=caller.tenant_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobView, summary="Queue a dead job again for one more attempt")
 def retry_job(
-    job_id: int, caller: Caller = Depends(require("deploy")), server: ServerState = Depends(state_of)
+    job_id: JobId, caller: Caller = Depends(require("deploy")), server: ServerState = Depends(state_of)
 ) -> JobView:
     return view(server.jobs.queue.retry(job_id, tenant_id=caller.tenant_id))
