@@ -135,6 +135,28 @@ def test_bad_batches_are_refused_and_other_tenants_see_nothing(live: LiveServer,
         assert intruder.get("/v1/batches").json()["batches"] == []
 
 
+def test_a_cancelled_batch_starts_no_further_chunk_and_does_not_finish(live: LiveServer, batch_bundle: Path) -> None:
+    tenant = live.tenant("acme")
+    with tenant.client(live) as client:
+        deploy(client, batch_bundle, env="dev")
+        seed(client, 1_000)
+        body = {"circuit": "batch_items", "env": "dev", "scope": 100, "payload": {"spin": 100_000_000}}
+        batch_id = client.post("/v1/batches", json=body).json()["id"]
+        while client.get(f"/v1/batches/{batch_id}").json()["chunks_ok"] < 1:
+            time.sleep(0.05)
+        cancelled = client.post(f"/v1/batches/{batch_id}/cancel").json()
+        assert cancelled["state"] == "cancelled" and cancelled["finished_at"] is not None
+        deadline = time.monotonic() + 30
+        while any(j["state"] in ("todo", "doing") for j in client.get("/v1/jobs").json()["jobs"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        batch = client.get(f"/v1/batches/{batch_id}").json()
+        assert batch["state"] == "cancelled" and batch["chunks_ok"] < 10, batch
+        rows = seen(client)
+        assert "finish" not in rows and len(rows) == batch["records_processed"]  # the running chunk completed
+        assert client.post(f"/v1/batches/{batch_id}/cancel").json()["state"] == "cancelled"
+
+
 # -- a worker killed mid-batch ---------------------------------------------------------------
 
 
