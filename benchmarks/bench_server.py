@@ -20,10 +20,12 @@ at least 0.5, no errors and p99 under 1 s at 32 clients, p50 at one client withi
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -100,6 +102,41 @@ def process(command: list[str], health: str, log: Path) -> Iterator[subprocess.P
                 child.wait()
 
 
+@contextlib.contextmanager
+def sampled(pid: int, output: Path, clients: int) -> Iterator[None]:
+    """py-spy (``pip install py-spy``; not a dependency) sampling ``pid`` for the block, then a summary
+    of where the server's busy threads were: own time per function and time under a few of ours."""
+    spy = Path(sys.executable).with_name("py-spy")
+    raw = output.with_name(f"{output.stem}-{clients}{output.suffix}")
+    command = [str(spy), "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--format", "raw"]
+    command += ["--output", str(raw)]
+    sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached before the load starts
+    try:
+        yield
+    finally:
+        sampler.send_signal(signal.SIGINT)
+        sampler.wait(timeout=60)
+    print(profile_summary(raw, clients))
+
+
+def profile_summary(raw: Path, clients: int, top: int = 15) -> str:
+    own: collections.Counter[str] = collections.Counter()
+    ours: collections.Counter[str] = collections.Counter()  # time under each function of circuit_host
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1].split(" (")[0]] += int(count)
+        for frame in {f.split(":")[0] for f in frames if "circuit_host" in f}:
+            ours[frame] += int(count)
+    lines = [f"host profile, {clients} clients: {total} samples of busy threads ({raw})"]
+    lines += [f"  own   {n / total:6.1%}  {name}" for name, n in own.most_common(top)]
+    lines += [f"  under {n / total:6.1%}  {name}" for name, n in ours.most_common(top)]
+    return "\n".join(lines)
+
+
 def row(result: LoadResult, baseline: LoadResult | None) -> str:
     ratio = f"{result.rps / baseline.rps:.2f}" if baseline is not None and baseline.rps else "-"
     errors = ", ".join(f"{n}× {status}" for status, n in sorted(result.errors.items())) or "0"
@@ -115,6 +152,11 @@ def main(argv: list[str] | None = None) -> list[LoadResult]:
     parser.add_argument("--clients", default="1,8,32", help="concurrency levels, comma-separated")
     parser.add_argument("--records", type=int, default=1, help="contacts per request")
     parser.add_argument("--warmup", type=int, default=20, help="requests per server before each measured run")
+    parser.add_argument(
+        "--profile-host",
+        type=Path,
+        help="py-spy's raw samples of the host's measured rows to this file; prints a summary",
+    )
     args = parser.parse_args(argv)
     configure_logging("error")
     levels = [int(c) for c in args.clients.split(",")]
@@ -138,7 +180,7 @@ def main(argv: list[str] | None = None) -> list[LoadResult]:
     baseline += ["--db", str(data / "baseline.sqlite3")]
     results: list[LoadResult] = []
     with (
-        process(serve, f"http://127.0.0.1:{host_port}/healthz", data / "host.log"),
+        process(serve, f"http://127.0.0.1:{host_port}/healthz", data / "host.log") as host_process,
         process(baseline, f"http://127.0.0.1:{base_port}/healthz", data / "baseline.log"),
     ):
         generator = run_load(targets[1], 1, 1).generator
@@ -151,7 +193,9 @@ def main(argv: list[str] | None = None) -> list[LoadResult]:
             level: list[LoadResult] = []
             for target in targets:
                 run_load(target, clients, max(args.warmup, clients))
-                level.append(run_load(target, clients, max(args.requests, clients)))
+                sampling = args.profile_host is not None and target is targets[0]
+                with sampled(host_process.pid, args.profile_host, clients) if sampling else contextlib.nullcontext():
+                    level.append(run_load(target, clients, max(args.requests, clients)))
             host, native = level
             print(row(host, native))
             print(row(native, None))
