@@ -3,14 +3,16 @@ worker that died after the records committed but before the inbox heard of it.""
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from circuit_host.connectors.crm import crm_registry
-from circuit_host.server.webhook_inbox import receipt
-from circuit_host.webhooks import DEFAULT_LIMITS
+from circuit_host.server.webhook_inbox import entries_of, receipt
+from circuit_host.webhooks import DEFAULT_LIMITS, Change
 from tests.server.conftest import LiveServer, applied
 from tests.server.routers.conftest import generic_event, generic_signed
 from tests.server.test_end_to_end import deploy
@@ -84,3 +86,16 @@ def test_rows_whose_records_committed_before_a_crash_are_marked_applied_not_appl
         [again] = state.apply_webhook_changes(tenant.id, "production", "generic", [row.change], [receipt(row_id)])
         assert again.status != "ok" and not again.committed
         assert contacts(admin) == ["Once"]
+
+
+def test_a_change_of_more_than_200_records_is_stored_in_parts_under_one_dedupe_key() -> None:
+    big = Change("cdc-1", None, "Contact", "insert", [{"LastName": f"L{n}"} for n in range(450)], source="generic")
+    entries = entries_of([big], b"{}")
+    assert [(e.dedupe_key, e.part, len(e.change.records)) for e in entries] == [
+        ("cdc-1", 0, 200),
+        ("cdc-1", 1, 200),
+        ("cdc-1", 2, 50),
+    ]
+    unnamed = replace(big, webhook_id=None, records=big.records[:1])
+    [entry] = entries_of([unnamed], b'{"signed": "body"}')
+    assert entry.dedupe_key == "sha256:" + hashlib.sha256(b'{"signed": "body"}').hexdigest()

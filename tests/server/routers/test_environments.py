@@ -161,6 +161,7 @@ def test_a_gate_run_is_the_tenants_own(acme: Tenant, globex: Tenant, vlpr_bundle
     assert gate["detail"].endswith("%") and gate["coverage"] >= 75
     problem(globex.admin.get(f"/v1/gate-runs/{gate['gate_run']}"), 404)
     problem(acme.admin.get("/v1/gate-runs/999999"), 404)
+    problem(acme.admin.get(f"/v1/gate-runs/{2**64}"), 422)
     missing = acme.admin.post("/v1/environments/production/deployments", json={"circuit": LPR, "version": "9.9.9"})
     problem(missing, 404)  # no bundle: refused at once, no gate run queued
 

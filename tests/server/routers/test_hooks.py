@@ -247,6 +247,7 @@ def test_another_tenants_inbox_entries_are_not_found(lpr: Tenant, globex: Tenant
     problem(globex.admin.get(f"/v1/inbox/{entry['id']}"), 404)
     problem(globex.admin.post(f"/v1/inbox/{entry['id']}/retry"), 404)
     assert globex.admin.get("/v1/inbox").json()["entries"] == []
+    problem(lpr.admin.get(f"/v1/inbox/{2**64}"), 422)  # not a database integer: refused, not a server error
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from ...connectors.crm import crm_registry
 from ...platform import GateRun
@@ -25,6 +25,7 @@ from .models import (
 )
 
 router = APIRouter(prefix="/v1", tags=["deploys"])
+GateId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a gate run's id")]  # a database integer
 
 
 def _active(state: ServerState, tenant_id: str, env: str) -> list[ActiveCircuitModel]:
@@ -65,7 +66,7 @@ def deploy(
     "/gate-runs/{gate_id}", response_model=GateRunRequestModel, summary="A deploy's gate run: pending or its verdict"
 )
 def gate_run(
-    gate_id: int, caller: Caller = Depends(require("read")), state: ServerState = Depends(state_of)
+    gate_id: GateId, caller: Caller = Depends(require("read")), state: ServerState = Depends(state_of)
 ) -> GateRunRequestModel:
     found = state.deploy_gate.get(caller.tenant_id, gate_id)
     if found is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from ...platform.inbox_rows import InboxRow, InboxState
@@ -15,6 +15,7 @@ from ..state import ServerState
 from .models import Environment
 
 router = APIRouter(prefix="/v1/inbox", tags=["webhooks"])
+EntryId = Annotated[int, Path(ge=1, le=2**63 - 1, description="an inbox entry's id")]  # a database integer
 
 
 class InboxEntryView(BaseModel):
@@ -62,7 +63,7 @@ def view(row: InboxRow) -> InboxEntryView:
 def list_inbox(
     state: InboxState | None = None,
     env: Environment | None = None,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="ids below this (the next page)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     caller: Caller = Depends(require("read")),
     server: ServerState = Depends(state_of),
@@ -73,7 +74,7 @@ def list_inbox(
 
 @router.get("/{entry_id}", response_model=InboxEntryView, summary="One stored webhook change")
 def get_entry(
-    entry_id: int, caller: Caller = Depends(require("read")), server: ServerState = Depends(state_of)
+    entry_id: EntryId, caller: Caller = Depends(require("read")), server: ServerState = Depends(state_of)
 ) -> InboxEntryView:
     row = server.inbox.rows.get(caller.tenant_id, entry_id)
     if row is None:
@@ -83,6 +84,6 @@ def get_entry(
 
 @router.post("/{entry_id}/retry", response_model=InboxEntryView, summary="Apply a dead-lettered webhook again")
 def retry_entry(
-    entry_id: int, caller: Caller = Depends(require("deploy")), server: ServerState = Depends(state_of)
+    entry_id: EntryId, caller: Caller = Depends(require("deploy")), server: ServerState = Depends(state_of)
 ) -> InboxEntryView:
     return view(server.inbox.retry_row(caller.tenant_id, entry_id))
