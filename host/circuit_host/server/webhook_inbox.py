@@ -44,6 +44,7 @@ PURGE = PeriodicSchedule(PURGE_KIND, "41 3 * * *", PURGE_KIND)
 APPLIED_KEPT = timedelta(days=7)
 DEAD_KEPT = timedelta(days=30)
 MAX_BATCHES_PER_JOB = 50  # then a follow-up job, so one busy key cannot hold a worker for ever
+FOLLOW_UP_WAIT = timedelta(seconds=5)  # longest a key's new deliveries wait behind an entry's backoff
 
 ApplyChanges = Callable[[str, str, str, list[Change], Sequence[str]], list[ExecutionRecord]]
 """``(tenant, env, source, changes, receipts) -> executions``: the server's path of a record change."""
@@ -163,7 +164,9 @@ class WebhookInbox:
                 raise JobCancelled(f"job {job.id} cancelled; the rows left are applied by the next job")
         due = self.rows.next_due(tenant_id, env, object_name, action)
         if due is not None:  # retries waiting their backoff, or more than this job took
-            self.queue.enqueue(self._apply_request(tenant_id, env, object_name, action, due))
+            # The waiting job holds the key's queueing lock, so new deliveries wait for it: not past FOLLOW_UP_WAIT.
+            run_at = min(due, datetime.now(UTC) + FOLLOW_UP_WAIT)
+            self.queue.enqueue(self._apply_request(tenant_id, env, object_name, action, run_at))
 
     def apply_batch(self, tenant_id: str, env: str, batch: list[InboxRow]) -> None:
         """One execution for the batch; if it fails and holds several rows, each row alone."""

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from circuit_host.jobs import RetryPolicy
 from tests.server.conftest import GHL_LOCATION, applied, executions_of
 from tests.server.routers.conftest import (
     OTHER_SCOPE,
@@ -239,6 +240,25 @@ def test_one_failing_delivery_in_a_batch_fails_alone(lpr: Tenant) -> None:
     also = post(lpr.admin, path, generic_signed(generic_event({"LastName": "Also"})))
     assert [e["state"] for a in (good, bad, also) for e in applied(lpr.admin, a)] == ["applied", "dead", "applied"]
     assert contacts(lpr) == ["Also", "Good"]
+
+
+def test_a_failing_entry_waiting_out_a_long_backoff_does_not_hold_back_new_deliveries(lpr: Tenant) -> None:
+    inbox = lpr.server.state.inbox
+    kept = inbox.retry
+    inbox.retry = RetryPolicy(max_attempts=3, backoff_s=120)
+    try:
+        path = hook_path(lpr, "generic")
+        failing = post(lpr.admin, path, generic_signed(generic_event({"FirstName": "No last name"})))
+        [entry_id] = failing.json()["inbox_ids"]
+        deadline = time.monotonic() + 20
+        while lpr.admin.get(f"/v1/inbox/{entry_id}").json()["attempts"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        later = post(lpr.admin, path, generic_signed(generic_event({"LastName": "NotHeldBack"})))
+        assert [e["state"] for e in applied(lpr.admin, later, timeout=15)] == ["applied"]  # not 120 s later
+        assert lpr.admin.get(f"/v1/inbox/{entry_id}").json()["state"] == "pending"  # still waiting its retry
+    finally:
+        inbox.retry = kept
 
 
 def test_another_tenants_inbox_entries_are_not_found(lpr: Tenant, globex: Tenant) -> None:
