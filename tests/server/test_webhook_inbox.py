@@ -58,7 +58,8 @@ def test_eight_concurrent_copies_of_one_signed_delivery_are_stored_and_applied_o
         [entry] = applied(admin, accepted)
         assert entry["state"] == "applied" and entry["execution"]["status"] == "ok"
         assert contacts(admin) == ["Retried"]
-        assert len(admin.get("/v1/executions").json()["executions"]) == 1
+        executions = admin.get("/v1/executions").json()["executions"]
+        assert [e["trigger"] for e in executions if e["trigger"].startswith("generic:")] == ["generic:Contact.insert"]
         assert len(admin.get("/v1/inbox").json()["entries"]) == 1
 
 
@@ -88,7 +89,8 @@ def test_rows_whose_records_committed_before_a_crash_are_marked_applied_not_appl
         entry = admin.get(f"/v1/inbox/{row_id}").json()
         assert entry["state"] == "applied" and entry["execution_id"] is None
         assert contacts(admin) == ["Once"]
-        assert len(admin.get("/v1/executions").json()["executions"]) == 1  # no second execution
+        executions = admin.get("/v1/executions").json()["executions"]
+        assert len([e for e in executions if e["trigger"].startswith("generic:")]) == 1  # no second execution
         # and a transaction carrying a receipt recorded before cannot commit
         [again] = state.apply_webhook_changes(tenant.id, "production", "generic", [row.change], [receipt(row_id)])
         assert again.status != "ok" and not again.committed
@@ -155,4 +157,5 @@ def test_copies_of_one_delivery_sent_to_two_servers_of_a_fleet_are_stored_and_ap
         assert entry["state"] == "applied" and entry["execution"]["status"] == "ok"
         records = admin.get("/v1/query", params={"soql": "SELECT LastName FROM Contact", "env": "dev"}).json()
         assert [r["LastName"] for r in records["records"]] == ["Fleet"]
-        assert len(admin.get("/v1/executions").json()["executions"]) == 1
+        executions = admin.get("/v1/executions").json()["executions"]
+        assert len([e for e in executions if e["trigger"].startswith("generic:")]) == 1

@@ -162,7 +162,8 @@ def test_a_replayed_webhook_is_a_200_duplicate_and_runs_once(lpr: Tenant) -> Non
     applied(lpr.admin, first)
     duplicate(post(lpr.admin, path, signed))  # and after
     assert len(contacts(lpr)) == 1
-    assert len(lpr.admin.get("/v1/executions").json()["executions"]) == 1
+    executions = lpr.admin.get("/v1/executions").json()["executions"]
+    assert [e["trigger"] for e in executions if e["trigger"].startswith("ghl:")] == ["ghl:Contact.insert"]
 
 
 # --- generic and Salesforce CDC: X-Circuit-Signature --------------------------------------------------
@@ -336,7 +337,8 @@ def test_a_burst_in_the_coalescing_window_runs_as_one_execution(lpr: Tenant) -> 
     entries = [e for a in answers for e in applied(lpr.admin, a)]
     assert {e["state"] for e in entries} == {"applied"}
     assert len({e["execution_id"] for e in entries}) == 1  # one trigger execution for the batch
-    assert [e["status"] for e in lpr.admin.get("/v1/executions").json()["executions"]] == ["ok"]
+    executions = lpr.admin.get("/v1/executions").json()["executions"]
+    assert [e["status"] for e in executions if e["trigger"].startswith("generic:")] == ["ok"]
     assert contacts(lpr) == ["Burst0", "Burst1", "Burst2"]
     duplicate(post(lpr.admin, path, generic_signed(generic_event({"LastName": "Burst0"}, event_id="b-0"))))
 
