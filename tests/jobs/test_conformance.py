@@ -93,6 +93,17 @@ def test_a_job_is_enqueued_run_once_and_succeeds(queue: JobQueue) -> None:
 
 
 @BACKENDS
+def test_jobs_are_counted_by_kind_and_state_across_tenants(queue: JobQueue) -> None:
+    for tenant in ("acme", "globex"):
+        queue.enqueue(JobRequest("greet", {}, tenant_id=tenant))
+    queue.enqueue(JobRequest("sweep", {}, run_at=datetime.now(UTC) + timedelta(hours=1)))
+    assert queue.count_jobs() == {("greet", JobState.TODO): 2, ("sweep", JobState.TODO): 1}
+    with Worker(queue, {"greet": lambda run: None}):
+        wait_for(lambda: queue.count_jobs().get(("greet", JobState.SUCCEEDED)) == 2)
+    assert queue.count_jobs() == {("greet", JobState.SUCCEEDED): 2, ("sweep", JobState.TODO): 1}
+
+
+@BACKENDS
 def test_a_failing_job_is_retried_with_backoff_then_dead(queue: JobQueue) -> None:
     attempts: list[float] = []
 

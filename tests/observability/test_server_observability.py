@@ -214,7 +214,8 @@ def test_the_callers_traceparent_reaches_the_stored_execution(tmp_path: Path) ->
 def test_readyz_checks_database_and_migrations_and_names_a_failing_check(live: LiveServer) -> None:
     ready = httpx.get(f"{live.url}/readyz", trust_env=False)
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}, "failing": []}
+    checks = {"database": "ok", "migrations": "ok", "workers": "ok"}  # workers: the in-process job worker runs
+    assert ready.json() == {"status": "ready", "checks": checks, "failing": []}
     live.state.telemetry.add_readiness_check("workers", lambda: "no job worker seen for 60 s")
     live.state.telemetry.add_readiness_check("exploding", lambda: 1 / 0)  # type: ignore[func-returns-value]
     failing = httpx.get(f"{live.url}/readyz", trust_env=False)
@@ -223,6 +224,15 @@ def test_readyz_checks_database_and_migrations_and_names_a_failing_check(live: L
     assert body["failing"] == ["workers", "exploding"]
     assert body["checks"]["workers"] == "failed: no job worker seen for 60 s"
     assert body["checks"]["exploding"] == "failed: ZeroDivisionError"  # the type, never an exception's text
+
+
+def test_readyz_fails_once_the_job_worker_stops_and_metrics_count_jobs_by_kind_and_state(live: LiveServer) -> None:
+    metrics = httpx.get(f"{live.url}/metrics", trust_env=False).text
+    assert 'circuit_jobs{queue="platform.retention",state="' in metrics  # the periodic retention job
+    live.state.jobs.close()  # the in-process worker stops
+    answer = httpx.get(f"{live.url}/readyz", trust_env=False)
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["workers"] == "failed: the job worker is stopping"
 
 
 def test_readyz_fails_when_the_database_is_behind_or_a_check_hangs(

@@ -198,6 +198,12 @@ class EmbeddedJobQueue:
         with self.engine.connect() as conn:
             return [self._job(row) for row in conn.execute(query)]
 
+    def count_jobs(self) -> dict[tuple[str, JobState], int]:
+        t = self.tables.jobs
+        query = sa.select(t.c.kind, t.c.state, sa.func.count()).group_by(t.c.kind, t.c.state)
+        with self.engine.connect() as conn:
+            return {(str(kind), JobState(state)): int(n) for kind, state, n in conn.execute(query)}
+
     def cancel(self, job_id: int, *, tenant_id: str | None = None) -> Job:
         t = self.tables.jobs
         with self.write() as conn:

@@ -297,6 +297,22 @@ class FleetJobQueue:
         with self.engine.connect() as conn:
             return [self._job(row) for row in conn.execute(query)]
 
+    def count_jobs(self) -> dict[tuple[str, JobState], int]:
+        d = self.tables.details
+        j = procrastinate_jobs_table
+        status = sa.cast(j.c.status, sa.String)
+        query = (
+            sa.select(d.c.kind, status, sa.func.count())
+            .join_from(j, d, d.c.job_id == j.c.id)
+            .group_by(d.c.kind, status)
+        )
+        counts: dict[tuple[str, JobState], int] = {}
+        with self.engine.connect() as conn:
+            for kind, procrastinate_status, n in conn.execute(query):
+                key = (str(kind), STATES[str(procrastinate_status)])
+                counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
     def cancel(self, job_id: int, *, tenant_id: str | None = None) -> Job:
         with self.write() as conn:
             job = self._locked(conn, job_id, tenant_id)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
-from .job_model import Job, JobFilter, JobRequest, PeriodicSchedule
+from .job_model import Job, JobFilter, JobRequest, JobState, PeriodicSchedule
 
 
 class JobRun(Protocol):
@@ -68,6 +68,10 @@ class JobQueue(Protocol):
         ...
 
     def list_jobs(self, filters: JobFilter) -> list[Job]: ...
+
+    def count_jobs(self) -> dict[tuple[str, JobState], int]:
+        """How many jobs of each kind are in each state, across tenants (metrics, queue depth)."""
+        ...
 
     def cancel(self, job_id: int, *, tenant_id: str | None = None) -> Job:
         """A waiting job is cancelled at once; a running one is asked to stop (``cancel_requested``).

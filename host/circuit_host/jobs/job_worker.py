@@ -57,6 +57,13 @@ class Worker:
             thread.start()
         log.info("worker started", backend=self.queue.backend, concurrency=self.concurrency, kinds=list(self.handlers))
 
+    def problem(self) -> str | None:
+        """``None`` while every thread it started runs (``/readyz``'s ``workers`` check), else what stopped."""
+        if self._stopping.is_set():
+            return "the job worker is stopping"
+        stopped = [thread.name for thread in self._threads if not thread.is_alive()]
+        return f"job worker thread(s) stopped: {', '.join(stopped)}" if stopped else None
+
     def stop(self, timeout: float | None = 60.0) -> None:
         """Stop claiming, let running jobs finish (up to ``timeout``), stop ticking."""
         self._stopping.set()

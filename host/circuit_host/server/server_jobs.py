@@ -16,6 +16,7 @@ import structlog
 from ..errors import Rejected
 from ..jobs import JobHandler, JobQueue, JobRun, PeriodicSchedule, Worker, open_job_queue
 from ..jobs.periodic_ticker import ScheduleSource
+from ..observability import JobCount
 from ..platform import Platform
 
 log = structlog.get_logger("circuit.server")
@@ -56,6 +57,18 @@ class ServerJobs:
                 self.queue, self.handlers, concurrency=self.concurrency, schedules=self.current_schedules
             )
             self._worker.start()
+
+    def workers_problem(self) -> str | None:
+        """``/readyz``: ``None`` when jobs can run here (or run in ``circuit worker`` processes), else why not."""
+        if self.concurrency == 0:
+            return None
+        if self._worker is None:
+            return "the job worker has not started"
+        return self._worker.problem()
+
+    def job_counts(self) -> list[JobCount]:
+        """``circuit_jobs{queue,state}``: one series per job kind and state."""
+        return [JobCount(kind, state.value, n) for (kind, state), n in sorted(self.queue.count_jobs().items())]
 
     def add_schedule_source(self, source: ScheduleSource) -> None:
         """Schedules that change while the worker runs (a callable asked on every tick); before ``start``."""

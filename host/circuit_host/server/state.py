@@ -37,6 +37,7 @@ from ..triggers import TriggerBinding, TriggerRegistry
 from ..webhooks import Change
 from .admission import ExecutionAdmission
 from .async_circuits import AsyncCircuits
+from .batch_circuits import BatchCircuits
 from .changes import as_dml
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
@@ -91,6 +92,8 @@ class ServerState:
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
         self.jobs = ServerJobs(self.platform, settings.platform_url, settings.job_workers)  # starts with the app
+        self.telemetry.count_jobs(self.jobs.job_counts)
+        self.telemetry.add_readiness_check("workers", self.jobs.workers_problem)
         self.inbox = WebhookInbox(  # webhooks are stored, then applied by jobs (server/webhook_inbox.py)
             self.platform,
             self.jobs,
@@ -100,6 +103,7 @@ class ServerState:
         )
         self.deploy_gate = DeployGateJobs(self.platform, self.jobs, self.deploy)  # gated deploys run as jobs
         self.async_circuits = AsyncCircuits(self)  # queueable and scheduled circuits (server/async_circuits.py)
+        self.batches = BatchCircuits(self, self.async_circuits)  # batch circuits (server/batch_circuits.py)
 
     def apply_webhook_changes(
         self, tenant_id: str, env: str, source: str, changes: list[Change], receipts: Sequence[str] = ()
