@@ -60,7 +60,7 @@ def test_the_virtual_lpr_manifest() -> None:
     fields = {(o, f.name): f for o, f in changes.fields}
     assert {name for _, name in fields} == {
         "Company_Size__c", "Website_Visits__c", "Emails_Opened__c", "Called_Business__c",
-        "VLPR_Score__c", "VLPR_Grade__c", "Next_Action__c",
+        "VLPR_Score__c", "VLPR_Grade__c", "Next_Action__c", "Household_Income__c",
     }  # fmt: skip
     assert fields[("Contact", "VLPR_Score__c")].scale == 0
     assert fields[("Contact", "VLPR_Grade__c")].values == ("A", "B", "C", "D")
