@@ -484,7 +484,7 @@ def test_every_gate_verdict_is_kept_with_the_audit_trail(live: LiveServer, vlpr_
         runs = client.get("/v1/gate-runs").json()
         assert [(r["env"], r["passed"]) for r in runs] == [("production", True), ("staging", True), ("staging", False)]
         assert "under the required 100%" in runs[2]["detail"]
-        assert runs[0]["coverage"] >= 75 and runs[0]["detail"].startswith("7 tests passed")
+        assert runs[0]["coverage"] >= 75 and runs[0]["detail"].startswith("10 tests passed")
         audit = {(a["action"], a["env"]): a for a in client.get("/v1/audit").json()}
         assert audit[("deploy", "staging")]["gate"]["passed"] is True
         assert audit[("promote", "production")]["gate"]["coverage"] == runs[0]["coverage"]
