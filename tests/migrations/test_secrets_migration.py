@@ -33,6 +33,16 @@ FIXTURE = json.loads((DATA_V1 / "fixture.json").read_text())
 PLAINTEXTS = [*FIXTURE["secrets"].values(), FIXTURE["webhook_token"]]
 
 
+@pytest.fixture(autouse=True)
+def default_logging() -> Iterator[None]:
+    """These tests read the host's warnings with ``capture_logs``: start from structlog's defaults
+    whatever an earlier test in this process configured, and put that back afterwards."""
+    before = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**before)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     target = tmp_path / "data"

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from circuit_host.jobs import JobRequest
 from circuit_host.migrations import control_plane
 from circuit_host.observability import ObservabilitySettings, Telemetry
 from circuit_host.observability import probes as probes_module
@@ -227,8 +229,10 @@ def test_readyz_checks_database_and_migrations_and_names_a_failing_check(live: L
 
 
 def test_readyz_fails_once_the_job_worker_stops_and_metrics_count_jobs_by_kind_and_state(live: LiveServer) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    live.state.jobs.queue.enqueue(JobRequest("platform.retention", run_at=later))
     metrics = httpx.get(f"{live.url}/metrics", trust_env=False).text
-    assert 'circuit_jobs{queue="platform.retention",state="' in metrics  # the periodic retention job
+    assert 'circuit_jobs{queue="platform.retention",state="todo"} 1.0' in metrics
     live.state.jobs.close()  # the in-process worker stops
     answer = httpx.get(f"{live.url}/readyz", trust_env=False)
     assert answer.status_code == 503

@@ -196,4 +196,3 @@ def test_circuit_serve_bootstraps_the_packaged_demo_and_answers(served: tuple[st
         assert httpx.get(f"{url}/dashboard/{asset}", trust_env=False).status_code == 200, asset
     docs = httpx.get(f"{url}/docs", trust_env=False).text
     assert "/dashboard/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "cdn." not in docs
-

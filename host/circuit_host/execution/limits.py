@@ -77,6 +77,7 @@ def guest_resources(abi_version: str) -> tuple[str, ...]:
     version = tuple(int(part) for part in abi_version.split("."))
     return tuple(name for name in RESOURCES if RESOURCES_SINCE_ABI.get(name, (1, 0, 0)) <= version)
 
+
 ASYNCHRONOUS = LimitsProfile(fuel=30_000_000_000, timeout_ms=60_000, memory_bytes=256 * MIB, queries=200)
 """The budget of an execution a job runs (a queueable, a scheduled circuit, a batch's start, chunk
 or finish), as Apex raises its limits for asynchronous Apex: twice the queries (200) and the memory
