@@ -16,8 +16,10 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import SecretStr
 
 from circuit_host.bundles import pack_bundle
+from circuit_host.platform import MasterKey
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
 from circuit_host.toolchain.zig_build import build_circuit, build_tests
@@ -158,3 +160,22 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         yield from serve(state, settings)
     finally:
         state.close()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, postgres_database: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two servers of one fleet: one PostgreSQL database (the fleet queue: Procrastinate) and one master
+    key, each with a data directory of its own."""
+    key = SecretStr(MasterKey.generate().encoded())
+    states = [
+        ServerState(ServerSettings(data_dir=tmp_path / name, db_url=postgres_database, master_key=key))
+        for name in ("a", "b")
+    ]
+    first, second = serve(states[0], states[0].settings), serve(states[1], states[1].settings)
+    try:
+        yield next(first), next(second)
+    finally:
+        for generator in (first, second):
+            generator.close()
+        for state in states:
+            state.close()

@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
-import pytest
-from pydantic import SecretStr
 
 from circuit_host.connectors.crm import crm_registry
-from circuit_host.platform import MasterKey
-from circuit_host.server import ServerSettings
-from circuit_host.server.state import ServerState
 from circuit_host.server.webhook_inbox import entries_of, receipt
 from circuit_host.webhooks import DEFAULT_LIMITS, Change
-from tests.server.conftest import LiveServer, applied, serve
+from tests.server.conftest import LiveServer, applied
 from tests.server.routers.conftest import generic_event, generic_signed
 from tests.server.test_end_to_end import deploy
 
@@ -108,24 +102,6 @@ def test_a_change_of_more_than_200_records_is_stored_in_parts_under_one_dedupe_k
     unnamed = replace(big, webhook_id=None, records=big.records[:1])
     [entry] = entries_of([unnamed], b'{"signed": "body"}')
     assert entry.dedupe_key == "sha256:" + hashlib.sha256(b'{"signed": "body"}').hexdigest()
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, postgres_database: str) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Two servers on one PostgreSQL database (the fleet queue: Procrastinate), one master key."""
-    key = SecretStr(MasterKey.generate().encoded())
-    states = [
-        ServerState(ServerSettings(data_dir=tmp_path / name, db_url=postgres_database, master_key=key))
-        for name in ("a", "b")
-    ]
-    first, second = serve(states[0], states[0].settings), serve(states[1], states[1].settings)
-    try:
-        yield next(first), next(second)
-    finally:
-        for generator in (first, second):
-            generator.close()
-        for state in states:
-            state.close()
 
 
 def test_copies_of_one_delivery_sent_to_two_servers_of_a_fleet_are_stored_and_applied_once(
