@@ -32,7 +32,7 @@ from tests.server.test_end_to_end import deploy
 HERE = Path(__file__).resolve().parent
 CIRCUIT = HERE / "tick_circuit"
 ROOT = HERE.parents[1]
-EVERY_OTHER_SECOND = '[[schedules]]\nname = "every-other-second"\ncron = "*/2 * * * * *"\ntimezone = "UTC"\n'
+EVERY_OTHER_SECOND = '[[schedules]]\nname = "every-other-second"\ncron = "* * * * * */2"\ntimezone = "UTC"\n'
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_a_promotion_replaces_an_environments_schedules_and_a_rollback_restores_
         promoted = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
         assert promoted.status_code == 200, promoted.text
         assert [c["version"] for c in promoted.json()] == ["2.0.0"]
-        assert schedules("staging") == [(f"circuit:{tenant.id}:staging:ticks:every-other-second", "*/2 * * * * *")]
+        assert schedules("staging") == [(f"circuit:{tenant.id}:staging:ticks:every-other-second", "* * * * * */2")]
         deadline = time.monotonic() + 30
         while not any(schedule == "every-other-second" for schedule, _ in ticks_seen(client, "staging")):
             assert time.monotonic() < deadline, "the promoted schedule never ticked"
@@ -162,4 +162,4 @@ def test_a_promotion_replaces_an_environments_schedules_and_a_rollback_restores_
         rolled = client.post("/v1/environments/staging/rollback", json={"circuit": "ticks"})
         assert rolled.status_code == 200, rolled.text
         assert schedules("staging") == [(f"circuit:{tenant.id}:staging:ticks:every-second", "* * * * * *")]
-        assert schedules("dev") == [(f"circuit:{tenant.id}:dev:ticks:every-other-second", "*/2 * * * * *")]
+        assert schedules("dev") == [(f"circuit:{tenant.id}:dev:ticks:every-other-second", "* * * * * */2")]
