@@ -1,4 +1,10 @@
-"""What the webhook endpoints remember between deliveries: ids for replay protection, last-seen records."""
+"""What the webhook endpoints remember between deliveries: ids for replay protection, last-seen records.
+
+``<prefix>webhook_ids`` holds the delivery ids that versions before the webhook inbox claimed (each
+with its replay window). The inbox keeps its own dedupe keys, and consults these at intake
+(``delivered_before``), so a delivery the previous version applied is still a duplicate after an
+upgrade, until its window ends.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from ..errors import Rejected
 from .database import PlatformDatabase, check_env
@@ -43,6 +50,27 @@ class WebhookIntake:
             except sa.exc.IntegrityError:
                 return False
         return True
+
+    def delivered_before(self, conn: Connection, tenant_id: str, source: str, webhook_ids: Sequence[str]) -> bool:
+        """Whether any of these ids (the sender's delivery id, or ``sha256:`` of the signed body) was
+        claimed by a version before the inbox and is still in its replay window; in the caller's transaction."""
+        w = self._db.tables.webhook_ids
+        stored = list(dict.fromkeys(_stored_id(i) for i in webhook_ids if i))
+        if not stored:
+            return False
+        found = conn.execute(
+            sa.select(w.c.webhook_id)
+            .where((w.c.tenant_id == tenant_id) & (w.c.source == source[:32]) & w.c.webhook_id.in_(stored))
+            .where(w.c.expires_at > self._db.now())
+            .limit(1)
+        ).first()
+        return found is not None
+
+    def purge_expired_webhook_ids(self) -> int:
+        """Forget claims whose replay window ended; how many."""
+        w = self._db.tables.webhook_ids
+        with self._db.write() as conn:
+            return int(conn.execute(w.delete().where(w.c.expires_at <= self._db.now())).rowcount)
 
     def forget_webhook_id(self, tenant_id: str, source: str, webhook_id: str) -> None:
         """Release a claimed id: the delivery failed, so the sender's retry must be processed."""

@@ -5,6 +5,8 @@ Intake (the request) does nothing but store: inbox rows (``platform/inbox_rows.p
 (tenant, env, object, action), an apply job holding that key as its ``queueing_lock`` (one job waits
 per key, run ``coalesce_window_ms`` later to gather a batch) and its ``lock`` (batches of a key are
 applied serially). A repeated delivery violates the rows' unique dedupe key: nothing is stored.
+So does one whose delivery id a version before the inbox claimed (``cs_webhook_ids``, still in its
+replay window; ``WebhookIntake.delivered_before``); the daily purge forgets those claims as they expire.
 
 The apply job takes the key's due rows, up to 200 records of one source, and runs them as one
 trigger execution through the server's one path (``ServerState.apply_webhook_changes``). The
@@ -54,15 +56,19 @@ def receipt(row_id: int) -> str:
     return f"inbox:{row_id}"
 
 
-def entries_of(changes: Sequence[Change], body: bytes) -> list[InboxEntry]:
-    """One entry per change, changes over 200 records cut into parts. The dedupe key is the sender's
-    delivery id, or the signed body's hash when the source sends none (a verified body cannot be sent
-    unchanged as a new delivery); ``part`` numbers the entries sharing a key."""
+def delivery_ids(changes: Sequence[Change], body: bytes) -> list[str]:
+    """Each change's delivery id: the sender's, or the signed body's hash when the source sends none
+    (a verified body cannot be sent unchanged as a new delivery)."""
     body_key = "sha256:" + hashlib.sha256(body).hexdigest()
+    return [change.webhook_id or body_key for change in changes]
+
+
+def entries_of(changes: Sequence[Change], body: bytes) -> list[InboxEntry]:
+    """One entry per change, changes over 200 records cut into parts. The dedupe key is the change's
+    delivery id (hashed past 200 characters); ``part`` numbers the entries sharing a key."""
     parts: dict[str, int] = {}
     found = []
-    for change in changes:
-        key = change.webhook_id or body_key
+    for change, key in zip(changes, delivery_ids(changes, body), strict=True):
         if len(key) > 200:
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         for start in range(0, max(len(change.records), 1), TRIGGER_CHUNK_SIZE):
@@ -109,6 +115,8 @@ class WebhookInbox:
         keys = dict.fromkeys((e.change.object, e.change.action) for e in entries)
         try:
             with self.platform.database.write() as conn:
+                if self.platform.webhooks.delivered_before(conn, tenant_id, source, delivery_ids(changes, body)):
+                    raise Duplicate("claimed before the inbox existed")  # cs_webhook_ids, from an older version
                 ids = self.rows.insert(conn, tenant_id, env, source, entries)
                 for object_name, action in keys:
                     self.queue.enqueue(
@@ -213,7 +221,8 @@ class WebhookInbox:
     def purge(self, run: JobRun) -> None:
         now = datetime.now(UTC)
         purged = self.rows.purge(now - APPLIED_KEPT, now - DEAD_KEPT)
-        log.info("webhook inbox purged", count=purged, job_id=run.job.id)
+        claims = self.platform.webhooks.purge_expired_webhook_ids()
+        log.info("webhook inbox purged", count=purged, older_claims=claims, job_id=run.job.id)
 
 
 class ReceiptedRecords:

@@ -11,6 +11,7 @@ inbox entries to be applied (``applied``) rather than sleeping.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -208,6 +209,36 @@ def test_a_replayed_generic_event_id_is_a_duplicate(lpr: Tenant) -> None:
     again = generic_signed(generic_event({"LastName": "Twice"}, event_id="evt-1"))  # freshly signed, same id
     duplicate(post(lpr.admin, path, again))
     assert contacts(lpr) == ["Once"]
+
+
+def test_a_delivery_claimed_by_the_version_before_the_inbox_is_still_a_duplicate(lpr: Tenant) -> None:
+    """Versions before the inbox claimed delivery ids in ``cs_webhook_ids`` (the sender's id, or the
+    signed body's hash); a replay of such a delivery after the upgrade must not apply again."""
+    webhooks = lpr.server.state.platform.webhooks
+    path = hook_path(lpr, "ghl")
+    with_id = ghl_contact(id="ghl-old-1")
+    without_id = ghl_contact(id="ghl-old-2")
+    del without_id["webhookId"]
+    signed_without_id = ghl_signed(lpr.ghl_key, without_id)
+    long_id = ghl_contact(id="ghl-old-3", webhookId="w" * 300)  # stored by its hash (the column holds 128)
+    expired = ghl_contact(id="ghl-old-4")
+    elsewhere = generic_event({"LastName": "Elsewhere"}, event_id=with_id["webhookId"])  # ids are per source
+    # What the previous version recorded when it accepted these deliveries:
+    assert webhooks.remember_webhook_id(lpr.id, "ghl", with_id["webhookId"], 300)
+    body_hash = "sha256:" + hashlib.sha256(signed_without_id[0]).hexdigest()
+    assert webhooks.remember_webhook_id(lpr.id, "ghl", body_hash, 300)
+    assert webhooks.remember_webhook_id(lpr.id, "ghl", long_id["webhookId"], 300)
+    assert webhooks.remember_webhook_id(lpr.id, "ghl", expired["webhookId"], -1)  # its replay window ended
+
+    duplicate(post(lpr.admin, path, ghl_signed(lpr.ghl_key, with_id)))
+    duplicate(post(lpr.admin, path, signed_without_id))
+    duplicate(post(lpr.admin, path, ghl_signed(lpr.ghl_key, long_id)))
+    assert [e["state"] for e in applied(lpr.admin, post(lpr.admin, path, ghl_signed(lpr.ghl_key, expired)))] == [
+        "applied"
+    ]
+    accepted = post(lpr.admin, hook_path(lpr, "generic"), generic_signed(elsewhere))
+    assert [e["state"] for e in applied(lpr.admin, accepted)] == ["applied"]
+    assert sorted(c["GHL_Id__c"] or c["LastName"] for c in ghl_contacts(lpr)) == ["Elsewhere", "ghl-old-4"]
 
 
 def test_a_webhook_that_keeps_failing_is_retried_then_dead_lettered_and_can_be_retried(lpr: Tenant) -> None:
