@@ -58,7 +58,7 @@ class Client:
         return result
 
     def gate_run(self, gate_id: int) -> dict[str, Any]:
-        """A gated deploy's gate run: ``state`` pending, passed, refused or cancelled."""
+        """A gated deploy's or promotion's gate run: ``state`` pending, passed, refused or cancelled."""
         result: dict[str, Any] = self._call("GET", f"/v1/gate-runs/{gate_id}")
         return result
 
@@ -66,11 +66,12 @@ class Client:
         result: list[dict[str, Any]] = self._call("GET", f"/v1/environments/{env}/circuits")
         return result
 
-    def promote(self, from_env: str, to_env: str, circuit: str | None) -> list[dict[str, Any]]:
+    def promote(self, from_env: str, to_env: str, circuit: str | None) -> list[dict[str, Any]] | dict[str, Any]:
+        """The target's active circuits (dev), or the gate run a gated target answers with (202)."""
         body: dict[str, Any] = {"from": from_env, "to": to_env}
         if circuit:
             body["circuit"] = circuit
-        result: list[dict[str, Any]] = self._call("POST", "/v1/promotions", json=body)
+        result: list[dict[str, Any]] | dict[str, Any] = self._call("POST", "/v1/promotions", json=body)
         return result
 
     def rollback(self, env: str, circuit: str, to_version: str | None) -> list[dict[str, Any]]:

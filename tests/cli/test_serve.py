@@ -129,6 +129,7 @@ def test_deploy_promote_and_rollback_from_the_command_line(served: Served, tmp_p
     assert "virtual_lpr 1.2.0" in deployed.stdout
     promoted = circuit("promote", "--from", "staging", "--to", "production", key=served.key, server=served.url)
     assert "virtual_lpr 1.2.0" in promoted.stdout, promoted.stderr
+    assert re.search(r"deploy gate \d+: passed", promoted.stderr), promoted.stderr  # it waited for the gate
     rolled = circuit("rollback", "--env", "production", "--circuit", "virtual_lpr", key=served.key, server=served.url)
     assert "virtual_lpr 1.0.0" in rolled.stdout, rolled.stderr
     refused = circuit(

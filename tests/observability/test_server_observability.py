@@ -34,7 +34,7 @@ from circuit_host.observability import probes as probes_module
 from circuit_host.server import ServerSettings, create_app
 from circuit_host.server.state import ServerState
 from circuit_host.settings import configure_logging
-from tests.server.conftest import LiveServer, Tenant, applied, serve
+from tests.server.conftest import LiveServer, Tenant, applied, gate_verdict, serve
 from tests.server.routers.conftest import generic_event, generic_signed
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -135,7 +135,7 @@ def test_deploys_promotions_rollbacks_and_gate_verdicts_are_counted(
         assert admin.post("/v1/environments/dev/rollback", json={"circuit": "virtual_lpr"}).status_code == 200
         admin.post("/v1/records/Contact?env=dev", json={"records": [{"LastName": "Scored"}]})
         promoted = admin.post("/v1/promotions", json={"from_env": "dev", "to_env": "staging"})  # runs the gate
-        assert promoted.status_code == 200, promoted.text
+        assert gate_verdict(admin, promoted)["state"] == "passed"
     found = samples(scrape(live))
     labels = frozenset({"tenant": acme.id, "environment": "dev"}.items())
     assert found[("circuit_deploys_total", labels)] == 2

@@ -216,8 +216,8 @@ def test_deploy_update_rollback_and_promote(live: LiveServer, vlpr_bundles: dict
         assert latest["version"] == "virtual_lpr@1.0.0"
         assert client.get("/v1/environments/staging/circuits").json() == []
         deploy(client, vlpr_bundles["1.1.0"], env="staging")
-        promoted = client.post("/v1/promotions", json={"from": "staging", "to": "production"})
-        assert [c["version"] for c in promoted.json()] == ["1.1.0"]
+        promoted = deployed(client, client.post("/v1/promotions", json={"from": "staging", "to": "production"}))
+        assert [c["version"] for c in promoted] == ["1.1.0"]
         actions = [(a["action"], a["env"], a["to_version"]) for a in client.get("/v1/audit").json()]
         assert ("rollback", "production", "1.0.0") in actions
         assert ("promote", "production", "1.1.0") in actions
@@ -437,8 +437,10 @@ def test_staging_and_production_refuse_untested_or_failing_code(
         assert client.post("/v1/environments/dev/deployments", json=body).status_code == 200  # dev is not gated
         refused = gate_verdict(client, client.post("/v1/environments/production/deployments", json=body))
         assert refused["state"] == "refused" and "has no tests" in refused["detail"]
-        promoted = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
-        assert promoted.status_code == 422 and "has no tests" in promoted.json()["detail"]
+        promoted = gate_verdict(client, client.post("/v1/promotions", json={"from": "dev", "to": "staging"}))
+        assert promoted["state"] == "refused" and "has no tests" in promoted["detail"]
+        assert promoted["kind"] == "promotion" and promoted["circuits"] == {"virtual_lpr": "5.0.0"}
+        assert client.get("/v1/environments/staging/circuits").json() == []
 
         live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 100})
         tested = {"circuit": "virtual_lpr", "version": "1.0.0"}
@@ -480,7 +482,8 @@ def test_every_gate_verdict_is_kept_with_the_audit_trail(live: LiveServer, vlpr_
         live.state.platform.tenants.update_settings(tenant.id, {"coverage_threshold": 75})
         passed = gate_verdict(client, client.post("/v1/environments/staging/deployments", json=body))
         assert passed["state"] == "passed"
-        assert client.post("/v1/promotions", json={"from": "staging", "to": "production"}).status_code == 200
+        promoted = gate_verdict(client, client.post("/v1/promotions", json={"from": "staging", "to": "production"}))
+        assert promoted["state"] == "passed", promoted
         runs = client.get("/v1/gate-runs").json()
         assert [(r["env"], r["passed"]) for r in runs] == [("production", True), ("staging", True), ("staging", False)]
         assert "under the required 100%" in runs[2]["detail"]

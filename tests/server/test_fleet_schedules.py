@@ -26,7 +26,7 @@ from circuit_host.platform import MasterKey
 from circuit_host.server import ServerSettings
 from circuit_host.server.state import ServerState
 from circuit_host.toolchain.zig_build import build_circuit, build_tests
-from tests.server.conftest import LiveServer, serve
+from tests.server.conftest import LiveServer, deployed, serve
 from tests.server.test_end_to_end import deploy
 
 HERE = Path(__file__).resolve().parent
@@ -145,14 +145,12 @@ def test_a_promotion_replaces_an_environments_schedules_and_a_rollback_restores_
 
     with tenant.client(live) as client:
         deploy(client, tick_bundles["1.0.0"], env="dev")
-        promoted = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
-        assert promoted.status_code == 200, promoted.text
+        promoted = deployed(client, client.post("/v1/promotions", json={"from": "dev", "to": "staging"}))
         assert schedules("staging") == [(f"circuit:{tenant.id}:staging:ticks:every-second", "* * * * * *")]
 
         deploy(client, tick_bundles["2.0.0"], env="dev")
-        promoted = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
-        assert promoted.status_code == 200, promoted.text
-        assert [c["version"] for c in promoted.json()] == ["2.0.0"]
+        promoted = deployed(client, client.post("/v1/promotions", json={"from": "dev", "to": "staging"}))
+        assert [c["version"] for c in promoted] == ["2.0.0"]
         assert schedules("staging") == [(f"circuit:{tenant.id}:staging:ticks:every-other-second", "* * * * * */2")]
         deadline = time.monotonic() + 30
         while not any(schedule == "every-other-second" for schedule, _ in ticks_seen(client, "staging")):

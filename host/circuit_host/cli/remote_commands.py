@@ -67,7 +67,9 @@ def cmd_gate_run(args: argparse.Namespace, settings: HostSettings) -> int:
             gate = wait_for_gate(client, gate, args.poll)
     finally:
         client.close()
-    print(f"gate run {gate['gate_run']}: {gate['state']} ({gate['circuit']} {gate['version']} to {gate['env']})")
+    what = ", ".join(f"{name} {version}" for name, version in gate["circuits"].items())
+    source = f" from {gate['from_env']}" if gate.get("from_env") else ""
+    print(f"gate run {gate['gate_run']}: {gate['state']} ({gate['kind']} of {what}{source} to {gate['env']})")
     if gate["detail"]:
         print(f"  {gate['detail']}")
     return 0 if gate["state"] in ("passed", "pending") else 1
@@ -76,7 +78,17 @@ def cmd_gate_run(args: argparse.Namespace, settings: HostSettings) -> int:
 def cmd_promote(args: argparse.Namespace, settings: HostSettings) -> int:
     client = api_client(args)
     try:
-        active = client.promote(args.from_env, args.to_env, args.circuit)
+        answer = client.promote(args.from_env, args.to_env, args.circuit)
+        if isinstance(answer, dict):  # to staging, production: the deploy gate runs in a job
+            if args.no_wait:
+                print(f"promotion gate run {answer['gate_run']} queued: circuit gate-run {answer['gate_run']}")
+                return 0
+            gate = wait_for_gate(client, answer, args.poll)
+            if gate["state"] != "passed":
+                what = ", ".join(f"{name} {version}" for name, version in gate["circuits"].items())
+                raise Rejected(f"the deploy gate {gate['state']} the promotion of {what}: {gate['detail']}")
+            answer = client.active_circuits(args.to_env)
+        active = answer
     finally:
         client.close()
     print(f"promoted {args.from_env} -> {args.to_env}: " + ", ".join(f"{c['name']} {c['version']}" for c in active))
@@ -158,6 +170,8 @@ def register(sub: Any) -> None:
     promote.add_argument("--from", dest="from_env", required=True, choices=("dev", "staging", "production"))
     promote.add_argument("--to", dest="to_env", required=True, choices=("dev", "staging", "production"))
     promote.add_argument("--circuit", default=None)
+    promote.add_argument("--no-wait", action="store_true", help="to staging, production: print the gate run id")
+    promote.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the deploy gate")
     promote.set_defaults(func=cmd_promote)
     rollback = remote("rollback", "make an earlier version active again")
     rollback.add_argument("--env", required=True, choices=("dev", "staging", "production"))

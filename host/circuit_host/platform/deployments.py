@@ -10,7 +10,7 @@ process's rollback is seen on the next call. The deploy gate's verdicts are kept
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import timedelta
 
@@ -50,10 +50,11 @@ class Deployments:
                 self._bump(conn, tenant_id, env)
             return entry
 
-    def promote(
-        self, tenant_id: str, from_env: str, to_env: str, actor: str, name: str | None = None
-    ) -> list[AuditEntry]:
-        """Copy the versions active in ``from_env`` (all, or circuit ``name``) into ``to_env``."""
+    def promotion_sources(
+        self, tenant_id: str, from_env: str, to_env: str, name: str | None = None
+    ) -> list[BundleInfo]:
+        """What a promotion would copy now: the bundles active in ``from_env`` (all, or circuit ``name``),
+        each within the tenant's limit ceiling; refused at once when there is nothing to promote."""
         check_env(from_env)
         check_env(to_env)
         if from_env == to_env:
@@ -70,6 +71,27 @@ class Deployments:
             if bundle is None:  # pragma: no cover - bundles are never deleted
                 raise NotFound(f"bundle {circuit.sha256} does not exist")
             bundles.append(bundle)
+        return bundles
+
+    def promote(
+        self,
+        tenant_id: str,
+        from_env: str,
+        to_env: str,
+        actor: str,
+        name: str | None = None,
+        bundles: Sequence[BundleInfo] | None = None,
+    ) -> list[AuditEntry]:
+        """Copy the versions active in ``from_env`` (all, or circuit ``name``) into ``to_env``.
+
+        ``bundles``: exactly these (``promotion_sources`` as read when the promotion was asked for and
+        gated), so a deploy to ``from_env`` meanwhile cannot slip an ungated version through."""
+        if bundles is None:
+            bundles = self.promotion_sources(tenant_id, from_env, to_env, name)
+        else:  # read earlier: the limit ceiling may have moved since
+            ceiling = self._tenants.get_settings(tenant_id).max_limits
+            for bundle in bundles:
+                bundle.manifest.limits_profile(ceiling)
         entries: list[AuditEntry] = []
         with self._db.write() as conn:
             self._lock_environment(conn, tenant_id, to_env)

@@ -101,7 +101,7 @@ class ServerState:
             lambda tenant_id, env, keys: self.store(tenant_id, env).receipts(keys),
             RetryPolicy(settings.inbox_max_attempts, settings.inbox_backoff_s),
         )
-        self.deploy_gate = DeployGateJobs(self.platform, self.jobs, self.deploy)  # gated deploys run as jobs
+        self.deploy_gate = DeployGateJobs(self.platform, self.jobs, self.deploy, self.promote)  # gated: jobs
         self.async_circuits = AsyncCircuits(self)  # queueable and scheduled circuits (server/async_circuits.py)
         self.batches = BatchCircuits(self, self.async_circuits)  # batch circuits (server/batch_circuits.py)
 
@@ -214,16 +214,28 @@ class ServerState:
         if verdict is not None:
             self._record_gate(tenant_id, env, name, version, actor, verdict, entry.id if entry else None)
 
-    def promote(self, tenant_id: str, from_env: str, to_env: str, actor: str, name: str | None) -> None:
+    def promote(
+        self,
+        tenant_id: str,
+        from_env: str,
+        to_env: str,
+        actor: str,
+        name: str | None,
+        bundles: Sequence[BundleInfo] | None = None,
+    ) -> None:
+        """Promote under the deploy path's rules (credentials, the gate in a gated target, the schema).
+        ``bundles``: the versions read when the promotion was asked for (``promotion_sources``); a gated
+        promotion runs in a job (deploy_gate_jobs.py) and promotes exactly what it gated."""
+        if bundles is None:
+            bundles = self.platform.deployments.promotion_sources(tenant_id, from_env, to_env, name)
         target = self.store(tenant_id, to_env)
         verdicts: dict[str, tuple[str, GateVerdict]] = {}
-        for circuit in self.platform.deployments.active_circuits(tenant_id, from_env):
-            if name is None or circuit.name == name:
-                self._check_credentials(tenant_id, circuit.manifest)
-                if to_env in GATED_ENVIRONMENTS:
-                    verdicts[circuit.name] = (circuit.version, self.gate(tenant_id, to_env, circuit.sha256, actor))
-                target.apply_schema(circuit.manifest.schema_changes(), self.schema_limits(tenant_id))
-        entries = self.platform.deployments.promote(tenant_id, from_env, to_env, actor, name=name)
+        for bundle in bundles:
+            self._check_credentials(tenant_id, bundle.manifest)
+            if to_env in GATED_ENVIRONMENTS:
+                verdicts[bundle.name] = (bundle.version, self.gate(tenant_id, to_env, bundle.sha256, actor))
+            target.apply_schema(bundle.manifest.schema_changes(), self.schema_limits(tenant_id))
+        entries = self.platform.deployments.promote(tenant_id, from_env, to_env, actor, name=name, bundles=bundles)
         self.telemetry.count_deploy("promotion", tenant_id, to_env)
         log.info("promoted", tenant=tenant_id, environment=to_env, from_env=from_env, circuit=name, actor=actor)
         audit_ids = {e.circuit: e.id for e in entries}

@@ -279,12 +279,22 @@ def test_a_deploy_past_the_tenants_schema_caps_is_422_and_changes_nothing(
 
 def test_promotion_copies_the_active_versions_through_the_gate(acme: Tenant, vlpr_bundles: dict[str, Path]) -> None:
     [active] = deploy(acme.admin, vlpr_bundles["1.1.0"])
-    promoted = acme.admin.post("/v1/promotions", json={"from": "dev", "to": "staging", "circuit": LPR})
-    assert promoted.status_code == 200, promoted.text
-    assert promoted.json() == [active]
+    answer = acme.admin.post("/v1/promotions", json={"from": "dev", "to": "staging", "circuit": LPR})
+    assert answer.status_code == 202, answer.text  # the gate runs in a job, not in this request
+    gate = answer.json()
+    assert (gate["kind"], gate["from_env"], gate["env"], gate["circuits"]) == (
+        "promotion",
+        "dev",
+        "staging",
+        {LPR: "1.1.0"},
+    )
+    assert (gate["circuit"], gate["version"], gate["actor"]) == (LPR, "1.1.0", admin_actor(acme))
+    assert gate_verdict(acme.admin, answer)["state"] == "passed"
+    assert acme.admin.get("/v1/environments/staging/circuits").json() == [active]
     assert versions(acme, "dev") == ["1.1.0"]
     [run] = acme.admin.get("/v1/gate-runs").json()
     assert (run["env"], run["version"], run["passed"]) == ("staging", "1.1.0", True)
+    assert acme.admin.get(f"/v1/gate-runs/{gate['gate_run']}").json()["coverage"] == run["coverage"]
     promotion = acme.admin.get("/v1/audit").json()[0]
     assert (promotion["action"], promotion["env"], promotion["to_version"]) == ("promote", "staging", "1.1.0")
     assert promotion["gate"] == run
@@ -292,9 +302,17 @@ def test_promotion_copies_the_active_versions_through_the_gate(acme: Tenant, vlp
 
 def test_promoting_untested_code_is_refused(acme: Tenant, vlpr_bundles: dict[str, Path], tmp_path: Path) -> None:
     deploy(acme.admin, variant(vlpr_bundles["1.0.0"], tmp_path / "untested.circuit", "5.0.0", members=("module.wasm",)))
-    refused = acme.admin.post("/v1/promotions", json={"from": "dev", "to": "production"})
-    assert "has no tests" in problem(refused, 422)["detail"]
+    refused = gate_verdict(acme.admin, acme.admin.post("/v1/promotions", json={"from": "dev", "to": "production"}))
+    assert refused["state"] == "refused" and "has no tests" in refused["detail"], refused
     assert versions(acme, "production") == []
+    assert [a["action"] for a in acme.admin.get("/v1/audit").json()].count("promote") == 0
+
+
+def test_a_promotion_into_dev_is_immediate(acme: Tenant, vlpr_bundles: dict[str, Path]) -> None:
+    [active] = deploy(acme.admin, vlpr_bundles["1.0.0"], env="staging")
+    promoted = acme.admin.post("/v1/promotions", json={"from": "staging", "to": "dev"})
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json() == [active]
 
 
 def test_promotion_needs_two_environments_and_something_to_promote(

@@ -77,14 +77,17 @@ def gate_run(
 def _gate_request(request: GateRequest) -> GateRunRequestModel:
     return GateRunRequestModel(
         gate_run=request.id,
+        kind=request.kind,
         state=request.state,
         env=request.env,
+        from_env=request.from_env,
+        circuits=request.circuits,
         circuit=request.circuit,
         version=request.version,
         actor=request.actor,
         requested_at=request.requested_at,
         detail=request.detail,
-        coverage=request.verdict.coverage if request.verdict is not None else None,
+        coverage=request.coverage,
     )
 
 
@@ -99,12 +102,26 @@ def rollback(
     return _active(state, caller.tenant_id, env)
 
 
-@router.post("/promotions", response_model=list[ActiveCircuitModel], summary="Promote between environments")
+@router.post(
+    "/promotions",
+    response_model=list[ActiveCircuitModel] | GateRunRequestModel,
+    responses={202: {"model": GateRunRequestModel, "description": "to staging, production: the deploy gate runs"}},
+    summary="Promote between environments (to staging, production: 202, after the deploy gate in a job)",
+)
 def promote(
-    body: PromoteRequest, caller: Caller = Depends(require("deploy")), state: ServerState = Depends(state_of)
-) -> list[ActiveCircuitModel]:
-    state.promote(caller.tenant_id, body.from_env, body.to_env, caller.actor, body.circuit)
-    return _active(state, caller.tenant_id, body.to_env)
+    body: PromoteRequest,
+    response: Response,
+    caller: Caller = Depends(require("deploy")),
+    state: ServerState = Depends(state_of),
+) -> list[ActiveCircuitModel] | GateRunRequestModel:
+    tenant_id, actor = caller.tenant_id, caller.actor
+    if body.to_env in GATED_ENVIRONMENTS:  # pinned to what is active now; gated and promoted in a job
+        response.status_code = 202
+        return _gate_request(
+            state.deploy_gate.request_promotion(tenant_id, body.from_env, body.to_env, body.circuit, actor)
+        )
+    state.promote(tenant_id, body.from_env, body.to_env, actor, body.circuit)
+    return _active(state, tenant_id, body.to_env)
 
 
 @router.get(

@@ -145,19 +145,27 @@ class GateModel(BaseModel):
 
 
 class GateRunRequestModel(BaseModel):
-    """A deploy to a gated environment: its gate runs in a job; poll ``GET /v1/gate-runs/{gate_run}``."""
+    """A deploy or promotion into a gated environment: its gate runs in a job; poll
+    ``GET /v1/gate-runs/{gate_run}``."""
 
     gate_run: int = Field(description="the gate run's id")
+    kind: Literal["deploy", "promotion"] = "deploy"
     state: Literal["pending", "passed", "refused", "cancelled"] = Field(
         description="pending (waiting or running), passed (and deployed), refused (nothing changed), cancelled"
     )
     env: str
-    circuit: str
-    version: str
+    from_env: str | None = Field(None, description="a promotion's source environment")
+    circuits: dict[str, str] = Field(
+        description="name -> version of what is gated (a promotion: what was active in from_env when asked)"
+    )
+    circuit: str | None = Field(description="the circuit, when one (a promotion of all circuits may carry several)")
+    version: str | None
     actor: str
     requested_at: datetime
-    detail: str | None = Field(description="the refusal, or the passing verdict's summary")
-    coverage: float | None = Field(None, description="once the tests ran: coverage of the circuit's code, percent")
+    detail: str | None = Field(description="the refusal, or the passing verdicts' summary")
+    coverage: float | None = Field(
+        None, description="once the tests ran: coverage of the circuit's code, percent (the lowest of several)"
+    )
 
 
 class AuditModel(BaseModel):
