@@ -20,7 +20,9 @@ from procrastinate.job_context import JobContext
 
 from circuit_host.errors import Rejected
 from circuit_host.jobs import (
+    DeadJobHandler,
     EmbeddedJobQueue,
+    Job,
     JobCancelled,
     JobFilter,
     JobQueue,
@@ -338,6 +340,74 @@ def test_a_job_whose_worker_died_is_run_again_after_its_lease_expires(queue: Job
             frozen.complete_in(conn)
         conn.exec_driver_sql("ROLLBACK")
     assert state_of(queue, job.id) == JobState.SUCCEEDED
+
+
+def follow_up(queue: JobQueue, told: list[tuple[int, JobState, int, str | None]]) -> DeadJobHandler:
+    """A dead-job handler that records what it was told and enqueues a ``next`` job in the transaction
+    it is given (as a batch moves on to its next chunk)."""
+
+    def on_dead(job: Job, connection: sa.Connection) -> None:
+        told.append((job.id, job.state, job.attempts, job.last_error))
+        queue.enqueue(JobRequest("next", {"after": job.id}, key=f"after:{job.id}"), connection=connection)
+
+    return on_dead
+
+
+@BACKENDS
+def test_a_job_out_of_attempts_is_reported_to_its_kinds_dead_handler_once(queue: JobQueue) -> None:
+    told: list[tuple[int, JobState, int, str | None]] = []
+    nexts: list[object] = []
+    job = queue.enqueue(JobRequest("doomed", retry=RetryPolicy(max_attempts=2, backoff_s=0.1)))
+    fine = queue.enqueue(JobRequest("fine"))
+    assert job is not None and fine is not None
+
+    def doomed(run: JobRun) -> None:
+        raise ValueError(f"attempt {run.job.attempts + 1}")
+
+    handlers = {"doomed": doomed, "fine": lambda run: None, "next": lambda run: nexts.append(run.job.payload)}
+    with Worker(queue, handlers, on_dead={"doomed": follow_up(queue, told), "fine": follow_up(queue, told)}):
+        wait_for(lambda: nexts == [{"after": job.id}])
+        time.sleep(0.3)
+    assert told == [(job.id, JobState.DEAD, 2, "ValueError: attempt 2")]  # a job that succeeded is not dead
+    assert state_of(queue, job.id) == JobState.DEAD
+
+
+@BACKENDS
+def test_a_job_whose_worker_died_on_its_last_attempt_is_reported_dead(queue: JobQueue) -> None:
+    told: list[tuple[int, JobState, int, str | None]] = []
+    nexts: list[object] = []
+    job = queue.enqueue(JobRequest("stalls", retry=RetryPolicy(max_attempts=1)))
+    assert job is not None
+    abandon_a_claim(queue, "stalls")  # its worker freezes on the job's only attempt
+    handlers = {"stalls": lambda run: None, "next": lambda run: nexts.append(run.job.payload)}
+    with Worker(queue, handlers, on_dead={"stalls": follow_up(queue, told)}):
+        wait_for(lambda: nexts == [{"after": job.id}], timeout=20)
+    [(job_id, state, attempts, error)] = told
+    assert (job_id, state, attempts) == (job.id, JobState.DEAD, 1) and error is not None and "heartbeat" in error
+    assert state_of(queue, job.id) == JobState.DEAD
+
+
+@BACKENDS
+def test_a_failing_dead_job_handler_is_undone_alone_and_the_job_is_dead(queue: JobQueue) -> None:
+    stalled = queue.enqueue(JobRequest("stalls", retry=RetryPolicy(max_attempts=1)))
+    assert stalled is not None
+    abandon_a_claim(queue, "stalls")  # the only job waiting (a fleet claim takes any kind)
+    doomed = queue.enqueue(JobRequest("doomed", retry=RetryPolicy(max_attempts=1)))
+    after = queue.enqueue(JobRequest("fine"))
+    assert doomed is not None and after is not None
+
+    def broken(job: Job, connection: sa.Connection) -> None:
+        queue.enqueue(JobRequest("next", key=f"after:{job.id}"), connection=connection)  # undone with it
+        raise RuntimeError("the dead-job handler is broken")
+
+    def fails(run: JobRun) -> None:
+        raise ValueError("no")
+
+    handlers = {"doomed": fails, "stalls": lambda run: None, "fine": lambda run: None, "next": lambda run: None}
+    with Worker(queue, handlers, on_dead={"doomed": broken, "stalls": broken}):
+        wait_for(lambda: state_of(queue, after.id) == JobState.SUCCEEDED)
+        wait_for(lambda: state_of(queue, doomed.id) == state_of(queue, stalled.id) == JobState.DEAD, timeout=20)
+    assert queue.list_jobs(JobFilter(kind="next")) == []
 
 
 @BACKENDS

@@ -16,12 +16,13 @@ from .job_model import (
     PeriodicSchedule,
     RetryPolicy,
 )
-from .job_queue import JobHandler, JobQueue, JobRun
+from .job_queue import DeadJobHandler, JobHandler, JobQueue, JobRun
 from .job_worker import Worker
 from .queue_backends import open_job_queue
 
 __all__ = [
     "FINISHED",
+    "DeadJobHandler",
     "EmbeddedJobQueue",
     "Job",
     "JobCancelled",

@@ -39,7 +39,7 @@ from .job_model import (
     PeriodicSchedule,
     RetryPolicy,
 )
-from .job_queue import JobHandler
+from .job_queue import DeadJobHandler, JobHandler, tell_dead
 from .job_tables import build_job_tables, claim_tick, from_db, to_db
 
 log = structlog.get_logger("circuit.jobs")
@@ -253,9 +253,17 @@ class EmbeddedJobQueue:
 
     # -- the worker -------------------------------------------------------------------------
 
-    def run_worker(self, handlers: Mapping[str, JobHandler], *, concurrency: int, stopping: threading.Event) -> None:
+    def run_worker(
+        self,
+        handlers: Mapping[str, JobHandler],
+        *,
+        concurrency: int,
+        stopping: threading.Event,
+        on_dead: Mapping[str, DeadJobHandler] | None = None,
+    ) -> None:
         if concurrency < 1:
             raise Rejected("concurrency must be at least 1")
+        dead = dict(on_dead or {})
         running: dict[int, tuple[EmbeddedRun, Future[None]]] = {}
         next_beat = time.monotonic()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="circuit-job") as pool:
@@ -264,9 +272,9 @@ class EmbeddedJobQueue:
                 for job_id in [i for i, (_, f) in running.items() if f.done()]:
                     del running[job_id]
                 free = concurrency - len(running)
-                claimed = self._claim_logged(list(handlers), free) if free > 0 else []
+                claimed = self._claim_logged(list(handlers), free, dead) if free > 0 else []
                 for run in claimed:
-                    running[run.job.id] = (run, pool.submit(self._run, handlers[run.job.kind], run))
+                    running[run.job.id] = (run, pool.submit(self._run, handlers[run.job.kind], run, dead))
                 if time.monotonic() >= next_beat:
                     self.heartbeat([r for r, _ in running.values()])
                     next_beat = time.monotonic() + self.lease.total_seconds() / 3
@@ -276,15 +284,18 @@ class EmbeddedJobQueue:
                 self.heartbeat([r for r, f in running.values() if not f.done()])
                 wait(pending, timeout=self.lease.total_seconds() / 3)
 
-    def _claim_logged(self, kinds: list[str], limit: int) -> list[EmbeddedRun]:
+    def _claim_logged(self, kinds: list[str], limit: int, on_dead: Mapping[str, DeadJobHandler]) -> list[EmbeddedRun]:
         try:
-            return self.claim(kinds, limit)
+            return self.claim(kinds, limit, on_dead)
         except sa.exc.OperationalError:  # the database is busy or gone: try again after the poll interval
             log.exception("claiming jobs failed")
             return []
 
-    def claim(self, kinds: list[str], limit: int) -> list[EmbeddedRun]:
-        """Take back stalled jobs, then lease up to ``limit`` due jobs of ``kinds``, in one transaction."""
+    def claim(
+        self, kinds: list[str], limit: int, on_dead: Mapping[str, DeadJobHandler] | None = None
+    ) -> list[EmbeddedRun]:
+        """Take back stalled jobs (telling ``on_dead`` of those that die), then lease up to ``limit``
+        due jobs of ``kinds``, in one transaction."""
         if not kinds:
             return []
         t = self.tables.jobs
@@ -297,7 +308,7 @@ class EmbeddedJobQueue:
             if conn.execute(sa.select(sa.exists().where(due))).scalar() is not True:
                 return []
         with self.write() as conn:
-            self._recover_stalled(conn, now)
+            self._recover_stalled(conn, now, on_dead or {})
             other = t.alias("other")
             blocked = sa.exists().where(
                 other.c.lock == t.c.lock,
@@ -325,13 +336,15 @@ class EmbeddedJobQueue:
                 runs.append(EmbeddedRun(self, dataclasses.replace(self._job(row), state=JobState.DOING), token))
             return runs
 
-    def _recover_stalled(self, conn: Connection, now: datetime) -> None:
+    def _recover_stalled(self, conn: Connection, now: datetime, on_dead: Mapping[str, DeadJobHandler]) -> None:
         """Jobs whose lease expired lost their worker: that attempt failed; retry now or, out of attempts, die."""
         t = self.tables.jobs
         stalled = conn.execute(
-            sa.select(t.c.id, t.c.attempts, t.c.retry).where(t.c.state == JobState.DOING, t.c.lease_expires_at < now)
+            sa.select(t.c.id, t.c.kind, t.c.attempts, t.c.retry).where(
+                t.c.state == JobState.DOING, t.c.lease_expires_at < now
+            )
         ).all()
-        for job_id, attempts, retry in stalled:
+        for job_id, kind, attempts, retry in stalled:
             dead = attempts + 1 >= RetryPolicy.from_json(json.loads(retry)).max_attempts
             log.warning("job lease expired", job_id=job_id, attempt=attempts + 1, dead=dead)
             conn.execute(
@@ -347,6 +360,8 @@ class EmbeddedJobQueue:
                     lease_expires_at=None,
                 )
             )
+            if dead:
+                tell_dead(on_dead.get(kind), self._owned(conn, job_id, None), conn)
 
     def heartbeat(self, runs: list[EmbeddedRun]) -> None:
         """Extend the leases of running jobs; a run whose lease is gone is marked lost."""
@@ -367,11 +382,11 @@ class EmbeddedJobQueue:
         except sa.exc.OperationalError:
             log.exception("job heartbeat failed")
 
-    def _run(self, handler: JobHandler, run: EmbeddedRun) -> None:
+    def _run(self, handler: JobHandler, run: EmbeddedRun, on_dead: Mapping[str, DeadJobHandler]) -> None:
         try:
             handler(run)
         except BaseException as exc:
-            self.fail(run, exc)
+            self.fail(run, exc, on_dead.get(run.job.kind))
         else:
             self.finish(run)
         finally:
@@ -396,7 +411,9 @@ class EmbeddedJobQueue:
         with self.write() as conn:
             return bool(conn.execute(statement).rowcount)
 
-    def fail(self, run: EmbeddedRun, exc: BaseException) -> None:
+    def fail(self, run: EmbeddedRun, exc: BaseException, on_dead: DeadJobHandler | None = None) -> None:
+        """Count the failed attempt: ``todo`` again after the backoff, ``cancelled``, or ``dead``
+        (``on_dead`` told in the same transaction)."""
         t = self.tables.jobs
         with self.write() as conn:
             row = conn.execute(
@@ -426,6 +443,8 @@ class EmbeddedJobQueue:
                     lease_expires_at=None,
                 )
             )
+            if state == JobState.DEAD:
+                tell_dead(on_dead, self._owned(conn, row.id, None), conn)
         log.warning("job failed", job_id=run.job.id, kind=run.job.kind, attempt=attempts, state=str(state))
 
     # -- rows -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ caller's transaction. Handlers are synchronous: Procrastinate runs sync tasks in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import threading
@@ -48,7 +49,7 @@ from .job_model import (
     PeriodicSchedule,
     RetryPolicy,
 )
-from .job_queue import JobHandler
+from .job_queue import DeadJobHandler, JobHandler, tell_dead
 from .job_tables import build_job_tables, claim_tick, from_db, to_db
 
 log = structlog.get_logger("circuit.jobs")
@@ -446,24 +447,32 @@ class FleetJobQueue:
 
     # -- the worker -------------------------------------------------------------------------
 
-    def run_worker(self, handlers: Mapping[str, JobHandler], *, concurrency: int, stopping: threading.Event) -> None:
+    def run_worker(
+        self,
+        handlers: Mapping[str, JobHandler],
+        *,
+        concurrency: int,
+        stopping: threading.Event,
+        on_dead: Mapping[str, DeadJobHandler] | None = None,
+    ) -> None:
         """Run Procrastinate's worker in an event loop of this thread; restart it if the database drops it."""
         if concurrency < 1:
             raise Rejected("concurrency must be at least 1")
+        dead = dict(on_dead or {})
         while not stopping.is_set():
             try:
-                asyncio.run(self._serve(handlers, concurrency, stopping))
+                asyncio.run(self._serve(handlers, concurrency, stopping, dead))
             except Exception:
                 log.exception("the job worker lost its database; restarting")
                 stopping.wait(1.0)
 
-    def _procrastinate_app(self, handlers: Mapping[str, JobHandler]) -> App:
+    def _procrastinate_app(self, handlers: Mapping[str, JobHandler], on_dead: Mapping[str, DeadJobHandler]) -> App:
         app = App(connector=PsycopgConnector(conninfo=conninfo(self.url), min_size=1, max_size=8))
         for kind, handler in handlers.items():
-            app.task(name=kind, pass_context=True, retry=PerJobRetry())(self._task(handler))
+            app.task(name=kind, pass_context=True, retry=PerJobRetry())(self._task(handler, on_dead.get(kind)))
         return app
 
-    def _task(self, handler: JobHandler) -> Any:
+    def _task(self, handler: JobHandler, on_dead: DeadJobHandler | None) -> Any:
         def run(context: JobContext, **arguments: Any) -> None:
             job_id = context.job.id
             assert job_id is not None
@@ -476,12 +485,37 @@ class FleetJobQueue:
                 self._record_error(job_id, describe(exc))
                 if isinstance(exc, JobCancelled) or context.abort_reason() == AbortReason.USER_REQUEST:
                     raise procrastinate_errors.JobAborted(str(exc)) from exc
+                if on_dead is not None and job.attempts + 1 >= job.max_attempts:  # PerJobRetry will fail it
+                    self._tell_dead_before_failing(job, context, on_dead, describe(exc))
                 raise
 
         return run
 
-    async def _serve(self, handlers: Mapping[str, JobHandler], concurrency: int, stopping: threading.Event) -> None:
-        app = self._procrastinate_app(handlers)
+    def _tell_dead_before_failing(self, job: Job, context: JobContext, on_dead: DeadJobHandler, error: str) -> None:
+        """Procrastinate marks the job failed after this returns, in its own transaction: tell ``on_dead``
+        now, while this worker still owns the job (a worker stopping in between leaves a stalled job,
+        which ``requeue_stalled`` marks dead and reports again)."""
+        j = procrastinate_jobs_table
+        try:
+            with self.write() as conn:
+                row = conn.execute(
+                    sa.select(j.c.status, j.c.worker_id, j.c.attempts).where(j.c.id == job.id).with_for_update()
+                ).first()
+                if row is None or row.status != "doing" or row.worker_id != context.job.worker_id:
+                    return
+                dead = dataclasses.replace(job, state=JobState.DEAD, attempts=row.attempts + 1, last_error=error)
+                tell_dead(on_dead, dead, conn)
+        except sa.exc.OperationalError:
+            log.exception("telling a dead job's handler failed", job_id=job.id)
+
+    async def _serve(
+        self,
+        handlers: Mapping[str, JobHandler],
+        concurrency: int,
+        stopping: threading.Event,
+        on_dead: Mapping[str, DeadJobHandler],
+    ) -> None:
+        app = self._procrastinate_app(handlers, on_dead)
         # Sync tasks run in the loop's default executor (asgiref): size it for the jobs, plus the recovery.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(concurrency + 2, thread_name_prefix="circuit-job")
@@ -497,7 +531,7 @@ class FleetJobQueue:
                     abort_job_polling_interval=self.poll_s,
                 )
             )
-            recovery = asyncio.create_task(self._recover_stalled(app))
+            recovery = asyncio.create_task(self._recover_stalled(app, on_dead))
             try:
                 while not stopping.is_set() and not worker.done():
                     await asyncio.sleep(0.1)
@@ -509,20 +543,23 @@ class FleetJobQueue:
                 if isinstance(result, Exception):
                     raise result
 
-    async def _recover_stalled(self, app: App) -> None:
+    async def _recover_stalled(self, app: App, on_dead: Mapping[str, DeadJobHandler]) -> None:
         """Jobs of workers that stopped heartbeating are retried, or die when out of attempts."""
         while True:
             await asyncio.sleep(self.stalled_after_s / 3)
             try:
                 for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after_s):
                     assert job.id is not None
-                    await asyncio.to_thread(self.requeue_stalled, job.id, job.worker_id)
+                    await asyncio.to_thread(self.requeue_stalled, job.id, job.worker_id, on_dead)
             except (procrastinate_errors.ConnectorException, sa.exc.OperationalError):
                 log.exception("recovering stalled jobs failed")
 
-    def requeue_stalled(self, job_id: int, worker_id: int | None) -> None:
+    def requeue_stalled(
+        self, job_id: int, worker_id: int | None, on_dead: Mapping[str, DeadJobHandler] | None = None
+    ) -> None:
         """Retry (or fail) a stalled job, unless it moved on since it was seen stalled: every worker
-        runs this recovery, and a job another one already re-queued may be running again."""
+        runs this recovery, and a job another one already re-queued may be running again. A job that
+        dies here is reported to ``on_dead`` of its kind in the same transaction."""
         j = procrastinate_jobs_table
         with self.write() as conn:
             row = conn.execute(
@@ -541,6 +578,9 @@ class FleetJobQueue:
                 driver.execute(
                     procrastinate_queries["finish_job"], {"job_id": job_id, "status": "failed", "delete_job": False}
                 )
+                found = self._fetch(conn, job_id, None)
+                if found is not None:
+                    tell_dead((on_dead or {}).get(found.kind), found, conn)
             else:
                 driver.execute(
                     procrastinate_queries["retry_job"],

@@ -12,9 +12,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import structlog
 from sqlalchemy.engine import Connection
 
 from .job_model import Job, JobFilter, JobRequest, JobState, PeriodicSchedule
+
+log = structlog.get_logger("circuit.jobs")
 
 
 class JobRun(Protocol):
@@ -44,6 +47,17 @@ class JobRun(Protocol):
 
 JobHandler = Callable[[JobRun], None]
 """Runs one attempt. Returning finishes the job; raising retries it (``JobCancelled``: cancels it)."""
+
+DeadJobHandler = Callable[[Job, Connection], None]
+"""Told that a job of its kind died (out of attempts: its handler kept failing, or its worker kept
+stopping mid-job), with the dead job and an open transaction on the queue's database to act in
+(e.g. enqueue what comes next with ``enqueue(..., connection=...)``). Where the backend marks the
+job dead itself, this runs in that transaction, so both commit together; where Procrastinate marks it
+(a fleet handler's last failure) it runs just before, in a transaction fenced like ``complete_in``.
+A death may be reported more than once (a retried dead job dies again; a fleet worker stops between
+the two transactions): make it idempotent. Its exception is logged and rolled back alone (a savepoint);
+the job is dead either way.
+"""
 
 
 class JobQueue(Protocol):
@@ -96,9 +110,31 @@ class JobQueue(Protocol):
         """Enqueue the schedule's job for ``tick`` unless any process enqueued this tick or a later one."""
         ...
 
-    def run_worker(self, handlers: Mapping[str, JobHandler], *, concurrency: int, stopping: threading.Event) -> None:
+    def run_worker(
+        self,
+        handlers: Mapping[str, JobHandler],
+        *,
+        concurrency: int,
+        stopping: threading.Event,
+        on_dead: Mapping[str, DeadJobHandler] | None = None,
+    ) -> None:
         """Claim and run jobs of the handled kinds, ``concurrency`` at a time in threads, until
-        ``stopping`` is set; then let running jobs finish and return."""
+        ``stopping`` is set; then let running jobs finish and return. ``on_dead[kind]`` hears of
+        each job of that kind that dies here, including one whose (other) worker stopped mid-job."""
         ...
 
     def close(self) -> None: ...
+
+
+def tell_dead(told: DeadJobHandler | None, job: Job, connection: Connection) -> None:
+    """Run a kind's ``DeadJobHandler`` in the caller's transaction, behind a savepoint: its failure is
+    logged and undone alone, and the caller's transaction (the one marking the job dead) goes on."""
+    if told is None:
+        return
+    connection.exec_driver_sql("SAVEPOINT circuit_on_dead")
+    try:
+        told(job, connection)
+    except Exception:
+        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT circuit_on_dead")
+        log.exception("a dead job's handler failed", job_id=job.id, kind=job.kind)
+    connection.exec_driver_sql("RELEASE SAVEPOINT circuit_on_dead")

@@ -14,14 +14,15 @@ import structlog
 
 from ..errors import Rejected
 from .job_model import PeriodicSchedule
-from .job_queue import JobHandler, JobQueue
+from .job_queue import DeadJobHandler, JobHandler, JobQueue
 from .periodic_ticker import PeriodicTicker, ScheduleSource, check_schedule
 
 log = structlog.get_logger("circuit.jobs")
 
 
 class Worker:
-    """``Worker(queue, handlers, concurrency=N)``; ``start()``, ``stop()`` (idempotent), or a ``with`` block."""
+    """``Worker(queue, handlers, concurrency=N, on_dead={kind: told})``; ``start()``, ``stop()``
+    (idempotent), or a ``with`` block."""
 
     def __init__(
         self,
@@ -31,11 +32,13 @@ class Worker:
         concurrency: int = 4,
         schedules: Sequence[PeriodicSchedule] | ScheduleSource = (),
         tick_interval_s: float = 1.0,
+        on_dead: Mapping[str, DeadJobHandler] | None = None,
     ) -> None:
         if concurrency < 1:
             raise Rejected("concurrency must be at least 1")
         self.queue = queue
         self.handlers = dict(handlers)
+        self.on_dead = dict(on_dead or {})
         self.concurrency = concurrency
         source = schedules if callable(schedules) else (lambda fixed=tuple(schedules): fixed)
         for schedule in source():
@@ -72,7 +75,9 @@ class Worker:
 
     def _run_jobs(self) -> None:
         try:
-            self.queue.run_worker(self.handlers, concurrency=self.concurrency, stopping=self._stopping)
+            self.queue.run_worker(
+                self.handlers, concurrency=self.concurrency, stopping=self._stopping, on_dead=self.on_dead
+            )
         except Exception:
             log.exception("worker stopped on an error")
             raise

@@ -14,7 +14,7 @@ from datetime import timedelta
 import structlog
 
 from ..errors import Rejected
-from ..jobs import JobHandler, JobQueue, JobRun, PeriodicSchedule, Worker, open_job_queue
+from ..jobs import DeadJobHandler, JobHandler, JobQueue, JobRequest, JobRun, PeriodicSchedule, Worker, open_job_queue
 from ..jobs.periodic_ticker import ScheduleSource
 from ..observability import JobCount
 from ..platform import Platform
@@ -38,25 +38,46 @@ class ServerJobs:
         self.concurrency = concurrency
         self.queue: JobQueue = open_job_queue(platform_url)
         self.handlers: dict[str, JobHandler] = {RETENTION_KIND: self.purge_expired}
+        self.on_dead: dict[str, DeadJobHandler] = {}
         self.schedules: list[PeriodicSchedule] = [RETENTION]
         self.schedule_sources: list[ScheduleSource] = []  # asked on every tick (deployed circuits' schedules)
+        self.at_start: list[str] = []  # kinds enqueued once when this process's worker starts
         self._worker: Worker | None = None
         self._closed = False
 
-    def register(self, kind: str, handler: JobHandler, *schedules: PeriodicSchedule) -> None:
-        """Add a job kind (and schedules that enqueue it); before ``start``."""
+    def register(
+        self,
+        kind: str,
+        handler: JobHandler,
+        *schedules: PeriodicSchedule,
+        on_dead: DeadJobHandler | None = None,
+        at_start: bool = False,
+    ) -> None:
+        """Add a job kind (and schedules that enqueue it; ``on_dead``: told when one of its jobs dies,
+        ``jobs/README.md``; ``at_start``: one job of it is also enqueued when a worker starts, for a
+        pass that should not wait for the first tick); before ``start``."""
         if self._worker is not None:
             raise RuntimeError("register job handlers before the worker starts")
         self.handlers[kind] = handler
         self.schedules.extend(schedules)
+        if on_dead is not None:
+            self.on_dead[kind] = on_dead
+        if at_start:
+            self.at_start.append(kind)
 
     def start(self) -> None:
         """Start the in-process worker, unless it runs elsewhere (``concurrency`` 0)."""
         if self.concurrency and self._worker is None:
             self._worker = Worker(
-                self.queue, self.handlers, concurrency=self.concurrency, schedules=self.current_schedules
+                self.queue,
+                self.handlers,
+                concurrency=self.concurrency,
+                schedules=self.current_schedules,
+                on_dead=self.on_dead,
             )
             self._worker.start()
+            for kind in self.at_start:
+                self.queue.enqueue(JobRequest(kind, queueing_lock=kind))  # at most one waiting, fleet-wide
 
     def workers_problem(self) -> str | None:
         """``/readyz``: ``None`` when jobs can run here (or run in ``circuit worker`` processes), else why not."""
