@@ -126,8 +126,6 @@ def test_a_query_past_the_deadline_ends_the_execution_as_a_timeout(any_records: 
 
 
 def test_dml_is_cut_off_at_the_execution_deadline_and_writes_nothing(any_records: CircuitDB) -> None:
-    if any_records.dialect != "sqlite":
-        pytest.skip("PostgreSQL bounds each statement (tests/circuitdb: a DML waiting on a locked row)")
     rows = [{"LastName": f"n{i}", "Email": f"n{i}@example.com", "Description": "d" * 100} for i in range(20_000)]
     with make_context(any_records, LimitsProfile(timeout_ms=300, dml_rows=30_000)) as context:
         context.records.dml(DmlOp.INSERT, "Contact", [{"LastName": "before"}])

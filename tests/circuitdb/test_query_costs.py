@@ -213,3 +213,35 @@ def test_a_dml_waiting_on_a_locked_row_is_cut_off_at_its_time_limit(open_db: Cal
         with pytest.raises(QueryTimeout, match="still running after 300 ms"):
             waiter.dml(DmlOp.UPDATE, "Account", [{"Id": account, "Name": "Waiting"}], timeout_ms=300)
         assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite: one progress handler, one deadline (above)
+def test_the_statements_of_one_dml_share_its_time_limit(open_db: Callable[..., CircuitDB]) -> None:
+    """Every row's UPDATE takes 120 ms here (a database trigger that sleeps), under the 400 ms limit
+    each, but ten of them do not fit in it: the DML is cut off at 400 ms in all, not 400 ms each."""
+    store = open_db()
+    with store.begin() as tx:
+        ids = insert(tx, "Account", *({"Name": f"a{i}"} for i in range(10)))
+        tx.commit()
+    table = store.table_name("Account")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION cs_test_slow_row() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.12); RETURN NEW; END $$"
+        )
+        conn.exec_driver_sql(
+            f'CREATE TRIGGER cs_test_slow BEFORE UPDATE ON "{table}" FOR EACH ROW EXECUTE FUNCTION cs_test_slow_row()'
+        )
+    try:
+        with store.begin() as tx:
+            started = time.monotonic()
+            with pytest.raises(QueryTimeout):
+                tx.dml(DmlOp.UPDATE, "Account", [{"Id": i, "Name": "slow"} for i in ids], timeout_ms=400)
+            assert time.monotonic() - started < 0.9  # ten rows would take 1.2 s
+            assert {r["Name"] for r in rows(tx, "SELECT Name FROM Account")} == {f"a{i}" for i in range(10)}
+            updated = tx.dml(DmlOp.UPDATE, "Account", [{"Id": ids[0], "Name": "one"}], timeout_ms=400)
+            assert updated.ids == [ids[0]]  # a DML within its limit still runs after the cut-off one
+    finally:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP TRIGGER cs_test_slow ON "{table}"')
+            conn.exec_driver_sql("DROP FUNCTION cs_test_slow_row()")

@@ -39,6 +39,7 @@ from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..migrations import circuitdb_definitions, upgrade
 from ..soql.parser import IDENTIFIER, Query, parse
 from ..storage_engine import make_engine
+from .cancel_watchdog import WATCHDOG, Armed
 from .database_errors import translated
 from .dml import Statement, UnknownField
 from .field_checks import check_field
@@ -499,6 +500,20 @@ class CircuitTransaction:
         self._receipts = list(receipts)
         self._state: Literal["idle", "reading", "writing", "closed"] = "idle"
         self._savepoints = 0
+        self._deadline: float | None = None  # PostgreSQL: the running scope's deadline (monotonic)
+        if db.dialect != "sqlite":
+            sa.event.listen(conn, "before_cursor_execute", self._keep_to_deadline)
+
+    def _keep_to_deadline(self, conn: Connection, cursor: Any, *_statement: Any) -> None:
+        """PostgreSQL: before each statement of a bounded scope, ``statement_timeout`` becomes the time
+        left, so a DML's statements (and the Python work between them) share one deadline instead of
+        each having the whole budget; none is sent once it has passed."""
+        if self._deadline is None:
+            return
+        left_ms = int((self._deadline - time.monotonic()) * 1000)
+        if left_ms < 1:
+            raise QueryTimeout("the time limit passed between the statements of one scope")
+        cursor.connection.execute(f"SET LOCAL statement_timeout = {left_ms}")  # not ``cursor``: it may be named
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -635,7 +650,8 @@ class CircuitTransaction:
     def _statement_scope(self, timeout_ms: int | None, steps: int = _PROGRESS_STEPS) -> Iterator[None]:
         """One read statement (or the statements of one DML), cut off after ``timeout_ms``; on
         PostgreSQL in a savepoint, so that a failed (or cut-off) statement does not abort the rest of
-        the transaction, as on SQLite. PostgreSQL's ``statement_timeout`` bounds each statement."""
+        the transaction, as on SQLite. On PostgreSQL each statement's ``statement_timeout`` is the
+        time left of the one deadline (``_keep_to_deadline``)."""
         if self._db.dialect == "sqlite":
             if timeout_ms is None:
                 yield
@@ -654,15 +670,30 @@ class CircuitTransaction:
             finally:
                 raw.set_progress_handler(None, steps)
             return
-        limit = f"; SET LOCAL statement_timeout = {int(timeout_ms)}" if timeout_ms is not None else ""
-        self._conn.exec_driver_sql(f"SAVEPOINT cdb_read{limit}")
+        self._conn.exec_driver_sql("SAVEPOINT cdb_read")
+        armed = None
+        if timeout_ms is not None:
+            # Each statement from here gets the time left (_keep_to_deadline), and whatever still runs
+            # at the deadline (the rows of one pipelined executemany) is cancelled by the watchdog.
+            self._deadline = time.monotonic() + timeout_ms / 1000
+            raw = self._conn.connection.dbapi_connection
+            assert raw is not None
+            armed = WATCHDOG.arm(self._deadline, raw.cancel_safe)
         try:
             yield
         except BaseException:
+            self._end_deadline(armed)
             self._conn.exec_driver_sql("ROLLBACK TO SAVEPOINT cdb_read; RELEASE SAVEPOINT cdb_read")
             raise
-        reset = "SET LOCAL statement_timeout TO DEFAULT; " if timeout_ms is not None else ""
+        reset = "SET LOCAL statement_timeout TO DEFAULT; " if self._deadline is not None else ""
+        self._end_deadline(armed)
         self._conn.exec_driver_sql(f"{reset}RELEASE SAVEPOINT cdb_read")
+
+    def _end_deadline(self, armed: Armed | None) -> None:
+        """No cancel from here on (one being sent finishes first), before the savepoint is let go."""
+        self._deadline = None
+        if armed is not None:
+            armed.disarm()
 
     def _compile(self, parsed: Any, binds: Mapping[str, Any], max_rows: int) -> Any:
         catalog = self._db._catalog
