@@ -88,7 +88,9 @@ def test_circuit_worker_runs_the_servers_jobs_and_stops_gracefully(tmp_path: Pat
         while (found := queue.get(job.id)) is None or found.state != JobState.SUCCEEDED:
             assert time.monotonic() < deadline, "the worker did not run the job"
             time.sleep(0.1)
-        assert [j.state for j in queue.list_jobs(JobFilter())] == [JobState.SUCCEEDED]
+        assert [j.state for j in queue.list_jobs(JobFilter(kind="platform.retention"))] == [JobState.SUCCEEDED]
+        [relay] = queue.list_jobs(JobFilter(kind="circuit.job-relay"))  # the job outbox's pass at the start
+        assert relay.state in (JobState.TODO, JobState.DOING, JobState.SUCCEEDED)
         queue.close()
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0

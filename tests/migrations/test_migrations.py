@@ -47,7 +47,7 @@ from tests.conftest import TEST_BOX, require_postgres
 
 DATA_V0 = Path(__file__).parent / "fixtures" / "data-v0"
 FIXTURE = json.loads((DATA_V0 / "fixture.json").read_text())
-HEADS = {"control_plane": {"0005"}, "circuitdb": {"0002"}, "outbox": {"0002"}, "inbox": {"0001"}, "batches": {"0001"}}
+HEADS = {"control_plane": {"0005"}, "circuitdb": {"0003"}, "outbox": {"0002"}, "inbox": {"0001"}, "batches": {"0001"}}
 """The newest revision of each schema (``MigratedSchema.name``)."""
 
 
@@ -184,7 +184,7 @@ def test_a_fresh_database_is_created_at_the_newest_revision(tmp_path: Path) -> N
         assert current_revisions(engine, schema) == HEADS[schema.name]
     names = set(sa.inspect(engine).get_table_names())
     expected = {"cs_tenants", "cs_gate_runs", "circuitdb_schema", "circuitdb_receipts", "crm_outbox", "crm_id_map"}
-    assert expected | {"cs_webhook_inbox"} <= names
+    assert expected | {"cs_webhook_inbox", "circuitdb_job_outbox"} <= names
     engine.dispose()
 
 

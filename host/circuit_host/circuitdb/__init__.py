@@ -14,7 +14,7 @@ from .schema import (
     new_record_id,
     record_id_prefix,
 )
-from .store import CircuitDB, CircuitTransaction, SchemaChanges, open_store
+from .store import CircuitDB, CircuitTransaction, OutboxJob, SchemaChanges, open_store
 
 __all__ = [
     "STANDARD_OBJECTS",
@@ -23,6 +23,7 @@ __all__ = [
     "FieldDef",
     "FieldType",
     "ObjectDef",
+    "OutboxJob",
     "Schema",
     "SchemaChanges",
     "SchemaLimits",

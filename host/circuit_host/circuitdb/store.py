@@ -58,6 +58,7 @@ from .schema import (
     record_id_prefix,
 )
 from .tables import (
+    JOB_OUTBOX_TABLE,
     RECEIPTS_TABLE,
     SCHEMA_TABLE,
     add_column,
@@ -65,6 +66,7 @@ from .tables import (
     build_table,
     drop_table,
     existing_columns,
+    job_outbox_table,
     receipts_table,
     schema_table,
     table_name,
@@ -218,6 +220,22 @@ class CircuitDB:
                 found.update(conn.execute(sa.select(r.key).where(r.tenant == self.tenant, r.key.in_(chunk))).scalars())
         return found
 
+    def outbox_jobs(self, limit: int = 500) -> list[OutboxJob]:
+        """The oldest jobs committed into the job outbox and not yet forgotten (the relay's batch)."""
+        o = job_outbox_table.c
+        query = sa.select(o.key, o.circuit, o.payload).where(o.tenant == self.tenant)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(o.recorded_at, o.key).limit(limit)).all()
+        return [OutboxJob(row.key, row.circuit, json.loads(row.payload)) for row in rows]
+
+    def forget_outbox_jobs(self, keys: Sequence[str]) -> None:
+        """Delete job outbox rows whose jobs are on the queue."""
+        o = job_outbox_table.c
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                conn.execute(job_outbox_table.delete().where(o.tenant == self.tenant, o.key.in_(chunk)))
+
     def close(self) -> None:
         if self._closed:
             return
@@ -338,6 +356,8 @@ def drop_tenant(engine: Engine, tenant: str) -> None:
                     conn.execute(schema_table.delete().where(schema_table.c.tenant == tenant))
                 if start + _DROP_BATCH >= len(names) and sa.inspect(conn).has_table(RECEIPTS_TABLE):
                     conn.execute(receipts_table.delete().where(receipts_table.c.tenant == tenant))
+                if start + _DROP_BATCH >= len(names) and sa.inspect(conn).has_table(JOB_OUTBOX_TABLE):
+                    conn.execute(job_outbox_table.delete().where(job_outbox_table.c.tenant == tenant))
                 conn.exec_driver_sql("COMMIT")
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
@@ -485,6 +505,16 @@ def _check_limits(stored: _Stored, limits: SchemaLimits, objects_before: int, fi
             )
 
 
+@dataclass(frozen=True)
+class OutboxJob:
+    """A job an execution asked for, held in the job outbox (``circuitdb_job_outbox``) from its
+    records commit until the host has put it on the job queue under ``key``."""
+
+    key: str
+    circuit: str
+    payload: Any  # JSON-like
+
+
 class AlreadyApplied(CircuitError):
     """A transaction's receipt was recorded by an earlier commit: the work it applies is in already."""
 
@@ -514,6 +544,10 @@ class CircuitTransaction:
         if left_ms < 1:
             raise QueryTimeout("the time limit passed between the statements of one scope")
         cursor.connection.execute(f"SET LOCAL statement_timeout = {left_ms}")  # not ``cursor``: it may be named
+
+    @property
+    def store(self) -> CircuitDB:
+        return self._db
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -562,6 +596,26 @@ class CircuitTransaction:
             except sa.exc.IntegrityError:
                 raise AlreadyApplied(f"already applied: {', '.join(self._receipts[:5])}") from None
         self._finish("COMMIT")
+
+    def add_outbox_jobs(self, jobs: Sequence[OutboxJob]) -> None:
+        """(host only) Write jobs into the job outbox in this transaction: they exist only if it commits."""
+        if not jobs:
+            return
+        self._enter("writing")
+        recorded = datetime.now(UTC).replace(tzinfo=None)
+        self._conn.execute(
+            job_outbox_table.insert(),
+            [
+                {
+                    "tenant": self._db.tenant,
+                    "key": job.key,
+                    "circuit": job.circuit,
+                    "payload": json.dumps(job.payload, separators=(",", ":")),
+                    "recorded_at": recorded,
+                }
+                for job in jobs
+            ],
+        )
 
     def rollback(self) -> None:
         self._finish("ROLLBACK")

@@ -44,6 +44,16 @@ receipts_table = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),  # e.g. ``inbox:<id>``: work applied from outside
     sa.Column("recorded_at", sa.DateTime, nullable=False),
 )
+JOB_OUTBOX_TABLE = "circuitdb_job_outbox"
+job_outbox_table = sa.Table(
+    JOB_OUTBOX_TABLE,
+    _metadata,
+    sa.Column("tenant", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),  # the job's idempotency key, ``exec:<execution id>:<n>``
+    sa.Column("circuit", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: the job's payload
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

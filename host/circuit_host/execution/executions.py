@@ -193,6 +193,7 @@ class Executor:
             with running(context):  # host DML (a change, a saved trigger event) fires triggers for it
                 outcome = body(context, transaction)
             if outcome.status == "ok":
+                context.jobs.stage(transaction)  # the job outbox: committed with the records, or not at all
                 transaction.commit()
                 committed = True
         except CircuitError as exc:
@@ -234,7 +235,8 @@ class Executor:
 
     def _hand_over_jobs(self, execution_id: str, context: ExecutionContext) -> None:
         """Enqueue the committed execution's jobs. The records are committed by now, so a failure
-        here cannot undo them: it is logged, and those jobs are lost (``jobs/README.md``)."""
+        here cannot undo them: it is logged, and the jobs wait in the job outbox for the relay
+        (``jobs/README.md``; lost only where the records cannot hold an outbox: a CRM)."""
         if not context.jobs.intents:
             return
         try:

@@ -1,9 +1,11 @@
 """The jobs an execution asks for (``jobs.enqueue``), held until it commits.
 
-An execution that rolls back enqueues nothing: the capability only records an intent here, and
-the executor hands the intents to the execution's ``JobSink`` after the records transaction has
-committed. Each intent carries an idempotency key, ``exec:<execution id>:<n>``, which is also the
-id the guest gets back: handing the same intents over twice makes one job each.
+An execution that rolls back enqueues nothing: the capability only records an intent here; just
+before the records transaction commits, the execution's ``JobSink`` writes the intents into it (the
+job outbox, when the records are CircuitDB's), and after the commit it is handed them to enqueue.
+Each intent carries an idempotency key, ``exec:<execution id>:<n>``, which is also the id the guest
+gets back: handing the same intents over twice, or relaying them from the outbox after a crash,
+makes one job each.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..connectors.records import RecordsTransaction
 from ..errors import CatchableError
 
 DEFAULT_MAX_CHAIN_DEPTH = 5
@@ -45,6 +48,11 @@ class JobSink(Protocol):
 
     def known_circuit(self, name: str) -> bool:
         """Whether a job may run circuit ``name`` (it is active in the environment)."""
+        ...
+
+    def stage(self, transaction: RecordsTransaction, intents: Sequence[JobIntent]) -> None:
+        """Just before commit: write the intents into the records transaction if it can hold them
+        (the job outbox), so that they survive a process that dies between the commit and the enqueue."""
         ...
 
     def enqueue_committed(self, intents: Sequence[JobIntent]) -> None:
@@ -84,6 +92,11 @@ class JobIntents:
     def _chain(self) -> tuple[int, int]:
         assert self.sink is not None
         return self.sink.chain_depth, self.sink.max_chain_depth
+
+    def stage(self, transaction: RecordsTransaction) -> None:
+        """Before commit: let the sink write the intents into the records transaction."""
+        if self.sink is not None and self.intents:
+            self.sink.stage(transaction, tuple(self.intents))
 
     def hand_over(self) -> Sequence[JobIntent]:
         """After commit: give the intents to the sink (if any); what was handed over."""

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
-from ..circuitdb import CircuitDB
+from ..circuitdb import CircuitDB, CircuitTransaction, OutboxJob
 from ..connectors.http_client import HttpConnector
+from ..connectors.records import RecordsTransaction
 from ..errors import CircuitError
 from ..execution.execution_timeline import ExecutionTimeline
 from ..execution.executions import ExecutionOptions, ExecutionRecord, Executor
@@ -45,6 +46,9 @@ log = structlog.get_logger("circuit.server.jobs")
 
 QUEUEABLE_KIND = "circuit.job"
 SCHEDULE_KIND = "circuit.schedule"
+RELAY_KIND = "circuit.job-relay"
+RELAY = PeriodicSchedule(RELAY_KIND, "* * * * *", RELAY_KIND)
+"""Every minute, and once at each worker's start: jobs left in the job outbox are enqueued."""
 CIRCUIT_JOB_RETRY = RetryPolicy(max_attempts=3, backoff_s=5.0)
 """A job whose execution fails (error, limit, trap, timeout) or cannot start is tried three times in
 all, then dead; a worker that died mid-job counts as a failed attempt."""
@@ -81,9 +85,23 @@ class CircuitHost(Protocol):
     def deployed(self, tenant_id: str, env: str, settings: TenantSettings | None = None) -> DeployedCircuits: ...
 
 
-@dataclass(frozen=True)
+def circuit_job(tenant_id: str, env: str, job: OutboxJob) -> JobRequest:
+    """The ``circuit.job`` of one outbox job (handed over after commit, or relayed after a crash)."""
+    return JobRequest(
+        QUEUEABLE_KIND,
+        job.payload,
+        tenant_id=tenant_id,
+        circuit=job.circuit,
+        env=env,
+        retry=CIRCUIT_JOB_RETRY,
+        key=job.key,
+    )
+
+
+@dataclass
 class QueueSink:
-    """An execution's ``JobSink``: its committed intents become ``circuit.job`` jobs of its tenant environment."""
+    """An execution's ``JobSink``: its committed intents become ``circuit.job`` jobs of its tenant
+    environment, through the job outbox of its records transaction when that is CircuitDB's."""
 
     queue: JobQueue
     tenant_id: str
@@ -91,28 +109,32 @@ class QueueSink:
     versions: Mapping[str, str]  # circuit -> the version active for the enqueuing execution
     chain_depth: int
     max_chain_depth: int
+    staged_in: CircuitDB | None = field(default=None, init=False)  # the store whose outbox holds them
 
     def known_circuit(self, name: str) -> bool:
         return name in self.versions
 
-    def enqueue_committed(self, intents: Sequence[JobIntent]) -> None:
-        for intent in intents:
-            payload = {
-                "version": self.versions[intent.circuit],
-                "payload": intent.payload,
-                "depth": self.chain_depth + 1,
-            }
-            self.queue.enqueue(
-                JobRequest(
-                    QUEUEABLE_KIND,
-                    payload,
-                    tenant_id=self.tenant_id,
-                    circuit=intent.circuit,
-                    env=self.env,
-                    retry=CIRCUIT_JOB_RETRY,
-                    key=intent.key,
-                )
+    def outbox_jobs(self, intents: Sequence[JobIntent]) -> list[OutboxJob]:
+        return [
+            OutboxJob(
+                intent.key,
+                intent.circuit,
+                {"version": self.versions[intent.circuit], "payload": intent.payload, "depth": self.chain_depth + 1},
             )
+            for intent in intents
+        ]
+
+    def stage(self, transaction: RecordsTransaction, intents: Sequence[JobIntent]) -> None:
+        if isinstance(transaction, CircuitTransaction):  # a CRM's records hold no outbox: after-commit only
+            transaction.add_outbox_jobs(self.outbox_jobs(intents))
+            self.staged_in = transaction.store
+
+    def enqueue_committed(self, intents: Sequence[JobIntent]) -> None:
+        jobs = self.outbox_jobs(intents)
+        for job in jobs:
+            self.queue.enqueue(circuit_job(self.tenant_id, self.env, job))
+        if self.staged_in is not None:  # a failure before this leaves them to the relay
+            self.staged_in.forget_outbox_jobs([job.key for job in jobs])
 
 
 class AsyncCircuits:
@@ -124,6 +146,7 @@ class AsyncCircuits:
         self._lock = threading.Lock()
         host.jobs.register(QUEUEABLE_KIND, self.run_queueable)
         host.jobs.register(SCHEDULE_KIND, self.run_scheduled)
+        host.jobs.register(RELAY_KIND, self.run_relay, RELAY, at_start=True)
         host.jobs.add_schedule_source(self.deployed_schedules)
 
     def sink(self, tenant_id: str, env: str, versions: Mapping[str, str], depth: int = 0) -> QueueSink:
@@ -139,6 +162,28 @@ class AsyncCircuits:
         data = job.payload
         event = {"kind": "job", "payload": data["payload"], "depth": data["depth"]}
         self.run_job_execution(run, job.circuit, str(data["version"]), event, f"job:{job.id}", int(data["depth"]))
+
+    def run_relay(self, run: JobRun) -> None:
+        self.relay_job_outbox()
+
+    def relay_job_outbox(self) -> int:
+        """Enqueue the jobs that executions committed into their job outbox but never handed over
+        (the process died in between, or the queue refused): the jobs' keys make a job that was
+        enqueued after all come out once. How many were relayed."""
+        platform = self.host.platform
+        relayed = 0
+        for tenant in platform.tenants.list_tenants():
+            for env in ENVIRONMENTS:
+                if not platform.deployments.generation(tenant.id, env):
+                    continue  # nothing was ever deployed here: no execution enqueued anything
+                store = self.host.store(tenant.id, env)
+                while jobs := store.outbox_jobs():
+                    for job in jobs:
+                        self.host.jobs.queue.enqueue(circuit_job(tenant.id, env, job))
+                    store.forget_outbox_jobs([job.key for job in jobs])
+                    relayed += len(jobs)
+                    log.warning("relayed jobs from the job outbox", tenant=tenant.id, env=env, count=len(jobs))
+        return relayed
 
     # -- scheduled ---------------------------------------------------------------------------
 
