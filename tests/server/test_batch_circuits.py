@@ -21,12 +21,14 @@ from circuit_host.bundles import pack_bundle
 from circuit_host.server import ServerSettings
 from circuit_host.server.state import ServerState
 from circuit_host.toolchain.zig_build import build_circuit
+from tests.cli.test_serve import circuit
 from tests.server.conftest import LiveServer, serve
 from tests.server.test_end_to_end import deploy
 from tests.server.test_fleet_schedules import fleet_api, start_worker  # noqa: F401 (the fixture)
 
 HERE = Path(__file__).resolve().parent
 CIRCUIT = HERE / "batch_circuit"
+CIRCUIT_CLI = (sys.executable, "-m", "circuit_host.cli")
 ROOT = HERE.parents[1]
 
 
@@ -171,11 +173,11 @@ def api_only(tmp_path: Path) -> Iterator[LiveServer]:
         state.close()
 
 
-def worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def worker(data_dir: Path, log: Path, concurrency: int = 1) -> subprocess.Popen[bytes]:
     """``circuit worker`` on the server's data directory, once it says it runs (its output in ``log``)."""
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "circuit_host.cli", "worker", "--data-dir", str(data_dir), "--concurrency", "1"],
+            [*CIRCUIT_CLI, "worker", "--data-dir", str(data_dir), "--concurrency", str(concurrency)],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -220,6 +222,80 @@ def test_a_worker_killed_mid_batch_leaves_every_chunk_committed_exactly_once(
         assert len(rows) == 1_000 and set(rows.values()) == {1}  # none skipped, none committed twice
 
 
+def running_jobs(client: httpx.Client) -> list[dict[str, Any]]:
+    return list(client.get("/v1/jobs", params={"kind": "circuit.batch", "state": "doing"}).json()["jobs"])
+
+
+def test_a_batch_job_that_dies_fails_its_chunk_and_the_batch_goes_on_or_fails_the_batch_at_start(
+    api_only: LiveServer, batch_bundle: Path, tmp_path: Path
+) -> None:
+    """SIGKILL a worker while it runs two batch jobs on their only attempt: chunk n of one batch and
+    the start of another. Once the leases expire both jobs are dead: the chunk counts as failed and
+    its batch runs the rest and finishes; the other batch ends failed, saying why, in the API and the CLI."""
+    live = api_only
+    tenant = live.tenant("acme")
+    live.state.platform.tenants.update_settings(tenant.id, {"batch_max_attempts": 1})  # a killed worker: dead
+    rows = live.state.batches.rows
+    with tenant.client(live) as client:
+        deploy(client, batch_bundle, env="dev")
+        seed(client, 500)
+        going_on = client.post(
+            "/v1/batches", json={"circuit": "batch_items", "env": "dev", "scope": 100, "payload": {"spin": 300_000_000}}
+        ).json()["id"]
+        first = worker(tmp_path / "data", tmp_path / "first.log", concurrency=2)
+        try:
+            deadline = time.monotonic() + 90
+            while client.get(f"/v1/batches/{going_on}").json()["chunks_ok"] < 1:
+                assert time.monotonic() < deadline and first.poll() is None, "the worker made no progress"
+                time.sleep(0.05)
+            body = {"circuit": "batch_items", "env": "dev", "payload": {"start_spin": 3_000_000_000}}
+            failing = client.post("/v1/batches", json=body).json()["id"]
+            while True:  # kill once the worker runs failing's start and a chunk of going_on whose records it read
+                assert time.monotonic() < deadline and first.poll() is None, "the jobs did not run together"
+                running = [j["payload"] for j in running_jobs(client)]
+                chunks = [rows.chunk(going_on, p["n"]) for p in running if p["batch_id"] == going_on and "n" in p]
+                started = {"batch_id": failing, "phase": "start"} in running
+                if started and (killed := [c.n for c in chunks if c is not None and c.state == "running"]):
+                    break
+                time.sleep(0.02)
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=30)
+        [killed_chunk] = killed
+        second = worker(tmp_path / "data", tmp_path / "second.log")
+        try:
+            batch = settled(client, going_on, timeout=150)  # the killed worker's leases (30 s) expire first
+            failed = settled(client, failing, timeout=30)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+
+        assert (batch["state"], batch["chunks_ok"], batch["chunks_failed"]) == ("finished", 4, 1), batch
+        assert (batch["records_processed"], batch["records_failed"]) == (400, 100)
+        seen_rows = seen(client)
+        assert seen_rows.pop("finish") == 1 and len(seen_rows) == 400 and set(seen_rows.values()) == {1}
+        dead_chunk = rows.chunk(going_on, killed_chunk)
+        assert dead_chunk is not None and dead_chunk.state == "failed" and dead_chunk.execution_id is None
+        assert dead_chunk.error is not None and "stopped heartbeating" in dead_chunk.error
+        jobs = client.get("/v1/jobs", params={"kind": "circuit.batch", "limit": 100}).json()["jobs"]
+        dead = {(j["payload"]["batch_id"], j["payload"]["phase"]) for j in jobs if j["state"] == "dead"}
+        assert dead == {(going_on, str(killed_chunk)), (failing, "start")}
+        executions = client.get("/v1/executions", params={"limit": 100}).json()["executions"]
+        [finish] = [e for e in executions if e["trigger"] == f"batch:{going_on}:finish"]
+        log = client.get(f"/v1/executions/{finish['id']}").json()["debug_log"]
+        assert "finished: 400 records processed, 1 chunks failed" in log
+
+        assert failed["state"] == "failed" and failed["finished_at"] is not None, failed
+        assert failed["error"].startswith("start: job ") and "stopped heartbeating" in failed["error"]
+        assert (failed["chunks_ok"], failed["chunks_failed"]) == (0, 0)
+    done = circuit("batch", "status", failing, key=tenant.admin_key, server=live.url)
+    assert done.returncode == 1, done.stderr
+    assert (
+        done.stdout.strip()
+        == f"batch {failing} failed: 0 chunks ok, 0 failed, 0 records (0 processed): {failed['error']}"
+    )
+
+
 def test_on_postgresql_workers_killed_mid_batch_leave_a_new_one_to_finish_it_exactly_once(
     fleet_api: tuple[LiveServer, str],  # noqa: F811
     postgres_database: str,
@@ -255,3 +331,49 @@ def test_on_postgresql_workers_killed_mid_batch_leave_a_new_one_to_finish_it_exa
         rows = seen(client)
         assert rows.pop("finish") == 1
         assert len(rows) == 900 and set(rows.values()) == {1}
+
+
+def test_on_postgresql_a_chunk_whose_worker_was_killed_on_its_last_attempt_counts_failed_and_the_batch_finishes(
+    fleet_api: tuple[LiveServer, str],  # noqa: F811
+    postgres_database: str,
+    batch_bundle: Path,
+    tmp_path: Path,
+) -> None:
+    """The same on the fleet backend: the stalled job is failed by another worker's recovery, which
+    tells the batch (``requeue_stalled``), and the batch runs its other chunks and finishes."""
+    live, key = fleet_api
+    tenant = live.tenant("fleet")
+    live.state.platform.tenants.update_settings(tenant.id, {"batch_max_attempts": 1})
+    rows = live.state.batches.rows
+    with tenant.client(live) as client:
+        deploy(client, batch_bundle, env="dev")
+        seed(client, 500)
+        body = {"circuit": "batch_items", "env": "dev", "scope": 100, "payload": {"spin": 300_000_000}}
+        batch_id = client.post("/v1/batches", json=body).json()["id"]
+        first = start_worker(postgres_database, key, tmp_path / "w1", tmp_path / "w1.log")
+        try:
+            deadline = time.monotonic() + 90
+            while True:  # kill once a chunk after the first runs, its records read
+                assert time.monotonic() < deadline and first.poll() is None, "the worker made no progress"
+                running = [j["payload"] for j in running_jobs(client)]
+                chunks = [rows.chunk(batch_id, p["n"]) for p in running if p.get("n")]
+                if killed := [c.n for c in chunks if c is not None and c.state == "running"]:
+                    break
+                time.sleep(0.02)
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=30)
+        [killed_chunk] = killed
+        survivor = start_worker(postgres_database, key, tmp_path / "w2", tmp_path / "w2.log")
+        try:
+            batch = settled(client, batch_id, timeout=150)  # its recovery fails the stalled job after 30 s
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            survivor.wait(timeout=60)
+        assert (batch["state"], batch["chunks_ok"], batch["chunks_failed"]) == ("finished", 4, 1), batch
+        assert (batch["records_processed"], batch["records_failed"]) == (400, 100)
+        seen_rows = seen(client)
+        assert seen_rows.pop("finish") == 1 and len(seen_rows) == 400 and set(seen_rows.values()) == {1}
+        dead_chunk = rows.chunk(batch_id, killed_chunk)
+        assert dead_chunk is not None and dead_chunk.state == "failed"
+        assert dead_chunk.error is not None and "stopped heartbeating" in dead_chunk.error

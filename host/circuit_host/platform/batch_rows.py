@@ -11,6 +11,8 @@ a batch and its first job commit in one transaction (``server/batch_circuits.py`
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,7 +28,7 @@ from .database import PlatformDatabase, page_size
 class BatchState(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
-    FAILED = "failed"  # start gave no query, or start or finish did not end ok
+    FAILED = "failed"  # start gave no query, start or finish did not end ok, or their job died (``error``)
     CANCELLED = "cancelled"
 
 
@@ -160,10 +162,19 @@ class BatchRows:
             )
         )
 
-    def get(self, tenant_id: str, batch_id: str) -> BatchRow | None:
+    @contextmanager
+    def _using(self, connection: Connection | None, *, write: bool) -> Iterator[Connection]:
+        """The caller's open transaction, or one of our own."""
+        if connection is not None:
+            yield connection
+            return
+        with self.db.write() if write else self.db.read() as conn:
+            yield conn
+
+    def get(self, tenant_id: str, batch_id: str, *, connection: Connection | None = None) -> BatchRow | None:
         """The caller's tenant's batch (another tenant's is ``None``)."""
         b = self.batches.c
-        with self.db.read() as conn:
+        with self._using(connection, write=False) as conn:
             row = conn.execute(sa.select(self.batches).where(b.id == batch_id, b.tenant_id == tenant_id)).first()
             return None if row is None else self._row(conn, row._mapping)
 
@@ -182,10 +193,12 @@ class BatchRows:
         with self.db.write() as conn:
             conn.execute(self.batches.update().where(self.batches.c.id == batch_id).values(query=query, total=total))
 
-    def end(self, batch_id: str, state: BatchState, error: str | None = None) -> bool:
+    def end(
+        self, batch_id: str, state: BatchState, error: str | None = None, *, connection: Connection | None = None
+    ) -> bool:
         """Move a running batch to ``state``; ``False`` if it had ended already (e.g. cancelled)."""
         b = self.batches.c
-        with self.db.write() as conn:
+        with self._using(connection, write=True) as conn:
             done = conn.execute(
                 self.batches.update()
                 .where(b.id == batch_id, b.state == BatchState.RUNNING)
@@ -193,9 +206,9 @@ class BatchRows:
             )
             return bool(done.rowcount)
 
-    def chunk(self, batch_id: str, n: int) -> ChunkRow | None:
+    def chunk(self, batch_id: str, n: int, *, connection: Connection | None = None) -> ChunkRow | None:
         c = self.chunks.c
-        with self.db.read() as conn:
+        with self._using(connection, write=False) as conn:
             row = conn.execute(sa.select(self.chunks).where(c.batch_id == batch_id, c.n == n)).first()
         if row is None:
             return None
@@ -218,7 +231,14 @@ class BatchRows:
         return fixed
 
     def end_chunk(
-        self, batch_id: str, n: int, state: ChunkState, execution_id: str | None, error: str | None = None
+        self,
+        batch_id: str,
+        n: int,
+        state: ChunkState,
+        execution_id: str | None,
+        error: str | None = None,
+        *,
+        connection: Connection | None = None,
     ) -> None:
         """The chunk's outcome; a later call for the same chunk keeps the first outcome's execution
         unless it names one (a re-run that found the chunk committed knows no execution)."""
@@ -226,7 +246,7 @@ class BatchRows:
         values: dict[str, Any] = {"state": state, "error": error, "updated_at": self._now()}
         if execution_id is not None:
             values["execution_id"] = execution_id
-        with self.db.write() as conn:
+        with self._using(connection, write=True) as conn:
             conn.execute(self.chunks.update().where(c.batch_id == batch_id, c.n == n).values(**values))
 
     def summary(self, batch_id: str) -> BatchSummary:

@@ -80,6 +80,14 @@ class TenantSettings(BaseModel):
     max_job_chain_depth: int = Field(
         5, ge=1, le=50, description="How many queueable jobs deep a chain may go (jobs.enqueue from a job's job...)."
     )
+    batch_max_attempts: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Attempts at each job of a batch (start, a chunk, finish; a worker that died mid-job counts "
+        "as one) before it is dead: a dead chunk is counted failed and the batch goes on, a dead start or "
+        "finish fails the batch. A batch keeps the value it started with.",
+    )
     max_stored_executions: int = Field(
         100_000, ge=1, le=100_000_000, description="Executions kept; the housekeeping purge deletes the oldest beyond."
     )

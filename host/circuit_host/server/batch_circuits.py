@@ -13,6 +13,11 @@ its job, committed at most once (receipt ``job:<id>`` in its records transaction
 - ``{"kind": "batch-finish", "batch_id", "payload", "summary": {chunks_ok, chunks_failed,
   records_processed, records_failed}}``.
 
+A phase's job that dies (out of attempts: its work kept raising, or its worker kept being killed
+mid-job) is reported to ``on_batch_job_dead`` in the transaction that marks it dead (``jobs/README.md``,
+``on_dead``): a dead chunk is counted failed and the next chunk (or ``finish``) is enqueued there, so
+the batch goes on; a dead ``start`` or ``finish`` ends the batch ``failed`` with the job's error.
+
 Chunks are keyset pages (``Id > after ORDER BY Id LIMIT scope``, added to the parsed query, never
 to its text), so no worker holds more than one chunk. A chunk's bounds are stored before its
 circuit runs (``platform/batch_rows.py``): a re-run attempt reads the same records, the next chunk
@@ -26,9 +31,10 @@ import secrets
 from typing import Any
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from ..errors import QueryError, Rejected
-from ..jobs import JobRequest, JobRun, RetryPolicy
+from ..jobs import Job, JobRequest, JobRun, RetryPolicy
 from ..platform import NotFound
 from ..platform.batch_rows import BatchRow, BatchRows, BatchState, ChunkRow, ChunkState
 from ..soql.parser import And, Bind, Comparison, Field, Query, SortKey, parse
@@ -39,9 +45,10 @@ log = structlog.get_logger("circuit.server.batches")
 BATCH_KIND = "circuit.batch"
 DEFAULT_SCOPE = 200
 MAX_SCOPE = 2_000
-BATCH_RETRY = RetryPolicy(max_attempts=5, backoff_s=2.0)
+BATCH_BACKOFF_S = 2.0
 """A phase whose job fails (the database, not the circuit: a circuit's failure is the chunk's
-outcome) or whose worker dies is tried again; five attempts in all."""
+outcome) or whose worker dies is tried again after this (doubling), the tenant's
+``batch_max_attempts`` when the batch started in all (each job passes its own on)."""
 _ID = Field(("Id",))
 
 
@@ -73,7 +80,7 @@ class BatchCircuits:
         self.host = host
         self.circuits = circuits
         self.rows = BatchRows(host.platform.database)
-        host.jobs.register(BATCH_KIND, self.run_batch_job)
+        host.jobs.register(BATCH_KIND, self.run_batch_job, on_dead=self.on_batch_job_dead)
 
     def start(
         self, tenant_id: str, env: str, circuit: str, scope: int, query: str | None, payload: Any = None
@@ -87,9 +94,11 @@ class BatchCircuits:
         if version is None:
             raise NotFound(f"no circuit {circuit!r} is active in {env}")
         batch_id = secrets.token_hex(12)
+        attempts = self.host.platform.tenants.get_settings(tenant_id).batch_max_attempts
         with self.host.platform.database.write() as conn:
             self.rows.insert(conn, batch_id, tenant_id, env, circuit, version, scope, query, payload)
-            self.host.jobs.queue.enqueue(self._request(tenant_id, env, circuit, batch_id, "start"), connection=conn)
+            start = self._request(tenant_id, env, circuit, batch_id, "start", attempts)
+            self.host.jobs.queue.enqueue(start, connection=conn)
         row = self.rows.get(tenant_id, batch_id)
         assert row is not None
         log.info("batch started", batch_id=batch_id, circuit=circuit, env=env, scope=scope)
@@ -105,15 +114,29 @@ class BatchCircuits:
         assert cancelled is not None
         return cancelled
 
-    def _request(self, tenant_id: str, env: str, circuit: str, batch_id: str, phase: str, **extra: Any) -> JobRequest:
+    def _request(
+        self, tenant_id: str, env: str, circuit: str, batch_id: str, phase: str, attempts: int, **extra: Any
+    ) -> JobRequest:
         key = f"batch:{batch_id}:{phase}"
         payload = {"batch_id": batch_id, "phase": phase, **extra}
-        return JobRequest(
-            BATCH_KIND, payload, tenant_id=tenant_id, circuit=circuit, env=env, retry=BATCH_RETRY, key=key
-        )
+        retry = RetryPolicy(max_attempts=attempts, backoff_s=BATCH_BACKOFF_S)
+        return JobRequest(BATCH_KIND, payload, tenant_id=tenant_id, circuit=circuit, env=env, retry=retry, key=key)
 
-    def _enqueue(self, batch: BatchRow, phase: str, **extra: Any) -> None:
-        self.host.jobs.queue.enqueue(self._request(batch.tenant_id, batch.env, batch.circuit, batch.id, phase, **extra))
+    def _enqueue(
+        self, batch: BatchRow, phase: str, attempts: int, *, connection: Connection | None = None, **extra: Any
+    ) -> None:
+        request = self._request(batch.tenant_id, batch.env, batch.circuit, batch.id, phase, attempts, **extra)
+        self.host.jobs.queue.enqueue(request, connection=connection)
+
+    def _enqueue_after(
+        self, batch: BatchRow, chunk: ChunkRow, attempts: int, *, connection: Connection | None = None
+    ) -> None:
+        """What follows a chunk whose outcome is recorded: the next chunk, or ``finish`` after a short one."""
+        if chunk.records < batch.scope:
+            self._enqueue(batch, "finish", attempts, connection=connection)
+        else:
+            n = chunk.n + 1
+            self._enqueue(batch, str(n), attempts, connection=connection, n=n, after_id=chunk.last_id)
 
     # -- the jobs ----------------------------------------------------------------------------
 
@@ -124,18 +147,39 @@ class BatchCircuits:
             log.info("batch is not running", job_id=run.job.id, batch_id=payload["batch_id"])
             return
         phase = str(payload["phase"])
-        try:
-            if phase == "start":
-                self._run_start(run, batch)
-            elif phase == "finish":
-                self._run_finish(run, batch)
-            else:
-                self._run_chunk(run, batch, int(payload["n"]), payload["after_id"])
-        except Exception as e:
-            if run.job.attempts + 1 >= run.job.max_attempts:  # the job dies: the batch ends with it
-                error = f"{phase}: job {run.job.id} failed {run.job.max_attempts} times: {type(e).__name__}: {e}"
-                self.rows.end(batch.id, BatchState.FAILED, error)
-            raise
+        if phase == "start":
+            self._run_start(run, batch)
+        elif phase == "finish":
+            self._run_finish(run, batch)
+        else:
+            self._run_chunk(run, batch, int(payload["n"]), payload["after_id"])
+
+    def on_batch_job_dead(self, job: Job, connection: Connection) -> None:
+        """A phase's job died (``on_dead``, in the transaction that marks it dead; may be told twice).
+
+        A chunk is counted failed and the batch moves on; a dead start or finish fails the batch. A
+        chunk that died before its bounds were stored has no records to count: the batch fails too.
+        """
+        payload = job.payload
+        batch = self.rows.get(job.tenant_id, str(payload["batch_id"]), connection=connection)
+        if batch is None or batch.state != BatchState.RUNNING:
+            return
+        phase = str(payload["phase"])
+        why = f"job {job.id} died after {job.attempts} attempts: {job.last_error}"
+        chunk = (
+            None
+            if phase in ("start", "finish")
+            else self.rows.chunk(batch.id, int(payload["n"]), connection=connection)
+        )
+        if chunk is None:
+            where = phase if phase in ("start", "finish") else f"chunk {payload['n']}, before its records were read"
+            self.rows.end(batch.id, BatchState.FAILED, f"{where}: {why}", connection=connection)
+            log.warning("batch failed: its job died", batch_id=batch.id, phase=phase, job_id=job.id)
+            return
+        if chunk.state == ChunkState.RUNNING:
+            self.rows.end_chunk(batch.id, chunk.n, ChunkState.FAILED, None, why, connection=connection)
+        self._enqueue_after(batch, chunk, job.max_attempts, connection=connection)
+        log.warning("batch chunk failed: its job died", batch_id=batch.id, chunk=chunk.n, job_id=job.id)
 
     def _run_start(self, run: JobRun, batch: BatchRow) -> None:
         query = batch.query
@@ -159,7 +203,7 @@ class BatchCircuits:
             self.rows.end(batch.id, BatchState.FAILED, f"the batch query: {e}")
             return
         self.rows.set_query(batch.id, query, total)
-        self._enqueue(batch, "0", n=0, after_id=None)
+        self._enqueue(batch, "0", run.job.max_attempts, n=0, after_id=None)
 
     def _run_chunk(self, run: JobRun, batch: BatchRow, n: int, after_id: str | None) -> None:
         assert batch.query is not None
@@ -169,7 +213,7 @@ class BatchCircuits:
         if chunk is None:
             records = self._read(batch, chunk_query(parsed, after_id, None, batch.scope), after_id, None)
             if not records:
-                self._enqueue(batch, "finish")
+                self._enqueue(batch, "finish", run.job.max_attempts)
                 return
             chunk = self.rows.fix_chunk(batch.id, n, after_id, str(records[-1]["Id"]), len(records))
         if chunk.state == ChunkState.RUNNING:
@@ -177,10 +221,7 @@ class BatchCircuits:
                 bounded = chunk_query(parsed, chunk.after_id, chunk.last_id, None)
                 records = self._read(batch, bounded, chunk.after_id, chunk.last_id)
             self._execute_chunk(run, batch, chunk, records)
-        if chunk.records < batch.scope:
-            self._enqueue(batch, "finish")
-        else:
-            self._enqueue(batch, str(n + 1), n=n + 1, after_id=chunk.last_id)
+        self._enqueue_after(batch, chunk, run.job.max_attempts)
 
     def _execute_chunk(self, run: JobRun, batch: BatchRow, chunk: ChunkRow, records: list[dict[str, Any]]) -> None:
         event = {
