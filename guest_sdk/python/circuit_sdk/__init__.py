@@ -10,7 +10,7 @@ def score(ctx):
 from __future__ import annotations
 
 from . import http, jobs, limits, log, records
-from .async_events import AsyncContext, job, schedule
+from .async_events import AsyncContext, batch_execute, batch_finish, batch_start, job, schedule
 from .errors import CalloutError, CircuitError, DmlError, JobError, QueryError
 from .trigger import TriggerContext, trigger
 
@@ -22,6 +22,9 @@ __all__ = [
     "JobError",
     "QueryError",
     "TriggerContext",
+    "batch_execute",
+    "batch_finish",
+    "batch_start",
     "http",
     "job",
     "jobs",

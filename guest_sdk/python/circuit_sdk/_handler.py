@@ -11,7 +11,7 @@ from .trigger import dispatch
 
 
 def handle_event(event: bytes) -> bytes:
-    """Decode the event, run the matching handlers (``@trigger``, ``@job``, ``@schedule``) and
+    """Decode the event, run the matching handlers (``@trigger``, ``@job``, ``@schedule``, ``@batch_*``) and
     encode their output; an exception is ``err``."""
     try:
         decoded = unpackb(event)
