@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +26,12 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *options: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        command = ["serve", "--port", str(self.port), "--data-dir", str(data_dir), *options]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "circuit_host.cli", "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "circuit_host.cli", *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -51,9 +53,21 @@ class Served:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        # Keep reading what it prints: a full pipe would block its logging, and a failing test shows it.
+        self.output: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
         shown = re.search(r"admin key:\s+(\S+)", "".join(self.banner))  # on the first start only
         saved = data_dir / "admin-credentials.json"
         self.key = shown.group(1) if shown else json.loads(saved.read_text())["admin_key"]
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    def printed(self) -> str:
+        """What the server printed after its banner (so far)."""
+        return "".join(self.output[-200:])
 
     def stop(self) -> None:
         self.process.terminate()

@@ -24,6 +24,7 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     from ..server import ServerSettings, create_app
     from ..server.bootstrap import bootstrap
     from ..server.state import ServerState
+    from ..server.worker_processes import prepare_environment
 
     flags = {
         "host": args.host,
@@ -32,6 +33,7 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
         "db_url": args.db,
         "public_url": args.public_url,
         "job_workers": args.job_workers,
+        "workers": args.workers,
         "observability": {"log_format": args.log_format, "log_level": args.log_level},
         "outbox_retry": {
             "max_attempts": args.outbox_attempts,
@@ -47,10 +49,13 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
     if tracer_provider is not None:
         install_tracer_provider(tracer_provider)
     state = ServerState(server_settings)
+    workers = server_settings.workers
     try:
         boot = bootstrap(state)
         host = f"[{server_settings.host}]" if ":" in server_settings.host else server_settings.host
         print(f"Circuit Script host listening on http://{host}:{server_settings.port}")
+        if workers > 1:
+            print(f"  processes:   {workers} (each with {server_settings.job_workers} job worker threads)")
         print(f"  public URL:  {public}")
         print(f"  tenant:      {boot.tenant_id}")
         if boot.admin_key is None or boot.webhook_urls is None:
@@ -62,11 +67,20 @@ def cmd_serve(args: argparse.Namespace, settings: HostSettings) -> int:
                 print(f"    {source:<15} {url}")
         print(f"  dashboard:   {public}/dashboard/   (sign in with an API key)")
         print(f"  API docs:    {public}/docs", flush=True)
-        app = create_app(server_settings, state)
         # Open dashboard streams (server-sent events) never end on their own: give them 5 s at shutdown.
-        uvicorn.run(
-            app, host=server_settings.host, port=server_settings.port, log_level="warning", timeout_graceful_shutdown=5
-        )
+        serving: dict[str, Any] = {
+            "host": server_settings.host,
+            "port": server_settings.port,
+            "log_level": "warning",
+            "timeout_graceful_shutdown": 5,
+        }
+        if workers > 1:  # server/worker_processes.py: each process builds its own state
+            state.close()
+            prepare_environment(server_settings)
+            target = "circuit_host.server.worker_processes:worker_app"
+            uvicorn.run(target, factory=True, workers=workers, **serving)
+        else:
+            uvicorn.run(create_app(server_settings, state), **serving)
     finally:
         state.close()
         if tracer_provider is not None:
@@ -113,6 +127,12 @@ def register(sub: Any) -> None:
         type=int,
         default=None,
         help="job threads in this server (default 2; 0: `circuit worker` runs them)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes on the one socket, one core each (1; CIRCUIT_WORKERS)",
     )
     serve.add_argument("--log-format", choices=("console", "json"), default=None, help="json: one object a line")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None)

@@ -68,6 +68,9 @@ class ServerSettings(BaseSettings):
     )
     master_key_file: Path | None = Field(None, description="Where the master key is kept; default data_dir/master.key.")
 
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes accepting on the one socket (`circuit serve --workers`)."
+    )
     job_workers: int = Field(
         2, ge=0, description="Job worker threads in this server; 0 leaves the jobs to `circuit worker` processes."
     )

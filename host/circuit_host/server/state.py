@@ -76,6 +76,7 @@ class Deployed:
 class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        self._closed = False
         self.admission = ExecutionAdmission(
             settings.max_concurrent_executions,
             settings.max_concurrent_executions_per_tenant,
@@ -127,6 +128,10 @@ class ServerState:
         return records
 
     def close(self) -> None:
+        """Idempotent: ``circuit serve --workers`` closes the parent's state before its processes start."""
+        if self._closed:
+            return
+        self._closed = True
         self.crm_outbox.close()
         self.jobs.close()
         for store in self._stores.values():
