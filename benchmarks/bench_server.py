@@ -11,6 +11,11 @@
   asyncio httpx client), at each concurrency level, for each server in turn.
 
     python benchmarks/bench_server.py [--requests 300] [--clients 1,8,32] [--records 1]
+        [--workers 1,2] [--postgres URL]
+
+``--workers 1,2`` runs one host per count (``circuit serve --workers N``: N processes on one socket);
+``--postgres URL`` runs each of those on that PostgreSQL database too (a fresh database per host is
+made next to it), so SQLite and PostgreSQL, one and two processes, are measured in one run.
 
 Each row: successful (2xx) req/s over the run, latency percentiles of the successful requests, errors (non-2xx or no
 answer) and the host's req/s as a share of the baseline's at the same level (goal 4 of issue 15:
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,9 +69,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_host(data: Path, port: int) -> str:
+def prepare_host(data: Path, port: int, db_url: str | None = None) -> str:
     """Bootstrap the data directory as ``circuit serve`` would, lift the rate limit; the admin key."""
-    state = ServerState(ServerSettings(data_dir=data, public_url=f"http://127.0.0.1:{port}"))
+    state = ServerState(ServerSettings(data_dir=data, public_url=f"http://127.0.0.1:{port}", db_url=db_url))
     try:
         boot = bootstrap(state)
         state.platform.tenants.update_settings(boot.tenant_id, {"rate_limit_per_minute": 10_000_000})
@@ -73,6 +79,40 @@ def prepare_host(data: Path, port: int) -> str:
         state.close()
     assert boot.admin_key is not None
     return boot.admin_key
+
+
+def fresh_database(url: str, name: str) -> str:
+    """A new, empty database beside ``url``'s (dropped first if an earlier run left it)."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@dataclass(frozen=True)
+class Host:
+    """One ``circuit serve`` to measure: its label, process count and database (None: SQLite)."""
+
+    label: str
+    workers: int
+    db_url: str | None
+
+
+def hosts_to_measure(workers: list[int], postgres: str | None) -> list[Host]:
+    found = []
+    for db in [None, postgres] if postgres else [None]:
+        for n in workers:
+            backend = "PostgreSQL" if db else "SQLite"
+            processes = "1 process" if n == 1 else f"{n} processes"
+            url = fresh_database(db, f"bench_server_{n}") if db else None
+            found.append(Host(f"host, {backend}, {processes}", n, url))
+    return found
 
 
 @contextlib.contextmanager
@@ -141,7 +181,7 @@ def row(result: LoadResult, baseline: LoadResult | None) -> str:
     ratio = f"{result.rps / baseline.rps:.2f}" if baseline is not None and baseline.rps else "-"
     errors = ", ".join(f"{n}× {status}" for status, n in sorted(result.errors.items())) or "0"
     return (
-        f"{result.target:<24}{result.concurrency:>8}{result.rps:>9.1f}{result.percentile_ms(50):>9.1f}"
+        f"{result.target:<36}{result.concurrency:>8}{result.rps:>9.1f}{result.percentile_ms(50):>9.1f}"
         f"{result.percentile_ms(95):>9.1f}{result.percentile_ms(99):>9.1f}{ratio:>8}  {errors}"
     )
 
@@ -157,47 +197,52 @@ def main(argv: list[str] | None = None) -> list[LoadResult]:
         type=Path,
         help="py-spy's raw samples of the host's measured rows to this file; prints a summary",
     )
+    parser.add_argument("--workers", default="1", help="host process counts to measure, comma-separated")
+    parser.add_argument("--postgres", default=None, help="also measure each host on this PostgreSQL server")
     args = parser.parse_args(argv)
     configure_logging("error")
     levels = [int(c) for c in args.clients.split(",")]
     data = Path(tempfile.mkdtemp(prefix="circuit-server-bench-"))
-    host_port, base_port = free_port(), free_port()
-    admin_key = prepare_host(data / "host", host_port)
     body = json.dumps({"records": [CONTACT] * args.records}).encode()
     json_headers = {"content-type": "application/json"}
-    targets = [
-        Target(
-            "circuit host",
-            f"http://127.0.0.1:{host_port}/v1/records/Contact",
-            body,
-            json_headers | {"authorization": f"Bearer {admin_key}"},
-        ),
-        Target("plain FastAPI, native", f"http://127.0.0.1:{base_port}/v1/records/Contact", body, json_headers),
-    ]
-    serve = [sys.executable, "-m", "circuit_host.cli", "serve", "--data-dir", str(data / "host")]
-    serve += ["--port", str(host_port), "--log-level", "warning"]
+    base_port = free_port()
+    baseline_target = Target(
+        "plain FastAPI, native", f"http://127.0.0.1:{base_port}/v1/records/Contact", body, json_headers
+    )
     baseline = [sys.executable, str(ROOT / "benchmarks" / "baseline_app.py"), "--port", str(base_port)]
     baseline += ["--db", str(data / "baseline.sqlite3")]
     results: list[LoadResult] = []
-    with (
-        process(serve, f"http://127.0.0.1:{host_port}/healthz", data / "host.log") as host_process,
-        process(baseline, f"http://127.0.0.1:{base_port}/healthz", data / "baseline.log"),
-    ):
-        generator = run_load(targets[1], 1, 1).generator
+    with contextlib.ExitStack() as running:
+        running.enter_context(process(baseline, f"http://127.0.0.1:{base_port}/healthz", data / "baseline.log"))
+        hosts: list[tuple[Target, subprocess.Popen[bytes]]] = []
+        for n, host in enumerate(hosts_to_measure([int(w) for w in args.workers.split(",")], args.postgres)):
+            port, directory = free_port(), data / f"host{n}"
+            admin_key = prepare_host(directory, port, host.db_url)
+            url = f"http://127.0.0.1:{port}"
+            target = Target(
+                host.label, f"{url}/v1/records/Contact", body, json_headers | {"authorization": f"Bearer {admin_key}"}
+            )
+            serve = [sys.executable, "-m", "circuit_host.cli", "serve", "--data-dir", str(directory)]
+            serve += ["--port", str(port), "--log-level", "warning", "--workers", str(host.workers)]
+            serve += ["--db", host.db_url] if host.db_url else []
+            hosts.append((target, running.enter_context(process(serve, f"{url}/healthz", data / f"host{n}.log"))))
+        generator = run_load(baseline_target, 1, 1).generator
         print(
             f"machine: {cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
             f"load generator: {generator}; {args.requests} requests per row, {args.records} contact(s) each\n"
         )
-        print(f"{'server':<24}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'ratio':>8}  errors")
+        print(f"{'server':<36}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'ratio':>8}  errors")
         for clients in levels:
-            level: list[LoadResult] = []
-            for target in targets:
+            run_load(baseline_target, clients, max(args.warmup, clients))
+            native = run_load(baseline_target, clients, max(args.requests, clients))
+            level = [native]
+            for target, host_process in hosts:
                 run_load(target, clients, max(args.warmup, clients))
-                sampling = args.profile_host is not None and target is targets[0]
+                sampling = args.profile_host is not None and target is hosts[0][0]
                 with sampled(host_process.pid, args.profile_host, clients) if sampling else contextlib.nullcontext():
                     level.append(run_load(target, clients, max(args.requests, clients)))
-            host, native = level
-            print(row(host, native))
+            for result in level[1:]:
+                print(row(result, native))
             print(row(native, None))
             results += level
     return results

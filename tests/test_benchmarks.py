@@ -76,12 +76,13 @@ def test_the_schema_benchmark_runs_once_on_each_backend() -> None:
 
 
 def test_the_server_benchmark_runs_both_servers_in_their_own_processes() -> None:
-    results = load("bench_server").main(["--requests", "2", "--clients", "1,2", "--warmup", "1"])
+    arguments = ["--requests", "2", "--clients", "1,2", "--warmup", "1", "--workers", "2"]
+    results = load("bench_server").main(arguments)
     assert [(r.target, r.concurrency) for r in results] == [
-        ("circuit host", 1),
         ("plain FastAPI, native", 1),
-        ("circuit host", 2),
+        ("host, SQLite, 2 processes", 1),
         ("plain FastAPI, native", 2),
+        ("host, SQLite, 2 processes", 2),
     ]
     assert all(r.error_count == 0 and len(r.latencies) == r.requests for r in results)
 
