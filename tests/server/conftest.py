@@ -163,6 +163,18 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def api_only(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server with no job workers of its own: its jobs wait until a test starts a worker (a
+    ``Worker`` on ``state.jobs`` in process, or ``circuit worker`` subprocesses)."""
+    settings = ServerSettings(data_dir=tmp_path / "data", job_workers=0)
+    state = ServerState(settings)
+    try:
+        yield from serve(state, settings)
+    finally:
+        state.close()
+
+
+@pytest.fixture
 def fleet(tmp_path: Path, postgres_database: str) -> Iterator[tuple[LiveServer, LiveServer]]:
     """Two servers of one fleet: one PostgreSQL database (the fleet queue: Procrastinate) and one master
     key, each with a data directory of its own."""

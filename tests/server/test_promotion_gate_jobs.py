@@ -7,37 +7,21 @@ active when it was asked for: a deploy to the source environment meanwhile is ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from circuit_host.jobs import Worker
-from circuit_host.server import ServerSettings
-from circuit_host.server.state import ServerState
-from tests.server.conftest import LiveServer, gate_verdict, serve
+from tests.server.conftest import LiveServer, gate_verdict
 from tests.server.test_end_to_end import deploy, variant
 
 LPR = "virtual_lpr"
 
 
-@pytest.fixture
-def idle(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server whose jobs wait until a test starts a worker."""
-    settings = ServerSettings(data_dir=tmp_path / "data", job_workers=0)
-    state = ServerState(settings)
-    try:
-        yield from serve(state, settings)
-    finally:
-        state.close()
-
-
 def test_a_promotion_promotes_what_was_active_when_asked_even_if_the_source_changed(
-    idle: LiveServer, vlpr_bundles: dict[str, Path]
+    api_only: LiveServer, vlpr_bundles: dict[str, Path]
 ) -> None:
-    tenant = idle.tenant("acme")
-    jobs = idle.state.jobs
-    with tenant.client(idle) as client:
+    tenant = api_only.tenant("acme")
+    jobs = api_only.state.jobs
+    with tenant.client(api_only) as client:
         deploy(client, vlpr_bundles["1.0.0"], env="dev")
         answer = client.post("/v1/promotions", json={"from": "dev", "to": "staging"})
         assert answer.status_code == 202, answer.text
@@ -57,10 +41,10 @@ def test_a_promotion_promotes_what_was_active_when_asked_even_if_the_source_chan
 
 
 def test_nothing_to_promote_is_refused_at_once_and_queues_nothing(
-    idle: LiveServer, vlpr_bundles: dict[str, Path]
+    api_only: LiveServer, vlpr_bundles: dict[str, Path]
 ) -> None:
-    tenant = idle.tenant("acme")
-    with tenant.client(idle) as client:
+    tenant = api_only.tenant("acme")
+    with tenant.client(api_only) as client:
         assert client.post("/v1/promotions", json={"from": "dev", "to": "staging"}).status_code == 404
         deploy(client, vlpr_bundles["1.0.0"], env="dev")
         named = client.post("/v1/promotions", json={"from": "dev", "to": "production", "circuit": "other"})
@@ -69,12 +53,12 @@ def test_nothing_to_promote_is_refused_at_once_and_queues_nothing(
 
 
 def test_a_refused_promotion_changes_nothing_and_a_deploy_queued_behind_it_still_runs(
-    idle: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
+    api_only: LiveServer, vlpr_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    tenant = idle.tenant("acme")
-    jobs = idle.state.jobs
+    tenant = api_only.tenant("acme")
+    jobs = api_only.state.jobs
     untested = variant(vlpr_bundles["1.0.0"], tmp_path / "untested.circuit", "5.0.0", members=("module.wasm",))
-    with tenant.client(idle) as client:
+    with tenant.client(api_only) as client:
         deploy(client, untested, env="dev")
         promotion = client.post("/v1/promotions", json={"from": "dev", "to": "production"})
         zipped = {"content-type": "application/zip"}
