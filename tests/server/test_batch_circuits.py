@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,9 @@ import httpx
 import pytest
 
 from circuit_host.bundles import pack_bundle
-from circuit_host.server import ServerSettings
-from circuit_host.server.state import ServerState
 from circuit_host.toolchain.zig_build import build_circuit
 from tests.cli.test_serve import circuit
-from tests.server.conftest import LiveServer, serve
+from tests.server.conftest import LiveServer
 from tests.server.test_end_to_end import deploy
 from tests.server.test_fleet_schedules import fleet_api, start_worker  # noqa: F401 (the fixture)
 
@@ -160,17 +157,6 @@ def test_a_cancelled_batch_starts_no_further_chunk_and_does_not_finish(live: Liv
 
 
 # -- a worker killed mid-batch ---------------------------------------------------------------
-
-
-@pytest.fixture
-def api_only(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server with no job workers: the batch's jobs run in ``circuit worker`` subprocesses."""
-    settings = ServerSettings(data_dir=tmp_path / "data", job_workers=0)
-    state = ServerState(settings)
-    try:
-        yield from serve(state, settings)
-    finally:
-        state.close()
 
 
 def worker(data_dir: Path, log: Path, concurrency: int = 1) -> subprocess.Popen[bytes]:
