@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,51 @@ def make_engine(target: str | Path, *, busy_timeout: float = 30.0, autocommit: b
             conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'DEFERRED')}")
 
     return engine
+
+
+class _SharedEngines:
+    """One engine per PostgreSQL URL in the process, counted by its users, disposed by the last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: dict[str, tuple[Engine, int]] = {}
+
+    def acquire(self, url: str, busy_timeout: float) -> Engine:
+        with self._lock:
+            engine, users = self._engines.get(url) or (make_engine(url, busy_timeout=busy_timeout), 0)
+            self._engines[url] = (engine, users + 1)
+        return engine
+
+    def release(self, engine: Engine) -> None:
+        with self._lock:
+            for url, (shared, users) in self._engines.items():
+                if shared is engine:
+                    if users > 1:
+                        self._engines[url] = (shared, users - 1)
+                        return
+                    del self._engines[url]
+                    break
+        engine.dispose()
+
+
+_SHARED = _SharedEngines()
+
+
+def acquire_engine(target: str | Path, *, busy_timeout: float = 30.0) -> Engine:
+    """The engine of a store that is one of many on a database: the records store of each tenant
+    environment. On PostgreSQL every such store in the process shares one engine, so one pool bounds
+    the process's connections however many tenants it serves (an engine each would keep up to
+    ``POSTGRES_POOL`` idle connections per tenant environment, past the server's ``max_connections``).
+    A SQLite file is a database of its own: an engine each. Give it back with ``release_engine``."""
+    url = database_url(target)
+    if not url.startswith("postgresql"):
+        return make_engine(url, busy_timeout=busy_timeout)
+    return _SHARED.acquire(url, busy_timeout)
+
+
+def release_engine(engine: Engine) -> None:
+    """A store is done with ``engine``: disposed now (SQLite) or when its last store is (PostgreSQL)."""
+    _SHARED.release(engine)
 
 
 def private_file(path: Path) -> None:

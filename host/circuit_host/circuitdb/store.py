@@ -38,7 +38,7 @@ from ..connectors.records import DmlOp, DmlResult, QueryResult, QueryTimeout, Qu
 from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..migrations import circuitdb_definitions, upgrade
 from ..soql.parser import IDENTIFIER, Query, parse
-from ..storage_engine import make_engine
+from ..storage_engine import acquire_engine, make_engine, release_engine
 from .cancel_watchdog import WATCHDOG, Armed
 from .database_errors import translated
 from .dml import Statement, UnknownField
@@ -192,13 +192,13 @@ class CircuitDB:
         self._temporary = _temporary
         self._closed = False
         self._lock = threading.Lock()
-        self.engine: Engine = make_engine(url, busy_timeout=busy_timeout)
+        self.engine: Engine = acquire_engine(url, busy_timeout=busy_timeout)  # shared on PostgreSQL
         self.dialect = self.engine.dialect.name
         try:
             upgrade(self.engine, circuitdb_definitions())  # record tables follow the definitions below
             self._catalog = self._migrate(SchemaChanges(), self.schema_limits, None)
         except BaseException:
-            self.engine.dispose()
+            release_engine(self.engine)
             raise
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -240,7 +240,7 @@ class CircuitDB:
         if self._closed:
             return
         self._closed = True
-        self.engine.dispose()
+        release_engine(self.engine)
         if self._temporary is not None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self._temporary}{suffix}").unlink(missing_ok=True)
