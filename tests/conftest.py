@@ -21,6 +21,8 @@ from circuit_host.execution.executions import Executor
 from circuit_host.platform import MasterKey, SecretBox
 from circuit_host.sandbox.runtime import Runtime
 
+from .private_postgres import PrivateCluster, find_binaries
+
 GUESTS = Path(__file__).parent / "sandbox" / "guests"
 POSTGRES_URL = os.environ.get("CIRCUIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CIRCUIT_REQUIRE_POSTGRES") == "1"
@@ -190,3 +192,21 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivateCluster]:
+    """A running PostgreSQL cluster of this test's own (``tests/private_postgres.py``), for tests
+    that stop or restart the server; skips without the binaries, or fails when CI requires them."""
+    binaries = find_binaries()
+    if isinstance(binaries, str):
+        message = f"cannot run a private PostgreSQL cluster: {binaries}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{message} (CIRCUIT_REQUIRE_POSTGRES=1)")
+        pytest.skip(message)
+    cluster = PrivateCluster(binaries)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()

@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -22,10 +23,13 @@ import pytest
 from pydantic import SecretStr
 
 from circuit_host.bundles import pack_bundle
+from circuit_host.jobs import JobFilter, JobRequest, JobState, RetryPolicy
 from circuit_host.platform import MasterKey
 from circuit_host.server import ServerSettings
+from circuit_host.server.async_circuits import SCHEDULE_KIND
 from circuit_host.server.state import ServerState
 from circuit_host.toolchain.zig_build import build_circuit, build_tests
+from tests.private_postgres import PrivateCluster
 from tests.server.conftest import LiveServer, deployed, serve
 from tests.server.test_end_to_end import deploy
 
@@ -128,6 +132,99 @@ def test_two_workers_on_one_postgresql_run_each_tick_once(
     succeeded = [job for job in jobs if job["state"] == "succeeded"]
     assert len(succeeded) == len(seen), jobs  # one job per tick, each ran once
     assert all(job["circuit"] == "ticks" and job["env"] == "dev" for job in succeeded)
+
+
+# -- PostgreSQL restarted under two worker processes -------------------------------------------
+
+
+@pytest.fixture
+def private_fleet_api(private_postgres: PrivateCluster, tmp_path: Path) -> Iterator[tuple[LiveServer, str, str]]:
+    """``fleet_api`` on a PostgreSQL cluster of this test's own, which it may restart: the server,
+    the master key and the database URL."""
+    db_url = private_postgres.create_database("fleet").replace("postgresql+psycopg://", "postgresql://")
+    key = MasterKey.generate().encoded()
+    settings = ServerSettings(data_dir=tmp_path / "api", db_url=db_url, master_key=SecretStr(key), job_workers=0)
+    state = ServerState(settings)
+    try:
+        for live in serve(state, settings):
+            yield live, key, db_url
+    finally:
+        state.close()
+
+
+BACKLOG = 300
+
+
+def backlog_job(tenant_id: str, n: int) -> JobRequest:
+    """A ``circuit.schedule`` job as a tick would enqueue it, for the tick circuit's Tick_Seen__c row."""
+    inner = {"schedule": "backlog", "owner": "ticks", "payload": None}
+    return JobRequest(
+        SCHEDULE_KIND,
+        {"tick": f"backlog-{n:03}", "payload": inner},
+        tenant_id=tenant_id,
+        circuit="ticks",
+        env="dev",
+        retry=RetryPolicy(max_attempts=5, backoff_s=0.5),
+    )
+
+
+def test_two_workers_outlive_a_postgresql_restart_and_run_each_job_once(
+    private_fleet_api: tuple[LiveServer, str, str],
+    private_postgres: PrivateCluster,
+    tick_bundles: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL stopped (fast: connections cut, open transactions rolled back) and started again
+    while two ``circuit worker`` processes run a backlog of jobs and the every-second schedule: the
+    same processes reconnect by themselves, every job succeeds, and each committed its row once."""
+    live, key, db_url = private_fleet_api
+    queue = live.state.jobs.queue
+    tenant = live.tenant("fleet")
+    logs = [tmp_path / f"{n}.log" for n in ("w1", "w2")]
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        with tenant.client(live) as client:
+            deploy(client, tick_bundles["1.0.0"], env="dev")
+            workers = [start_worker(db_url, key, tmp_path / log.stem, log) for log in logs]
+            ids = {job.id for n in range(BACKLOG) if (job := queue.enqueue(backlog_job(tenant.id, n))) is not None}
+
+            def succeeded() -> int:
+                done = queue.list_jobs(JobFilter(kind=SCHEDULE_KIND, state=JobState.SUCCEEDED, limit=1000))
+                return len(ids & {job.id for job in done})
+
+            deadline = time.monotonic() + 60
+            while succeeded() < 1:
+                assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
+                time.sleep(0.05)
+            private_postgres.restart(down_s=2.0)
+            restarted_at = time.time()
+            assert succeeded() < len(ids)  # the restart came mid-run
+            deadline = time.monotonic() + 120
+            while succeeded() < len(ids):
+                if time.monotonic() > deadline:
+                    done = queue.list_jobs(JobFilter(kind=SCHEDULE_KIND, state=JobState.SUCCEEDED, limit=1000))
+                    left = [queue.get(i) for i in sorted(ids - {job.id for job in done})]
+                    pytest.fail(f"unfinished after the restart: {left}")
+                time.sleep(0.2)
+            time.sleep(3)  # ticks after the restart
+            assert [process.poll() for process in workers] == [None, None]  # the same processes, reconnected
+            for process in workers:
+                process.send_signal(signal.SIGTERM)
+            for process in workers:
+                assert process.wait(timeout=60) == 0
+            seen = ticks_seen(client, "dev")
+            jobs = client.get("/v1/jobs", params={"kind": SCHEDULE_KIND, "limit": 500}).json()["jobs"]
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+    backlog = {tick: n for (schedule, tick), n in seen.items() if schedule == "backlog"}
+    assert backlog == {f"backlog-{n:03}": 1 for n in range(BACKLOG)}  # every job committed its row once
+    assert set(seen.values()) == {1}, [tick for tick, n in seen.items() if n > 1]  # no tick ran twice either
+    last_tick = datetime.fromisoformat(max(tick for schedule, tick in seen if schedule == "every-second"))
+    assert last_tick.timestamp() > restarted_at  # the schedule ticks again after the restart
+    assert [job for job in jobs if job["state"] in ("dead", "cancelled")] == []
 
 
 # -- the deploy lifecycle ---------------------------------------------------------------------

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from procrastinate import App, PsycopgConnector, RetryDecision
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate import jobs as procrastinate_jobs
 from procrastinate.job_context import AbortReason, JobContext
+from procrastinate.manager import JobManager
 from procrastinate.retry import BaseRetryStrategy
 from procrastinate.schema import SchemaManager
 from procrastinate.sql import queries as procrastinate_queries
@@ -136,6 +138,52 @@ class PerJobRetry(BaseRetryStrategy):
         if attempts >= policy.max_attempts:
             return None
         return RetryDecision(retry_at=datetime.now(UTC) + policy.delay_after(attempts))
+
+
+class DurableOutcomes(JobManager):
+    """Procrastinate's job manager, whose recording of an attempt's outcome outlives a connection lost
+    meanwhile (a PostgreSQL restart). Procrastinate records it in a task whose failure nobody awaits:
+    the job would stay ``doing`` for a worker that still heartbeats, so it would never be seen as
+    stalled nor run again. Here the update is retried, with backoff, until it is recorded or the job
+    has moved on (an earlier try committed before its connection died)."""
+
+    async def finish_job(
+        self, job: procrastinate_jobs.Job, status: procrastinate_jobs.Status, delete_job: bool
+    ) -> None:
+        await self._until_recorded(job, functools.partial(JobManager.finish_job, self, job, status, delete_job))
+
+    async def retry_job(
+        self,
+        job: procrastinate_jobs.Job,
+        retry_at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        record = functools.partial(JobManager.retry_job, self, job, retry_at, priority, queue, lock)
+        await self._until_recorded(job, record)
+
+    async def _until_recorded(self, job: procrastinate_jobs.Job, record: Callable[[], Awaitable[None]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await record()
+                return
+            except procrastinate_errors.ConnectorException as exc:
+                log.warning("recording a job's outcome failed; retrying", job_id=job.id, error=str(exc))
+            while True:  # until the database answers again
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                try:
+                    rows = await self.connector.execute_query_all_async(
+                        "SELECT status::text AS status, worker_id FROM procrastinate_jobs WHERE id = %(job_id)s",
+                        job_id=job.id,
+                    )
+                    break
+                except procrastinate_errors.ConnectorException:
+                    continue
+            if not rows or rows[0]["status"] != "doing" or rows[0]["worker_id"] != job.worker_id:
+                return  # recorded after all (or another worker took the job over): nothing left to do
 
 
 class FleetRun:
@@ -468,6 +516,7 @@ class FleetJobQueue:
 
     def _procrastinate_app(self, handlers: Mapping[str, JobHandler], on_dead: Mapping[str, DeadJobHandler]) -> App:
         app = App(connector=PsycopgConnector(conninfo=conninfo(self.url), min_size=1, max_size=8))
+        app.job_manager = DurableOutcomes(app.connector)
         for kind, handler in handlers.items():
             app.task(name=kind, pass_context=True, retry=PerJobRetry())(self._task(handler, on_dead.get(kind)))
         return app
