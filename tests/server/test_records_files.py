@@ -137,3 +137,36 @@ def test_the_files_are_named_from_validated_ids_and_private(state: ServerState, 
     for tenant_id, env in (("../alpha", "dev"), ("alpha\n", "dev"), ("Alpha", "dev"), ("alpha", "qa"), ("", "dev")):
         with pytest.raises(ValueError, match="not a tenant environment"):
             state.settings.records_file(tenant_id, env)
+
+
+def open_record_files(data_dir: Path) -> set[str]:
+    """The records files this process holds descriptors on (the database files, not -wal or -shm)."""
+    held = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith(str(data_dir)) and target.endswith(".sqlite3") and "platform" not in target:
+            held.add(target)
+    return held
+
+
+def test_only_the_most_recently_used_record_files_keep_connections_open(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    state = ServerState(ServerSettings(data_dir=data, cache_dir=tmp_path / "modules", max_open_record_files=2))
+    try:
+        tenants = [f"t{n}" for n in range(6)]
+        for tenant_id in tenants:
+            state.platform.tenants.create_tenant(tenant_id.upper(), tenant_id=tenant_id)
+            assert write_one(state, tenant_id, "dev", f"lead of {tenant_id}").status == "ok"
+        held = open_record_files(data)
+        assert 0 < len(held) <= 2, held  # six files were used; one descriptor set each before
+        assert all("t4" in path or "t5" in path for path in held), held
+        for tenant_id in tenants:  # every store still works: a closed pool connects again
+            with state.store(tenant_id, "dev").begin() as tx:
+                names = [r["LastName"] for r in tx.query("SELECT LastName FROM Contact", {}, 10).records]
+            assert names == [f"lead of {tenant_id}"]
+        assert len(open_record_files(data)) <= 2
+    finally:
+        state.close()

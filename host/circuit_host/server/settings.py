@@ -68,6 +68,11 @@ class ServerSettings(BaseSettings):
     )
     master_key_file: Path | None = Field(None, description="Where the master key is kept; default data_dir/master.key.")
 
+    max_open_record_files: int = Field(
+        128,
+        ge=1,
+        description="SQLite records files (tenant environments) whose connections stay open; older ones close.",
+    )
     workers: int = Field(
         1, ge=1, le=64, description="Server processes accepting on the one socket (`circuit serve --workers`)."
     )

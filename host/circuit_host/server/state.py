@@ -9,6 +9,7 @@ next request, while executions already running finish on the version they starte
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,7 @@ class ServerState:
         self.crm_outbox = CrmOutbox(self.platform, settings)  # CRM writes; its dispatcher starts with the app
         split_shared_records(settings, [t.id for t in self.platform.tenants.list_tenants()])  # an old data dir
         self._stores: dict[str, CircuitDB] = {}
+        self._pooled: OrderedDict[str, CircuitDB] = OrderedDict()  # SQLite stores that may hold connections
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
         self.jobs = ServerJobs(self.platform, settings.platform_url, settings.job_workers)  # starts with the app
@@ -148,14 +150,29 @@ class ServerState:
         name = records_tenant(tenant_id, env)
         with self._lock:
             store = self._stores.get(name)
-        if store is not None:
-            return store
-        opened = open_records(self.settings, tenant_id, env, self.schema_limits(tenant_id))
-        with self._lock:
-            store = self._stores.setdefault(name, opened)
-        if store is not opened:
-            opened.close()  # another thread opened it first
+        if store is None:
+            opened = open_records(self.settings, tenant_id, env, self.schema_limits(tenant_id))
+            with self._lock:
+                store = self._stores.setdefault(name, opened)
+            if store is not opened:
+                opened.close()  # another thread opened it first
+        if store.dialect == "sqlite":
+            self._keep_pools_bounded(name, store)
         return store
+
+    def _keep_pools_bounded(self, name: str, store: CircuitDB) -> None:
+        """A SQLite file is a pool of connections of its own (a file descriptor each, with its -wal):
+        beyond ``max_open_record_files`` the least recently used files' pools are emptied. Their stores
+        stay usable (a later transaction connects again), and a connection in use is closed only
+        when it is given back. On PostgreSQL the stores share one pool (``acquire_engine``)."""
+        with self._lock:
+            self._pooled[name] = store
+            self._pooled.move_to_end(name)
+            idle = []
+            while len(self._pooled) > self.settings.max_open_record_files:
+                idle.append(self._pooled.popitem(last=False)[1])
+        for each in idle:
+            each.engine.dispose()
 
     def schema_limits(self, tenant_id: str) -> SchemaLimits:
         """How far the tenant's settings let each environment's schema grow (deploys read it each time)."""
