@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,18 +45,34 @@ KILLED_AFTER_COMMIT = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
 
     QueueSink.enqueue_committed = die
-    state = ServerState(ServerSettings(data_dir=Path(sys.argv[1]), job_workers=0))
+    settings = ServerSettings(data_dir=Path(sys.argv[1]), db_url=sys.argv[4] or None, job_workers=0)
+    state = ServerState(settings)
     state.apply_change(sys.argv[2], "dev", DmlOp.INSERT, "Contact", [json.loads(sys.argv[3])], "api:Contact.insert")
     print("not killed", flush=True)
     """
 )
 
 
-@pytest.fixture
-def deployed(tmp_path: Path, vlpr_bundles: dict[str, Path]) -> Iterator[tuple[Path, Tenant]]:
-    """A data directory whose tenant has Virtual LPR 1.0.0 in dev (its Contact trigger enqueues an
-    enrichment job for a grade-A contact), and no process running on it."""
-    settings = ServerSettings(data_dir=tmp_path / "data", job_workers=0)
+@dataclass(frozen=True)
+class Deployed:
+    data_dir: Path
+    db_url: str | None  # None: embedded (SQLite files in data_dir); else the fleet's PostgreSQL
+    tenant: Tenant
+
+    def open(self) -> ServerState:
+        return ServerState(ServerSettings(data_dir=self.data_dir, db_url=self.db_url, job_workers=0))
+
+    def worker(self) -> list[str]:
+        command = [sys.executable, "-m", "circuit_host.cli", "worker", "--data-dir", str(self.data_dir)]
+        return [*command, "--concurrency", "1", *(["--db", self.db_url] if self.db_url else [])]
+
+
+@pytest.fixture(params=["embedded", "fleet"])
+def deployed(request: pytest.FixtureRequest, tmp_path: Path, vlpr_bundles: dict[str, Path]) -> Iterator[Deployed]:
+    """A data directory (and, for the fleet, a PostgreSQL database) whose tenant has Virtual LPR 1.0.0
+    in dev (its Contact trigger enqueues an enrichment job for a grade-A contact), and no process on it."""
+    db_url = None if request.param == "embedded" else str(request.getfixturevalue("postgres_database"))
+    settings = ServerSettings(data_dir=tmp_path / "data", db_url=db_url, job_workers=0)
     state = ServerState(settings)
     try:
         for live in serve(state, settings):
@@ -64,19 +81,23 @@ def deployed(tmp_path: Path, vlpr_bundles: dict[str, Path]) -> Iterator[tuple[Pa
                 deploy(client, vlpr_bundles["1.0.0"], env="dev")
     finally:
         state.close()
-    yield settings.data_dir, tenant
-
-
-def reopened(data_dir: Path) -> ServerState:
-    return ServerState(ServerSettings(data_dir=data_dir, job_workers=0))
+    yield Deployed(settings.data_dir, db_url, tenant)
 
 
 def test_a_job_committed_by_a_process_killed_before_the_enqueue_runs_once_after_restart(
-    deployed: tuple[Path, Tenant], tmp_path: Path
+    deployed: Deployed, tmp_path: Path
 ) -> None:
-    data_dir, tenant = deployed
+    tenant = deployed.tenant
     killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_COMMIT, str(data_dir), tenant.id, json.dumps(HOT)],
+        [
+            sys.executable,
+            "-c",
+            KILLED_AFTER_COMMIT,
+            str(deployed.data_dir),
+            tenant.id,
+            json.dumps(HOT),
+            deployed.db_url or "",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -84,7 +105,7 @@ def test_a_job_committed_by_a_process_killed_before_the_enqueue_runs_once_after_
     )
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
 
-    state = reopened(data_dir)
+    state = deployed.open()
     try:
         store = state.store(tenant.id, "dev")
         [left] = store.outbox_jobs()  # committed with the records ...
@@ -98,12 +119,12 @@ def test_a_job_committed_by_a_process_killed_before_the_enqueue_runs_once_after_
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "circuit_host.cli", "worker", "--data-dir", str(data_dir), "--concurrency", "1"],
+            deployed.worker(),
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    state = reopened(data_dir)
+    state = deployed.open()
     try:
         deadline = time.monotonic() + 90
         while not [j for j in state.jobs.queue.list_jobs(JobFilter(kind=QUEUEABLE_KIND)) if j.state != JobState.TODO]:
@@ -134,10 +155,10 @@ def test_a_job_committed_by_a_process_killed_before_the_enqueue_runs_once_after_
         state.close()
 
 
-def test_relaying_a_job_that_was_enqueued_after_all_makes_no_second_job(deployed: tuple[Path, Tenant]) -> None:
+def test_relaying_a_job_that_was_enqueued_after_all_makes_no_second_job(deployed: Deployed) -> None:
     """The window the other way round: the enqueue happened, the outbox row's delete did not."""
-    data_dir, tenant = deployed
-    state = reopened(data_dir)
+    tenant = deployed.tenant
+    state = deployed.open()
     try:
         store = state.store(tenant.id, "dev")
         payload = {"version": "1.0.0", "payload": {"contact_ids": []}, "depth": 1}
@@ -154,9 +175,9 @@ def test_relaying_a_job_that_was_enqueued_after_all_makes_no_second_job(deployed
         state.close()
 
 
-def test_a_rolled_back_execution_leaves_nothing_in_the_job_outbox(deployed: tuple[Path, Tenant]) -> None:
-    data_dir, tenant = deployed
-    state = reopened(data_dir)
+def test_a_rolled_back_execution_leaves_nothing_in_the_job_outbox(deployed: Deployed) -> None:
+    tenant = deployed.tenant
+    state = deployed.open()
     try:
         refused = state.apply_change(tenant.id, "dev", DmlOp.INSERT, "Contact", [{"FirstName": "No"}], "test")
         assert refused.status == "error"
