@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,8 +31,8 @@ from .schema import (
     is_record_id,
     new_record_ids,
 )
-from .tables import value_table
-from .values import ValueProblem, parse_datetime, shown, to_storage
+from .tables import value_list, value_list_type, value_table, value_table_of
+from .values import ValueProblem, parse_datetime, shown, storer, to_storage
 
 
 class UnknownField(DmlError):
@@ -59,66 +60,124 @@ class _Row:
 
 
 @dataclass(frozen=True)
-class _Bulk:
-    """One write compiled for a table and a set of columns: driver SQL and per-parameter converters.
+class _Compiled:
+    """One statement compiled once for a table: driver SQL, its parameters' converters and, for a
+    read, its result columns' converters.
 
-    A 200-row statement then costs one ``executemany`` and a tuple per row, instead of SQLAlchemy
-    building and processing parameters row by row.
+    Run through the driver cursor with plain tuples: a 200-row write costs one ``executemany`` and
+    a tuple per row, a check one ``execute``, instead of SQLAlchemy building and processing the
+    statement and its parameters each time.
     """
 
     sql: str
     names: tuple[str, ...]  # parameter names, in positional order when the driver is positional
+    keys: tuple[str, ...]  # per parameter, the key of the row value it takes
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
+    results: tuple[Callable[[Any], Any] | None, ...] = ()
 
     @classmethod
-    def compile(cls, statement: sa.Insert | sa.Update, conn: Connection, names: Sequence[str]) -> _Bulk:
+    def compile(
+        cls,
+        statement: sa.Insert | sa.Update | sa.Select[Any],
+        conn: Connection,
+        names: Sequence[str] = (),
+        key_of: Callable[[str], str] = lambda name: name,
+    ) -> _Compiled:
         dialect = conn.dialect
         compiled = statement.compile(dialect=dialect, column_keys=list(names))
         order = tuple(compiled.positiontup) if compiled.positiontup is not None else tuple(compiled.binds)
         processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in order)
-        return cls(compiled.string, order, processors, compiled.positiontup is not None)
+        results: tuple[Callable[[Any], Any] | None, ...] = ()
+        if isinstance(statement, sa.Select):
+            results = tuple(
+                c.type.dialect_impl(dialect).result_processor(dialect, None) for c in statement.selected_columns
+            )
+        keys = tuple(key_of(n) for n in order)
+        return cls(compiled.string, order, keys, processors, compiled.positiontup is not None, results)
 
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]], shared: Mapping[int, Any]) -> None:
-        """Run for ``rows`` (parameter name -> value); ``shared`` maps ``id()`` of a value many rows
-        hold (the statement's timestamp) to it converted once."""
-        pairs = list(zip(self.names, self.processors, strict=True))
-        params: list[Any] = []
-        for row in rows:
-            values = []
-            for name, process in pairs:
-                value = row[name]
-                if process is not None and value is not None:
-                    converted = shared.get(id(value), _MISSING)
-                    value = process(value) if converted is _MISSING else converted
-                values.append(value)
-            params.append(tuple(values) if self.positional else dict(zip(self.names, values, strict=True)))
+    def write(self, conn: Connection, rows: Sequence[Mapping[str, Any]], shared: Mapping[int, Any]) -> None:
+        """Run for ``rows`` (row key -> value); ``shared`` maps ``id()`` of a value many rows hold
+        (the statement's timestamp) to it converted once."""
+        take = itemgetter(*self.keys)
+        params: list[Any] = [take(row) for row in rows] if len(self.keys) > 1 else [(take(row),) for row in rows]
+        converting = [(i, process) for i, process in enumerate(self.processors) if process is not None]
+        if converting:
+            # Column-wise, each distinct value object converted once (the rows all hold the statement's
+            # timestamp, and booleans are two objects); every value stays alive meanwhile, so ids are unique.
+            columns = list(zip(*params, strict=True))
+            for i, process in converting:
+                column = columns[i]
+                done = {id(v): v for v in column}
+                for key, value in done.items():
+                    found = shared.get(key, _MISSING)
+                    done[key] = (None if value is None else process(value)) if found is _MISSING else found
+                columns[i] = tuple([done[id(v)] for v in column])
+            params = list(zip(*columns, strict=True))
+        if not self.positional:
+            params = [dict(zip(self.names, values, strict=True)) for values in params]
         conn.exec_driver_sql(self.sql, params)
+
+    def read(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows for one run with ``values`` (row key -> value), their columns converted."""
+        bound = [
+            value if process is None or value is None else process(value)
+            for value, process in zip((values[k] for k in self.keys), self.processors, strict=True)
+        ]
+        params = tuple(bound) if self.positional else dict(zip(self.names, bound, strict=True))
+        rows = [tuple(row) for row in conn.exec_driver_sql(self.sql, params).fetchall()]
+        if not rows or not any(self.results):
+            return rows
+        columns = [
+            column if process is None else list(map(process, column))
+            for column, process in zip(zip(*rows, strict=True), self.results, strict=True)
+        ]
+        return list(zip(*columns, strict=True))
 
 
 _MISSING = object()
-_BULK: weakref.WeakKeyDictionary[sa.Table, dict[tuple[str, str, tuple[str, ...]], _Bulk]] = (
+_COMPILED: weakref.WeakKeyDictionary[sa.Table, dict[tuple[Any, ...], _Compiled]] = (
     weakref.WeakKeyDictionary()
-)  # per table (a schema change makes new tables), dialect, operation and columns
+)  # per table (a schema change makes new tables), dialect, statement kind and columns
 
 
-def _bulk(conn: Connection, table: sa.Table, operation: str, keys: tuple[str, ...]) -> _Bulk:
-    cache = _BULK.setdefault(table, {})
-    key = (conn.dialect.name, operation, keys)
-    found = cache.get(key)
+def _compiled(conn: Connection, table: sa.Table, key: tuple[Any, ...], build: Callable[[], _Compiled]) -> _Compiled:
+    cache = _COMPILED.setdefault(table, {})
+    full = (conn.dialect.name, *key)
+    found = cache.get(full)
     if found is None:
-        if operation == "insert":
-            found = _Bulk.compile(table.insert(), conn, keys)
-        else:
-            # Bound names differ from the column names: SQLAlchemy reserves those for the SET clause.
-            statement = (
-                table.update()
-                .where(table.c.id == sa.bindparam("target_id"))
-                .values({k: sa.bindparam(f"new_{k}", type_=table.c[k].type) for k in keys})
-            )
-            found = _Bulk.compile(statement, conn, [])
-        cache[key] = found
+        found = cache[full] = build()
     return found
+
+
+def _bulk(conn: Connection, table: sa.Table, operation: str, keys: tuple[str, ...]) -> _Compiled:
+    """The insert, or the update by Id, of the columns ``keys``."""
+
+    def build() -> _Compiled:
+        if operation == "insert":
+            return _Compiled.compile(table.insert(), conn, keys)
+        # Bound names differ from the column names: SQLAlchemy reserves those for the SET clause.
+        statement = (
+            table.update()
+            .where(table.c.id == sa.bindparam("target_id"))
+            .values({k: sa.bindparam(f"new_{k}", type_=table.c[k].type) for k in keys})
+        )
+        return _Compiled.compile(statement, conn, key_of=lambda name: "id" if name == "target_id" else name[4:])
+
+    return _compiled(conn, table, (operation, keys), build)
+
+
+def _listed_read(
+    conn: Connection, table: sa.Table, f: FieldDef, kind: str, select: Callable[[Any], sa.Select[Any]]
+) -> _Compiled:
+    """A read of ``table`` filtered by a list of values of field ``f``, bound as one parameter
+    (``values``): ``select`` makes the statement from the list's one-column table."""
+
+    def build() -> _Compiled:
+        parameter = sa.bindparam("values", type_=value_list_type(f, conn.dialect))
+        return _Compiled.compile(select(value_table_of(parameter, conn.dialect)), conn)
+
+    return _compiled(conn, table, (kind, f.key), build)
 
 
 class Statement:
@@ -139,7 +198,8 @@ class Statement:
         self.table = table_of(obj)
         self.now = now
         self.claimed: dict[str, int] = {}
-        self.plans: dict[str, FieldDef] = {}  # field name as written -> field, checked once per statement
+        # field name as written -> (field, its key, its converter): checked once per statement
+        self.plans: dict[str, tuple[FieldDef, str, Callable[[object], Any]]] = {}
 
     def run(self, op: DmlOp, rows: Sequence[Mapping[str, Any]], external_id: str) -> DmlResult:
         if op is DmlOp.INSERT:
@@ -161,23 +221,20 @@ class Statement:
     # --- rows ------------------------------------------------------------------------------
 
     def parse(self, rows: Sequence[Mapping[str, Any]], *, allow_dates: bool = False) -> Iterator[_Row]:
+        plans = self.plans
         for index, raw in enumerate(rows):
             if not isinstance(raw, Mapping):
                 raise DmlError(f"row {index}: expected a map of field names to values")
             row = _Row(index)
+            names, values = row.names, row.values
             for name, value in raw.items():
-                f = self.plans.get(name) if isinstance(name, str) else None
-                if f is None:
-                    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
-                        raise DmlError(f"row {index}: invalid field name {shown(name)}")
-                    f = self.obj.field(name)
-                    if f is None:
-                        raise UnknownField(f"row {index}: field {name}: no such field on {self.obj.name}")
-                    self.plans[name] = f
-                key = f.key
-                if key in row.names:
-                    raise DmlError(f"row {index}: field {name}: duplicate of field {row.names[key]}")
-                row.names[key] = name
+                plan = plans.get(name)
+                if plan is None:
+                    plan = self.plan(index, name)
+                f, key, store = plan
+                if key in names:
+                    raise DmlError(f"row {index}: field {name}: duplicate of field {names[key]}")
+                names[key] = name
                 if key == "id":
                     if value is not None and not isinstance(value, str):
                         raise row.error(name, "must be a string")
@@ -193,10 +250,20 @@ class Statement:
                         raise row.error(name, str(e)) from None
                 else:
                     try:
-                        row.values[key] = to_storage(f, value)
+                        values[key] = store(value)
                     except ValueProblem as e:
                         raise row.error(name, str(e)) from None
             yield row
+
+    def plan(self, index: int, name: object) -> tuple[FieldDef, str, Callable[[object], Any]]:
+        """The field a row's name resolves to, checked once per statement and name."""
+        if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+            raise DmlError(f"row {index}: invalid field name {shown(name)}")
+        f = self.obj.field(name)
+        if f is None:
+            raise UnknownField(f"row {index}: field {name}: no such field on {self.obj.name}")
+        plan = self.plans[name] = (f, f.key, storer(f))
+        return plan
 
     def claim(self, row: _Row, record_id: str) -> None:
         """Refuse the second row of a statement that targets a record already targeted."""
@@ -211,9 +278,16 @@ class Statement:
             return {}
         id_field = self.obj.field("Id")
         assert id_field is not None
-        listed = sa.select(value_table(wanted, id_field, self.conn.dialect).c.value)
-        query = sa.select(self.table.c.id, self.table.c.isdeleted).where(self.table.c.id.in_(listed))
-        return {str(i): bool(deleted) for i, deleted in self.conn.execute(query)}
+        table = self.table
+        read = _listed_read(
+            self.conn,
+            table,
+            id_field,
+            "states",
+            lambda listed: sa.select(table.c.id, table.c.isdeleted).where(table.c.id.in_(sa.select(listed.c.value))),
+        )
+        found = read.read(self.conn, {"values": value_list(wanted, id_field, self.conn.dialect)})
+        return {str(i): bool(deleted) for i, deleted in found}
 
     def live_target(self, row: _Row, record_id: str | None, states: Mapping[str, bool], what: str) -> str:
         if record_id is None:
@@ -231,45 +305,49 @@ class Statement:
         """Insert the rows without a target and update the others, after every check passes."""
         writable = [f for f in self.obj.fields if not f.system]
         defaults = {f.key: to_storage(f, f.default) for f in writable}
-        required = [f for f in writable if f.required]
+        required = [(f.key, f.name) for f in writable if f.required]
         for row in rows:
             if row.target is None or seeding:
                 row.values = {**defaults, **row.values}
-            for f in required:
-                if f.key in row.values and row.values[f.key] in (None, ""):
-                    missing = f.key not in row.names
-                    raise row.error(f.name, "required field missing" if missing else "required field cannot be empty")
+            values = row.values
+            for key, name in required:
+                if key in values and values[key] in (None, ""):
+                    missing = key not in row.names
+                    raise row.error(name, "required field missing" if missing else "required field cannot be empty")
         self.check_references(rows)
         self.check_unique(rows)
         result = DmlResult()
-        inserts: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one executemany per set of columns
+        inserts: list[dict[str, Any]] = []  # every field (defaults filled in) and the system fields
         updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         fresh = iter(new_record_ids(self.obj.prefix, sum(1 for row in rows if not (row.target or row.id))))
+        now = self.now
         for row in rows:
             created = row.target is None
             record_id = row.target or row.id or next(fresh)
+            dates = row.dates
             if created:
                 values = {
                     **row.values,
                     "id": record_id,
                     "isdeleted": False,
-                    "createddate": row.dates.get("createddate", self.now),
-                    "lastmodifieddate": row.dates.get("lastmodifieddate", self.now),
+                    "createddate": dates.get("createddate", now) if dates else now,
+                    "lastmodifieddate": dates.get("lastmodifieddate", now) if dates else now,
                 }
-                inserts.setdefault(tuple(values), []).append(values)
+                inserts.append(values)
             else:
-                changes = {**row.values, "lastmodifieddate": row.dates.get("lastmodifieddate", self.now)}
-                if "createddate" in row.dates:
-                    changes["createddate"] = row.dates["createddate"]
-                bound = {f"new_{key}": value for key, value in changes.items()}
-                bound["target_id"] = record_id
-                updates.setdefault(tuple(sorted(changes)), []).append(bound)
+                changes = {**row.values, "lastmodifieddate": dates.get("lastmodifieddate", now) if dates else now}
+                if "createddate" in dates:
+                    changes["createddate"] = dates["createddate"]
+                group = tuple(sorted(changes))
+                changes["id"] = record_id
+                updates.setdefault(group, []).append(changes)
             result.ids.append(record_id)
             result.created.append(created)
         for keys, batch in updates.items():
-            _bulk(self.conn, self.table, "update", keys).execute(self.conn, batch, self.shared())
-        for keys, batch in inserts.items():
-            _bulk(self.conn, self.table, "insert", keys).execute(self.conn, batch, self.shared())
+            _bulk(self.conn, self.table, "update", keys).write(self.conn, batch, self.shared())
+        if inserts:
+            keys = (*defaults, "id", "isdeleted", "createddate", "lastmodifieddate")
+            _bulk(self.conn, self.table, "insert", keys).write(self.conn, inserts, self.shared())
         return result
 
     def shared(self) -> dict[int, Any]:
@@ -318,13 +396,18 @@ class Statement:
         """Live records whose field ``f`` has one of ``values``, by normalised value."""
         if not values:
             return {}
-        column = self.table.c[f.key]
-        table = value_table(values, f, self.conn.dialect)
+        table = self.table
+        column = table.c[f.key]
         lowered = f.type in TEXT_LIKE
-        listed = sa.select(sa.func.lower(table.c.value) if lowered else table.c.value)
-        key = sa.func.lower(column) if lowered else column
-        query = sa.select(self.table.c.id, column).where(key.in_(listed), self.table.c.isdeleted == sa.false())
-        return {_normal(f, value): str(record_id) for record_id, value in self.conn.execute(query)}
+
+        def select(listed: Any) -> sa.Select[Any]:
+            wanted = sa.select(sa.func.lower(listed.c.value) if lowered else listed.c.value)
+            key = sa.func.lower(column) if lowered else column
+            return sa.select(table.c.id, column).where(key.in_(wanted), table.c.isdeleted == sa.false())
+
+        read = _listed_read(self.conn, table, f, "matches", select)
+        found = read.read(self.conn, {"values": value_list(values, f, self.conn.dialect)})
+        return {_normal(f, value): str(record_id) for record_id, value in found}
 
     def set_deleted(self, rows: Sequence[Mapping[str, Any]], *, deleted: bool) -> DmlResult:
         parsed: list[_Row] = []
@@ -402,27 +485,36 @@ class Statement:
             if f.type is not FieldType.REFERENCE:
                 continue
             wanted: dict[ObjectDef, dict[str, _Row]] = {}
+            key = f.key
+            allowed = {t.lower() for t in f.reference_to}
             for row in rows:
-                value = row.values.get(f.key)
+                value = row.values.get(key)
                 if value is None:
                     continue
                 target = self.schema.by_prefix(value[:3])
-                if target is None or target.name.lower() not in {t.lower() for t in f.reference_to}:
-                    allowed = " or ".join(f.reference_to)
-                    raise row.error(f.name, f"{shown(value)} is not the Id of a {allowed}")
+                if target is None or target.key not in allowed:
+                    raise row.error(f.name, f"{shown(value)} is not the Id of a {' or '.join(f.reference_to)}")
                 wanted.setdefault(target, {}).setdefault(value, row)
             for target, by_id in wanted.items():
-                table = self.table_of(target)
-                id_field = target.field("Id")
-                assert id_field is not None
-                listed = sa.select(value_table(list(by_id), id_field, self.conn.dialect).c.value)
-                query = sa.select(table.c.id).where(table.c.id.in_(listed), table.c.isdeleted == sa.false())
-                present = {str(i) for (i,) in self.conn.execute(query)}
+                present = self.live_ids(target, list(by_id))
                 missing = [row for value, row in by_id.items() if value not in present]
                 if missing:
                     row = min(missing, key=lambda r: r.index)
                     value = row.values[f.key]
                     raise row.error(f.name, f"no {target.name} with Id {shown(value)}")
+
+    def live_ids(self, obj: ObjectDef, ids: list[str]) -> set[str]:
+        """Those of ``ids`` that are live records of ``obj``."""
+        table = self.table_of(obj)
+        id_field = obj.field("Id")
+        assert id_field is not None
+
+        def select(listed: Any) -> sa.Select[Any]:
+            wanted = sa.select(listed.c.value)
+            return sa.select(table.c.id).where(table.c.id.in_(wanted), table.c.isdeleted == sa.false())
+
+        read = _listed_read(self.conn, table, id_field, "live", select)
+        return {str(i) for (i,) in read.read(self.conn, {"values": value_list(ids, id_field, self.conn.dialect)})}
 
     def check_unique(self, rows: list[_Row]) -> None:
         for f in self.obj.fields:

@@ -192,19 +192,39 @@ def text_key(expr: ColumnElement[Any], dialect: Dialect) -> ColumnElement[Any]:
 
 def value_table(values: Sequence[Any], f: FieldDef, dialect: Dialect) -> sa.TableValuedAlias:
     """A one-column (``value``) table of bound values: any number of them in one parameter."""
+    parameter = sa.bindparam(None, value_list(values, f, dialect), type_=value_list_type(f, dialect))
+    return value_table_of(parameter, dialect)
+
+
+def value_table_of(parameter: sa.BindParameter[Any], dialect: Dialect) -> sa.TableValuedAlias:
+    """``value_table`` over a parameter of ``value_list_type`` (named, for SQL compiled once and
+    bound to ``value_list`` at each run)."""
     if dialect.name == "sqlite":
-        encoded = json.dumps([_sqlite_json(v) for v in values])
-        return sa.func.json_each(sa.bindparam(None, encoded, type_=sa.Text())).table_valued("value")
+        return sa.func.json_each(parameter).table_valued("value")
+    return sa.func.unnest(parameter).table_valued("value").render_derived()
+
+
+def value_list_type(f: FieldDef, dialect: Dialect) -> TypeEngine[Any]:
+    """The type of the one parameter holding a list of values of field ``f``."""
+    if dialect.name == "sqlite":
+        return sa.Text()
     element: TypeEngine[Any] = sa.Text()
     if f.type is FieldType.NUMBER:
         element = sa.Double()
-        values = [float(v) for v in values]  # psycopg refuses a list mixing int and float
     elif f.type is FieldType.DATETIME:
         element = sa.DateTime(timezone=True)
     elif f.type in (FieldType.BOOLEAN, FieldType.DATE):
         element = column_type(f)
-    array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(element))
-    return sa.func.unnest(array).table_valued("value").render_derived()
+    return postgresql.ARRAY(element)
+
+
+def value_list(values: Sequence[Any], f: FieldDef, dialect: Dialect) -> Any:
+    """``values`` as the one parameter of ``value_table``: JSON text on SQLite, an array on PostgreSQL."""
+    if dialect.name == "sqlite":
+        return json.dumps([_sqlite_json(v) for v in values])
+    if f.type is FieldType.NUMBER:
+        return [float(v) for v in values]  # psycopg refuses a list mixing int and float
+    return list(values)
 
 
 def _sqlite_json(value: Any) -> Any:
