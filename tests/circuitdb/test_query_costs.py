@@ -185,6 +185,19 @@ def test_the_byte_budget_is_a_floor_of_what_the_records_encode_to(tx: CircuitTra
         tx.query("SELECT Id, Name FROM Account", {}, 10, max_bytes=encoded // 2)
 
 
+def test_the_byte_budget_counts_each_record_as_encoded_size_floor_does(tx: CircuitTransaction) -> None:
+    """The store counts a record's keys once per query; the sum must still be exactly the floor."""
+    insert(tx, "Account", {"Name": "Acmé", "NumberOfEmployees": 5, "Website": None}, {"Name": "Bolt"})
+    soql = "SELECT Name, NumberOfEmployees, Website, CreatedDate, IsDeleted, Owner.LastName FROM Account"
+    result = tx.query(soql, {}, 10)
+    floor = sum(encoded_size_floor(r) for r in result.records)
+    assert len(result.records) == 2 and "Id" in result.records[0]
+    tx.query(soql, {}, 10, max_bytes=floor)  # exactly the floor fits
+    with pytest.raises(QueryTooLarge) as info:
+        tx.query(soql, {}, 10, max_bytes=floor - 1)
+    assert info.value.size == floor
+
+
 def test_a_dml_past_its_time_limit_is_cut_off_and_undone(store: CircuitDB) -> None:
     store.define_object("Note__c", fields=[FieldDef("Body__c", FieldType.TEXT, length=131_072)])
     with store.begin() as tx:

@@ -64,18 +64,45 @@ class Compiled:
     has_like: bool = False  # LIKE or INCLUDES patterns: one step of the statement can take long
 
     @cached_property
-    def readers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
-        return tuple((name, reader(f)) for name, f in self.columns)
+    def _names(self) -> tuple[str, ...]:
+        return (("Id",) if self.add_id else ()) + tuple(name for name, _ in self.columns)
 
-    def record(self, row: Sequence[Any]) -> dict[str, Any]:
-        if self.add_id:
-            record: dict[str, Any] = {"Id": row[0]}
-            row = row[1:]
-        else:
-            record = {}
-        for (name, read), value in zip(self.readers, row, strict=True):
-            record[name] = read(value)
-        return record
+    @cached_property
+    def _readers(self) -> tuple[Callable[[Any], Any], ...]:
+        return ((_same,) if self.add_id else ()) + tuple(reader(f) for _, f in self.columns)
+
+    @cached_property
+    def _keys_floor(self) -> int:
+        """``encoded_size_floor`` of a record of this query without its text values: the map and
+        its keys (a repeated name is one key), one byte per value."""
+        return 1 + sum(2 + len(name) for name in dict.fromkeys(self._names))
+
+    @cached_property
+    def _kept(self) -> tuple[int, ...]:
+        """The columns whose values a record keeps: the last of each name."""
+        return tuple({name: i for i, name in enumerate(self._names)}.values())
+
+    def records(self, rows: Sequence[Sequence[Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+        """The records of a batch of rows and each one's ``encoded_size_floor``, converted column by
+        column (a query reads every cell, so the per-value work is one call at most)."""
+        if not rows:
+            return [], []
+        columns = [
+            column if read is _same else list(map(read, column))
+            for read, column in zip(self._readers, zip(*rows, strict=True), strict=True)
+        ]
+        records = [dict(zip(self._names, values, strict=True)) for values in zip(*columns, strict=True)]
+        sizes = [self._keys_floor] * len(rows)
+        for i in self._kept:
+            sizes = [
+                size + len(value) if isinstance(value, str | bytes) else size
+                for size, value in zip(sizes, columns[i], strict=True)
+            ]
+        return records, sizes
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def compile_query(

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -34,7 +35,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from ..connectors.records import DmlOp, DmlResult, QueryResult, QueryTimeout, QueryTooLarge, encoded_size_floor
+from ..connectors.records import DmlOp, DmlResult, QueryResult, QueryTimeout, QueryTooLarge
 from ..errors import CircuitError, DmlError, QueryError, Rejected
 from ..migrations import circuitdb_definitions, upgrade
 from ..soql.parser import IDENTIFIER, Query, parse
@@ -531,6 +532,9 @@ class CircuitTransaction:
         self._state: Literal["idle", "reading", "writing", "closed"] = "idle"
         self._savepoints = 0
         self._deadline: float | None = None  # PostgreSQL: the running scope's deadline (monotonic)
+        # PostgreSQL: the RELEASE of the last savepoint that ended well, sent with the next control
+        # statement (a SAVEPOINT or RELEASE) in the same round trip; a COMMIT or ROLLBACK makes it moot.
+        self._release: str | None = None
         if db.dialect != "sqlite":
             sa.event.listen(conn, "before_cursor_execute", self._keep_to_deadline)
 
@@ -574,9 +578,18 @@ class CircuitTransaction:
                 raise CircuitError(f"records store busy: {e.orig}") from e
             self._state = "writing"
 
+    def _control(self, statement: str) -> None:
+        """A transaction-control statement, after the pending RELEASE if there is one (PostgreSQL
+        runs both in one round trip; a failing RELEASE fails the statement as it would have alone)."""
+        if self._release is not None:
+            statement = f"{self._release}; {statement}"
+            self._release = None
+        self._conn.exec_driver_sql(statement)
+
     def _finish(self, statement: str) -> None:
         if self._state == "closed":
             raise RuntimeError("transaction is closed")
+        self._release = None  # COMMIT releases every savepoint; ROLLBACK undoes them
         try:
             if self._state != "idle":
                 self._conn.exec_driver_sql(statement)
@@ -634,21 +647,38 @@ class CircuitTransaction:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A nested all-or-none scope: an exception inside undoes its writes and propagates."""
-        self._enter("writing")
+        """A nested all-or-none scope: an exception inside undoes its writes and propagates.
+
+        On PostgreSQL a transaction not yet begun begins with the savepoint, and the savepoint is
+        released with the next control statement: one round trip each instead of three.
+        """
+        postgres = self._db.dialect != "sqlite"
+        begin = ""
+        if postgres and self._state == "idle":
+            begin, self._state = "BEGIN; ", "writing"
+        else:
+            self._enter("writing")
         self._savepoints += 1
         name = f"cdb_sp{self._savepoints}"
-        self._conn.exec_driver_sql(f"SAVEPOINT {name}")
+        self._control(f"{begin}SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             if self._state != "closed":
-                self._conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
-                self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+                # A savepoint inside this one waiting for its RELEASE goes with the rollback.
+                self._release = None
+                if postgres:
+                    self._conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+                else:
+                    self._conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+                    self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
             raise
         finally:
             self._savepoints -= 1
-        self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        if postgres:
+            self._release = f"RELEASE SAVEPOINT {name}"  # releases any savepoint inside it still pending too
+        else:
+            self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -667,7 +697,8 @@ class CircuitTransaction:
         what = f"query on {parsed.object_name}"
         if timeout_ms is not None and timeout_ms <= 0:
             raise QueryTimeout(f"{what}: no time left to run it")
-        self._enter("reading")
+        if self._db.dialect == "sqlite" or self._state != "idle":
+            self._enter("reading")  # PostgreSQL: a transaction not begun begins with the read's savepoint
         try:
             compiled = self._compile(parsed, binds, max_rows)
         except QueryError:
@@ -690,22 +721,27 @@ class CircuitTransaction:
         size = 0
         result = self._conn.execute(compiled.statement, execution_options={"yield_per": _FETCH_BATCH})
         try:
-            for row in result:
-                record = compiled.record(row)
-                size += encoded_size_floor(record)
+            for batch in result.partitions():
+                found, sizes = compiled.records(batch)
+                totals = list(accumulate(sizes, initial=size))[1:]
+                size = totals[-1]
                 if max_bytes is not None and size > max_bytes:
-                    raise QueryTooLarge(f"{what}: records passed {max_bytes} bytes", size)
-                records.append(record)
+                    passed = next(i for i, total in enumerate(totals) if total > max_bytes)
+                    raise QueryTooLarge(f"{what}: records passed {max_bytes} bytes", totals[passed])
+                records += found
         finally:
             result.close()
         return records
 
     @contextmanager
-    def _statement_scope(self, timeout_ms: int | None, steps: int = _PROGRESS_STEPS) -> Iterator[None]:
+    def _statement_scope(
+        self, timeout_ms: int | None, steps: int = _PROGRESS_STEPS, *, savepoint: bool = True
+    ) -> Iterator[None]:
         """One read statement (or the statements of one DML), cut off after ``timeout_ms``; on
-        PostgreSQL in a savepoint, so that a failed (or cut-off) statement does not abort the rest of
-        the transaction, as on SQLite. On PostgreSQL each statement's ``statement_timeout`` is the
-        time left of the one deadline (``_keep_to_deadline``)."""
+        PostgreSQL in a savepoint (unless the caller holds one for it: ``savepoint=False``), so that
+        a failed (or cut-off) statement does not abort the rest of the transaction, as on SQLite. On
+        PostgreSQL each statement's ``statement_timeout`` is the time left of the one deadline
+        (``_keep_to_deadline``)."""
         if self._db.dialect == "sqlite":
             if timeout_ms is None:
                 yield
@@ -724,7 +760,13 @@ class CircuitTransaction:
             finally:
                 raw.set_progress_handler(None, steps)
             return
-        self._conn.exec_driver_sql("SAVEPOINT cdb_read")
+        if savepoint:
+            begin = ""
+            if self._state == "idle":
+                begin, self._state = "BEGIN; ", "writing"
+            elif self._state == "closed":
+                raise RuntimeError("transaction is closed")
+            self._control(f"{begin}SAVEPOINT cdb_read")
         armed = None
         if timeout_ms is not None:
             # Each statement from here gets the time left (_keep_to_deadline), and whatever still runs
@@ -737,11 +779,18 @@ class CircuitTransaction:
             yield
         except BaseException:
             self._end_deadline(armed)
-            self._conn.exec_driver_sql("ROLLBACK TO SAVEPOINT cdb_read; RELEASE SAVEPOINT cdb_read")
+            if savepoint:
+                self._release = None
+                self._conn.exec_driver_sql("ROLLBACK TO SAVEPOINT cdb_read; RELEASE SAVEPOINT cdb_read")
             raise
-        reset = "SET LOCAL statement_timeout TO DEFAULT; " if self._deadline is not None else ""
+        reset = self._deadline is not None
         self._end_deadline(armed)
-        self._conn.exec_driver_sql(f"{reset}RELEASE SAVEPOINT cdb_read")
+        if reset:  # now: the statements after this scope must not run under its time limit
+            self._control(
+                "SET LOCAL statement_timeout TO DEFAULT" + ("; RELEASE SAVEPOINT cdb_read" if savepoint else "")
+            )
+        elif savepoint:
+            self._release = "RELEASE SAVEPOINT cdb_read"
 
     def _end_deadline(self, armed: Armed | None) -> None:
         """No cancel from here on (one being sent finishes first), before the savepoint is let go."""
@@ -796,7 +845,8 @@ class CircuitTransaction:
         self._enter("writing")
 
         def bounded() -> AbstractContextManager[None]:
-            return self._statement_scope(timeout_ms) if timeout_ms is not None else nullcontext()
+            # In the statement's savepoint: on PostgreSQL the scope needs none of its own.
+            return self._statement_scope(timeout_ms, savepoint=False) if timeout_ms is not None else nullcontext()
 
         with translated(f"DML on {object_name}", DmlError, timeout_ms):
             for attempt in (1, 2):
