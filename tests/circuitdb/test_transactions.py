@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from circuit_host.circuitdb import CircuitDB, FieldDef, FieldType
 from circuit_host.connectors.records import DmlOp
@@ -82,6 +83,42 @@ def test_a_failed_statement_inside_a_savepoint_keeps_the_transaction_usable(stor
         tx.commit()
     with store.begin() as tx:
         assert rows(tx, "SELECT Email FROM Contact")[0]["Email"] == "good@x.com"
+
+
+def test_a_database_error_after_a_finished_savepoint_is_undone_with_its_scope(store: CircuitDB) -> None:
+    """On PostgreSQL a finished savepoint's RELEASE waits for the next control statement; a database
+    error (NUL in text) before it, in an enclosing scope, must still roll back that scope cleanly."""
+    nul = "a\x00b"
+    with store.begin() as tx:
+        with pytest.raises((DmlError, ValueError)), tx.savepoint():
+            with tx.savepoint():
+                insert(tx, "Contact", {"LastName": "inner"})
+            tx.dml(DmlOp.INSERT, "Contact", [{"LastName": nul}])
+            raise ValueError("SQLite stores NUL: fail the scope anyway")
+        with tx.savepoint():
+            insert(tx, "Contact", {"LastName": "kept"})
+        insert(tx, "Contact", {"LastName": "after"})
+        tx.commit()
+    with store.begin() as tx:
+        assert [r["LastName"] for r in rows(tx, "SELECT LastName FROM Contact")] == ["kept", "after"]
+
+
+def test_an_insert_query_update_transaction_takes_few_round_trips(store: CircuitDB) -> None:
+    """Each control statement costs a round trip on PostgreSQL: BEGIN goes with the first savepoint,
+    and a savepoint's RELEASE with the next SAVEPOINT or the COMMIT."""
+    sent: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    with store.begin() as tx:
+        ids = tx.dml(DmlOp.INSERT, "Contact", [{"LastName": "A"}, {"LastName": "B"}]).ids
+        assert len(tx.query("SELECT Id FROM Contact WHERE Id IN :ids", {"ids": ids}, 10).records) == 2
+        tx.dml(DmlOp.UPDATE, "Contact", [{"Id": i, "Title": "CEO"} for i in ids])
+        tx.commit()
+    if store.dialect == "sqlite":  # in-process: one control statement per call
+        return
+    kinds = [statement.split()[0] for statement in sent]
+    assert kinds == ["BEGIN;", "INSERT", "RELEASE", "SELECT", "RELEASE", "SELECT", "UPDATE", "COMMIT"]
+    assert sent[0] == "BEGIN; SAVEPOINT cdb_sp1"
+    assert sent[-1] == "COMMIT"
 
 
 def test_sqlite_second_writer_waits_then_fails_clearly(tmp_path: Path) -> None:

@@ -842,7 +842,8 @@ class CircuitTransaction:
         self._object(object_name, DmlError)
         if timeout_ms is not None and timeout_ms <= 0:
             raise QueryTimeout(f"DML on {object_name}: no time left to run it")
-        self._enter("writing")
+        if self._db.dialect == "sqlite" or self._state != "idle":
+            self._enter("writing")  # PostgreSQL: a transaction not begun begins with the savepoint
 
         def bounded() -> AbstractContextManager[None]:
             # In the statement's savepoint: on PostgreSQL the scope needs none of its own.
