@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import cached_property
+from operator import add
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,7 +49,7 @@ from ..soql.parser import (
 )
 from .schema import TEXT_LIKE, FieldDef, FieldType, ObjectDef, Schema
 from .tables import ROW, text_key, value_table
-from .values import ValueProblem, parse_date, parse_datetime, reader, shown
+from .values import ValueProblem, parse_date, parse_datetime, reader, shown, text_out
 
 MAX_RELATIONSHIP_DEPTH = 5
 
@@ -78,9 +79,14 @@ class Compiled:
         return 1 + sum(2 + len(name) for name in dict.fromkeys(self._names))
 
     @cached_property
-    def _kept(self) -> tuple[int, ...]:
-        """The columns whose values a record keeps: the last of each name."""
-        return tuple({name: i for i, name in enumerate(self._names)}.values())
+    def _kept(self) -> tuple[tuple[int, bool], ...]:
+        """The columns whose values a record keeps (the last of each name) and whether they may hold
+        text: a boolean or number field never does."""
+        last = {name: i for i, name in enumerate(self._names)}.values()
+        textual = ((True,) if self.add_id else ()) + tuple(
+            f.type not in (FieldType.BOOLEAN, FieldType.NUMBER) for _, f in self.columns
+        )
+        return tuple((i, textual[i]) for i in last)
 
     def records(self, rows: Sequence[Sequence[Any]]) -> tuple[list[dict[str, Any]], list[int]]:
         """The records of a batch of rows and each one's ``encoded_size_floor``, converted column by
@@ -88,17 +94,29 @@ class Compiled:
         if not rows:
             return [], []
         columns = [
-            column if read is _same else list(map(read, column))
+            column
+            if read is _same or (read is text_out and _STR_OR_NONE.issuperset(map(type, column)))
+            else list(map(read, column))
             for read, column in zip(self._readers, zip(*rows, strict=True), strict=True)
         ]
         records = [dict(zip(self._names, values, strict=True)) for values in zip(*columns, strict=True)]
         sizes = [self._keys_floor] * len(rows)
-        for i in self._kept:
-            sizes = [
-                size + len(value) if isinstance(value, str | bytes) else size
-                for size, value in zip(sizes, columns[i], strict=True)
-            ]
+        for i, textual in self._kept:
+            column = columns[i]
+            if not textual:
+                continue
+            if _STR.issuperset(map(type, column)):
+                sizes = list(map(add, sizes, map(len, column)))
+            else:
+                sizes = [
+                    size + len(value) if isinstance(value, str | bytes) else size
+                    for size, value in zip(sizes, column, strict=True)
+                ]
         return records, sizes
+
+
+_STR = frozenset({str})
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
 def _same(value: Any) -> Any:
@@ -304,9 +322,11 @@ class _Translator:
 
     def in_list(self, c: In, column: ColumnElement[Any], f: FieldDef) -> ColumnElement[bool]:
         if isinstance(c.values, Bind):
-            values = [
-                self.checked(v, f, c.field, c.values.pos, from_bind=True) for v in bind_list(self.binds, c.values)
-            ]
+            given = bind_list(self.binds, c.values)
+            if f.type in _STRING_TYPES and _STR.issuperset(map(type, given)):
+                values: list[Any] = given  # what ``checked`` would return, without a call per value
+            else:
+                values = [self.checked(v, f, c.field, c.values.pos, from_bind=True) for v in given]
         else:
             values = [self.value(v, f, c.field) for v in c.values]
         present = [v for v in values if v is not None]
@@ -378,7 +398,7 @@ class _Translator:
             return None
         t = f.type
         ok: bool
-        if t in TEXT_LIKE or t in (FieldType.ID, FieldType.REFERENCE):
+        if t in _STRING_TYPES:
             ok = isinstance(value, str)
         elif t is FieldType.NUMBER:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -401,6 +421,9 @@ class _Translator:
             return parse(text)
         except ValueProblem as e:
             raise error_at(pos, str(e)) from None
+
+
+_STRING_TYPES = frozenset((*TEXT_LIKE, FieldType.ID, FieldType.REFERENCE))  # ``checked`` takes any str as is
 
 
 def _escape_like(text: str) -> str:

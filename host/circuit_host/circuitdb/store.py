@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
@@ -84,7 +85,14 @@ _T = TypeVar("_T")
 _PROGRESS_STEPS = 100  # SQLite VM steps between deadline checks of a statement
 _PROGRESS_STEPS_LIKE = 2  # the same for a query with LIKE patterns, where one step can take many ms
 _FETCH_BATCH = 500  # rows fetched at a time (PostgreSQL: a server-side cursor), so a large result stops early
+_PARSED_LENGTH = 2_000  # queries up to this long are parsed once per process (``_parsed``)
 log = structlog.get_logger("circuit.circuitdb")
+
+
+@lru_cache(maxsize=256)
+def _parsed(soql: str) -> Query:
+    """A circuit runs the same few query texts again and again; a parsed ``Query`` is immutable."""
+    return parse(soql)
 
 
 @dataclass(frozen=True)
@@ -693,7 +701,7 @@ class CircuitTransaction:
         """``soql`` as text, or parsed (host only: a query the host rewrote, e.g. a batch's keyset chunk)."""
         if max_rows < 0:
             raise ValueError("max_rows must not be negative")
-        parsed = soql if isinstance(soql, Query) else parse(soql)
+        parsed = soql if isinstance(soql, Query) else _parsed(soql) if len(soql) <= _PARSED_LENGTH else parse(soql)
         what = f"query on {parsed.object_name}"
         if timeout_ms is not None and timeout_ms <= 0:
             raise QueryTimeout(f"{what}: no time left to run it")

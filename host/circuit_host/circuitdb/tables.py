@@ -221,6 +221,8 @@ def value_list_type(f: FieldDef, dialect: Dialect) -> TypeEngine[Any]:
 def value_list(values: Sequence[Any], f: FieldDef, dialect: Dialect) -> Any:
     """``values`` as the one parameter of ``value_table``: JSON text on SQLite, an array on PostgreSQL."""
     if dialect.name == "sqlite":
+        if set(map(type, values)) == {str}:  # Ids and text: JSON as they are
+            return json.dumps(values if isinstance(values, list) else list(values))
         return json.dumps([_sqlite_json(v) for v in values])
     if f.type is FieldType.NUMBER:
         return [float(v) for v in values]  # psycopg refuses a list mixing int and float

@@ -151,10 +151,11 @@ def reader(f: FieldDef) -> Callable[[Any], bool | int | float | str | None]:
         return bool
     if f.type in (FieldType.NUMBER, FieldType.DATE, FieldType.DATETIME, FieldType.JSON):
         return lambda value: from_storage(f, value)
-    return _text_out
+    return text_out
 
 
-def _text_out(value: Any) -> str | None:
+def text_out(value: Any) -> str | None:
+    """The reader of text-like fields: a string as is."""
     return None if value is None else value if type(value) is str else str(value)
 
 
