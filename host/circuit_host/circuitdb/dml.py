@@ -325,22 +325,20 @@ class Statement:
             created = row.target is None
             record_id = row.target or row.id or next(fresh)
             dates = row.dates
+            values = row.values  # the row's own dict: completed in place into its parameters
             if created:
-                values = {
-                    **row.values,
-                    "id": record_id,
-                    "isdeleted": False,
-                    "createddate": dates.get("createddate", now) if dates else now,
-                    "lastmodifieddate": dates.get("lastmodifieddate", now) if dates else now,
-                }
+                values["id"] = record_id
+                values["isdeleted"] = False
+                values["createddate"] = dates.get("createddate", now) if dates else now
+                values["lastmodifieddate"] = dates.get("lastmodifieddate", now) if dates else now
                 inserts.append(values)
             else:
-                changes = {**row.values, "lastmodifieddate": dates.get("lastmodifieddate", now) if dates else now}
+                values["lastmodifieddate"] = dates.get("lastmodifieddate", now) if dates else now
                 if "createddate" in dates:
-                    changes["createddate"] = dates["createddate"]
-                group = tuple(sorted(changes))
-                changes["id"] = record_id
-                updates.setdefault(group, []).append(changes)
+                    values["createddate"] = dates["createddate"]
+                group = tuple(sorted(values))
+                values["id"] = record_id
+                updates.setdefault(group, []).append(values)
             result.ids.append(record_id)
             result.created.append(created)
         for keys, batch in updates.items():
