@@ -63,6 +63,7 @@ class Compiled:
     columns: tuple[tuple[str, FieldDef], ...]  # (name as selected, definition), in select order
     add_id: bool  # Id was not selected: it is the first column and still returned
     has_like: bool = False  # LIKE or INCLUDES patterns: one step of the statement can take long
+    row_cap: int | None = None  # the most rows the select can return
 
     @cached_property
     def _names(self) -> tuple[str, ...]:
@@ -161,7 +162,8 @@ def compile_query(
         .limit(capped)
         .offset(offset)
     )
-    return Compiled(statement, False, tuple((name, f) for name, _, f in columns), add_id, t.like_length > 0)
+    fields = tuple((name, f) for name, _, f in columns)
+    return Compiled(statement, False, fields, add_id, t.like_length > 0, capped)
 
 
 def _mentions_is_deleted(c: Condition) -> bool:

@@ -727,9 +727,13 @@ class CircuitTransaction:
         ``max_bytes`` stops the fetch (``QueryTooLarge``) instead of loading whole first."""
         records: list[dict[str, Any]] = []
         size = 0
-        result = self._conn.execute(compiled.statement, execution_options={"yield_per": _FETCH_BATCH})
+        # A server-side cursor (PostgreSQL) costs round trips of its own (DECLARE, FETCH, CLOSE); a
+        # select that cannot return more than one batch is read whole in one.
+        streamed = compiled.row_cap is None or compiled.row_cap > _FETCH_BATCH
+        options = {"yield_per": _FETCH_BATCH} if streamed else {}
+        result = self._conn.execute(compiled.statement, execution_options=options)
         try:
-            for batch in result.partitions():
+            for batch in result.partitions(_FETCH_BATCH):
                 found, sizes = compiled.records(batch)
                 totals = list(accumulate(sizes, initial=size))[1:]
                 size = totals[-1]
