@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..platform import TenantSettings
 from .problems import Problem
 from .ratelimit import RateLimiter, retry_after_header
 from .state import ServerState
@@ -27,9 +28,15 @@ class Caller:
         return f"key:{self.key_id}"
 
 
-def state_of(request: Request) -> ServerState:
+def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.circuit
     return state
+
+
+async def state_of(request: Request) -> ServerState:
+    """The server state as a dependency: ``async`` so that FastAPI runs it on the event loop, not in
+    a worker thread (a sync dependency costs a thread hand-off per request)."""
+    return server_state(request)
 
 
 def limiter_of(request: Request) -> RateLimiter:
@@ -44,7 +51,7 @@ def _failures_key(request: Request) -> str:
 def refuse_if_guessing(request: Request) -> None:
     """429 for a client address that sent too many bad keys or webhook tokens lately: guessing
     credentials costs the guesser time, not the server work."""
-    per_minute = state_of(request).settings.failed_auth_per_minute
+    per_minute = server_state(request).settings.failed_auth_per_minute
     wait = limiter_of(request).wait(_failures_key(request), per_minute)
     if wait > 0:
         raise Problem(
@@ -54,12 +61,12 @@ def refuse_if_guessing(request: Request) -> None:
 
 def count_failure(request: Request) -> None:
     """Charge one bad credential to the client address."""
-    limiter_of(request).acquire(_failures_key(request), state_of(request).settings.failed_auth_per_minute)
+    limiter_of(request).acquire(_failures_key(request), server_state(request).settings.failed_auth_per_minute)
 
 
-def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) -> None:
+def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) -> TenantSettings:
     """The tenant's request rate and its own request-size setting (below the server's cap, which the
-    middleware enforces), from one read of its settings."""
+    middleware enforces), from one read of its settings, which it returns for the request's own use."""
     settings = state.platform.tenants.get_settings(tenant_id)
     per_minute = settings.rate_limit_per_minute
     wait = limiter_of(request).acquire(tenant_id, per_minute)
@@ -71,6 +78,7 @@ def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) 
     limit = settings.max_request_bytes
     if declared is not None and declared.isdigit() and int(declared) > limit and request.url.path != "/v1/bundles":
         raise Problem(413, "Request too large", f"this tenant's requests are limited to {limit} bytes")
+    return settings
 
 
 def require(scope: str) -> Callable[..., Caller]:
@@ -82,7 +90,7 @@ def require(scope: str) -> Callable[..., Caller]:
                 401, "Unauthorized", "send an API key as `Authorization: Bearer KEY`", {"WWW-Authenticate": "Bearer"}
             )
         refuse_if_guessing(request)
-        state = state_of(request)
+        state = server_state(request)
         key = state.platform.tenants.authenticate(credentials.credentials)
         if key is None:
             count_failure(request)

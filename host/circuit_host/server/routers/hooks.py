@@ -19,6 +19,7 @@ from starlette.datastructures import Headers
 
 from ...connectors.crm import crm_registry
 from ...connectors.crm.crm_registry import CrmPlugin
+from ...platform import TenantSettings
 from ...webhooks import DEFAULT_LIMITS, WebhookRejected, read_json_body
 from ..auth import (
     Caller,
@@ -44,21 +45,30 @@ def _refused(state: ServerState, source: str, reason: str, tenant_id: str | None
     log.warning("webhook refused", source=source, reason=reason, tenant=tenant_id)
 
 
-async def _intake(request: Request, state: ServerState, tenant_id: str, env: str, source: str) -> HookAnswer:
+async def _intake(
+    request: Request, state: ServerState, tenant_id: str, env: str, source: str, settings: TenantSettings | None
+) -> HookAnswer:
     plugin = crm_registry.find(source)
     if plugin is None:
         _refused(state, "unknown", "unknown_source", tenant_id)
         raise Problem(404, "Unknown webhook source", f"sources are {', '.join(crm_registry.sources())}")
     body = await request.body()
     # Verification and the inbox's one transaction are blocking work: keep them off the event loop.
-    return await run_in_threadpool(_process, state, tenant_id, env, plugin, body, request.headers)
+    return await run_in_threadpool(_process, state, tenant_id, env, plugin, body, request.headers, settings)
 
 
 def _process(
-    state: ServerState, tenant_id: str, env: str, plugin: CrmPlugin[Any], body: bytes, headers: Headers
+    state: ServerState,
+    tenant_id: str,
+    env: str,
+    plugin: CrmPlugin[Any],
+    body: bytes,
+    headers: Headers,
+    settings: TenantSettings | None,
 ) -> HookAnswer:
-    """Verify, normalise, store in the inbox (with the jobs that apply it): nothing else runs here."""
-    settings = state.platform.tenants.get_settings(tenant_id)
+    """Verify, normalise, store in the inbox (with the jobs that apply it): nothing else runs here.
+    ``settings``: the tenant's, when the request already read them (None: read here)."""
+    settings = settings or state.platform.tenants.get_settings(tenant_id)
     configuration = settings.section(plugin.configuration)
     source = plugin.source
     try:
@@ -98,8 +108,8 @@ async def hook_by_token(
         _refused(state, source if crm_registry.find(source) else "unknown", "unknown_token")
         raise Problem(404, "Unknown webhook URL", "the token is unknown or was rotated")
     tenant_id, env = resolved
-    enforce_tenant_limits(request, state, tenant_id)
-    return _answered(await _intake(request, state, tenant_id, env, source), response)
+    settings = enforce_tenant_limits(request, state, tenant_id)
+    return _answered(await _intake(request, state, tenant_id, env, source, settings), response)
 
 
 @router.post(
@@ -117,7 +127,7 @@ async def hook_by_key(
     caller: Caller = Depends(require("webhook")),
     state: ServerState = Depends(state_of),
 ) -> HookAnswer:
-    return _answered(await _intake(request, state, caller.tenant_id, env, source), response)
+    return _answered(await _intake(request, state, caller.tenant_id, env, source, None), response)
 
 
 def _answered(answer: HookAnswer, response: Response) -> HookAnswer:
