@@ -105,7 +105,7 @@ def test_a_database_error_after_a_finished_savepoint_is_undone_with_its_scope(st
 
 def test_an_insert_query_update_transaction_takes_few_round_trips(store: CircuitDB) -> None:
     """Each control statement costs a round trip on PostgreSQL: BEGIN goes with the first savepoint,
-    and a savepoint's RELEASE with the next SAVEPOINT or the COMMIT."""
+    and a savepoint's RELEASE with the next SAVEPOINT (a COMMIT releases it anyway)."""
     sent: list[str] = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
     with store.begin() as tx:
