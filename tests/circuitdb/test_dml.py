@@ -157,6 +157,29 @@ def test_type_errors_name_row_and_field(ttx: CircuitTransaction, field: str, val
     assert rows(ttx, "SELECT Id FROM Contact") == []
 
 
+def test_a_bulk_statement_names_the_first_failing_row_and_field(ttx: CircuitTransaction) -> None:
+    """Rows with the same field names are checked column by column; an error still names the first
+    failing row and, in it, the first failing field, as checking row by row does."""
+    batch = [{"LastName": f"n{i}", "Email": f"e{i}@x.com", "FirstName": "F", "Tags__c": "y; X"} for i in range(300)]
+    batch[200]["Email"] = "not-an-email"
+    batch[120]["FirstName"] = "x" * 41
+    batch[120]["Email"] = "also bad"
+    assert dml_error(ttx, DmlOp.INSERT, "Contact", batch).startswith("row 120: field Email: ")
+    batch[120]["Email"] = "fine@x.com"
+    assert dml_error(ttx, DmlOp.INSERT, "Contact", batch).startswith("row 120: field FirstName: ")
+    twice = [{"LastName": "A", "lastname": "B"} for _ in range(3)]
+    assert dml_error(ttx, DmlOp.INSERT, "Contact", twice) == "row 0: field lastname: duplicate of field LastName"
+    assert rows(ttx, "SELECT Id FROM Contact") == []
+    batch[120]["FirstName"] = "G"
+    batch[200]["Email"] = None
+    ttx.dml(DmlOp.INSERT, "Contact", batch)
+    found = rows(ttx, "SELECT FirstName, Email, Tags__c FROM Contact WHERE Email = null OR FirstName = 'G'")
+    assert [(r["FirstName"], r["Email"], r["Tags__c"]) for r in found] == [
+        ("G", "fine@x.com", "y;x"),
+        ("F", None, "y;x"),
+    ]
+
+
 def test_required_fields(ttx: CircuitTransaction) -> None:
     assert dml_error(ttx, DmlOp.INSERT, "Contact", [{"FirstName": "x"}]) == (
         "row 0: field LastName: required field missing"
