@@ -24,6 +24,7 @@ from tests.server.test_end_to_end import deploy
 from tests.server.test_fleet_schedules import fleet_api, start_worker  # noqa: F401 (the fixture)
 
 HERE = Path(__file__).resolve().parent
+LEASE_S = 8  # CIRCUIT_JOB_LEASE_S of the test's workers: heartbeats every 2.7 s, takeover after 8 s
 CIRCUIT = HERE / "batch_circuit"
 CIRCUIT_CLI = (sys.executable, "-m", "circuit_host.cli")
 ROOT = HERE.parents[1]
@@ -160,13 +161,15 @@ def test_a_cancelled_batch_starts_no_further_chunk_and_does_not_finish(live: Liv
 
 
 def worker(data_dir: Path, log: Path, concurrency: int = 1) -> subprocess.Popen[bytes]:
-    """``circuit worker`` on the server's data directory, once it says it runs (its output in ``log``)."""
+    """``circuit worker`` on the server's data directory, once it says it runs (its output in ``log``);
+    with a ``LEASE_S`` lease, so a killed worker's jobs are taken over sooner than the default 30 s."""
     with log.open("ab") as out:
         process = subprocess.Popen(
             [*CIRCUIT_CLI, "worker", "--data-dir", str(data_dir), "--concurrency", str(concurrency)],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env={**os.environ, "CIRCUIT_JOB_LEASE_S": str(LEASE_S)},
         )
     deadline = time.monotonic() + 60
     while "circuit worker:" not in log.read_text().rsplit("worker started", 1)[-1]:
@@ -197,7 +200,7 @@ def test_a_worker_killed_mid_batch_leaves_every_chunk_committed_exactly_once(
         assert interrupted["state"] == "running" and interrupted["chunks_ok"] < 10, interrupted
         second = worker(tmp_path / "data", tmp_path / "second.log")
         try:
-            batch = settled(client, batch_id, timeout=120)  # the killed worker's lease (30 s) expires first
+            batch = settled(client, batch_id, timeout=120)  # the killed worker's lease (LEASE_S) expires first
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=60)
@@ -250,7 +253,7 @@ def test_a_batch_job_that_dies_fails_its_chunk_and_the_batch_goes_on_or_fails_th
         [killed_chunk] = killed
         second = worker(tmp_path / "data", tmp_path / "second.log")
         try:
-            batch = settled(client, going_on, timeout=150)  # the killed worker's leases (30 s) expire first
+            batch = settled(client, going_on, timeout=150)  # the killed worker's leases (LEASE_S) expire first
             failed = settled(client, failing, timeout=30)
         finally:
             second.send_signal(signal.SIGTERM)
@@ -295,7 +298,9 @@ def test_on_postgresql_workers_killed_mid_batch_leave_a_new_one_to_finish_it_exa
         seed(client, 1_000, {777: "trap"})
         body = {"circuit": "batch_items", "env": "dev", "scope": 100, "payload": {"spin": 100_000_000}}
         batch_id = client.post("/v1/batches", json=body).json()["id"]
-        workers = [start_worker(postgres_database, key, tmp_path / n, tmp_path / f"{n}.log") for n in ("w1", "w2")]
+        workers = [
+            start_worker(postgres_database, key, tmp_path / n, tmp_path / f"{n}.log", LEASE_S) for n in ("w1", "w2")
+        ]
         try:
             deadline = time.monotonic() + 90
             while client.get(f"/v1/batches/{batch_id}").json()["chunks_ok"] < 3:
@@ -306,9 +311,9 @@ def test_on_postgresql_workers_killed_mid_batch_leave_a_new_one_to_finish_it_exa
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(timeout=30)
         assert client.get(f"/v1/batches/{batch_id}").json()["state"] == "running"
-        survivor = start_worker(postgres_database, key, tmp_path / "w3", tmp_path / "w3.log")
+        survivor = start_worker(postgres_database, key, tmp_path / "w3", tmp_path / "w3.log", LEASE_S)
         try:
-            batch = settled(client, batch_id, timeout=150)  # it re-runs the stalled job after 30 s
+            batch = settled(client, batch_id, timeout=150)  # it re-runs the stalled job after LEASE_S
         finally:
             survivor.send_signal(signal.SIGTERM)
             survivor.wait(timeout=60)
@@ -336,7 +341,7 @@ def test_on_postgresql_a_chunk_whose_worker_was_killed_on_its_last_attempt_count
         seed(client, 500)
         body = {"circuit": "batch_items", "env": "dev", "scope": 100, "payload": {"spin": 300_000_000}}
         batch_id = client.post("/v1/batches", json=body).json()["id"]
-        first = start_worker(postgres_database, key, tmp_path / "w1", tmp_path / "w1.log")
+        first = start_worker(postgres_database, key, tmp_path / "w1", tmp_path / "w1.log", LEASE_S)
         try:
             deadline = time.monotonic() + 90
             while True:  # kill once a chunk after the first runs, its records read
@@ -350,9 +355,9 @@ def test_on_postgresql_a_chunk_whose_worker_was_killed_on_its_last_attempt_count
             os.kill(first.pid, signal.SIGKILL)
             first.wait(timeout=30)
         [killed_chunk] = killed
-        survivor = start_worker(postgres_database, key, tmp_path / "w2", tmp_path / "w2.log")
+        survivor = start_worker(postgres_database, key, tmp_path / "w2", tmp_path / "w2.log", LEASE_S)
         try:
-            batch = settled(client, batch_id, timeout=150)  # its recovery fails the stalled job after 30 s
+            batch = settled(client, batch_id, timeout=150)  # its recovery fails the stalled job after LEASE_S
         finally:
             survivor.send_signal(signal.SIGTERM)
             survivor.wait(timeout=60)

@@ -81,7 +81,9 @@ def fleet_api(tmp_path: Path, postgres_database: str) -> Iterator[tuple[LiveServ
         state.close()
 
 
-def start_worker(db_url: str, key: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    db_url: str, key: str, data_dir: Path, log: Path, lease_s: float | None = None
+) -> subprocess.Popen[bytes]:
     """``circuit worker --db URL`` with the fleet's master key, once it says it runs."""
     command = [sys.executable, "-m", "circuit_host.cli", "worker", "--db", db_url, "--data-dir", str(data_dir)]
     with log.open("ab") as out:
@@ -90,7 +92,7 @@ def start_worker(db_url: str, key: str, data_dir: Path, log: Path) -> subprocess
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
-            env={**os.environ, "CIRCUIT_MASTER_KEY": key},
+            env={**os.environ, "CIRCUIT_MASTER_KEY": key, **({"CIRCUIT_JOB_LEASE_S": str(lease_s)} if lease_s else {})},
         )
     deadline = time.monotonic() + 90
     while "circuit worker:" not in log.read_text():

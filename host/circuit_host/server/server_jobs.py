@@ -31,12 +31,12 @@ FINISHED_JOBS_KEPT = timedelta(days=7)
 class ServerJobs:
     """Owns the queue and, once started, the worker. ``close()`` is idempotent."""
 
-    def __init__(self, platform: Platform, platform_url: str, concurrency: int) -> None:
+    def __init__(self, platform: Platform, platform_url: str, concurrency: int, lease_s: float = 30.0) -> None:
         if concurrency < 0:
             raise Rejected("job workers must not be negative")
         self.platform = platform
         self.concurrency = concurrency
-        self.queue: JobQueue = open_job_queue(platform_url)
+        self.queue: JobQueue = open_job_queue(platform_url, lease_s=lease_s)
         self.handlers: dict[str, JobHandler] = {RETENTION_KIND: self.purge_expired}
         self.on_dead: dict[str, DeadJobHandler] = {}
         self.schedules: list[PeriodicSchedule] = [RETENTION]

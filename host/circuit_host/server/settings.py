@@ -76,6 +76,12 @@ class ServerSettings(BaseSettings):
     workers: int = Field(
         1, ge=1, le=64, description="Server processes accepting on the one socket (`circuit serve --workers`)."
     )
+    job_lease_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="How long a job whose worker stopped stays claimed before another worker takes it over.",
+    )
     job_workers: int = Field(
         2, ge=0, description="Job worker threads in this server; 0 leaves the jobs to `circuit worker` processes."
     )

@@ -94,7 +94,7 @@ class ServerState:
         self._pooled: OrderedDict[str, CircuitDB] = OrderedDict()  # SQLite stores that may hold connections
         self._deployed: dict[str, Deployed] = {}
         self._lock = threading.Lock()
-        self.jobs = ServerJobs(self.platform, settings.platform_url, settings.job_workers)  # starts with the app
+        self.jobs = ServerJobs(self.platform, settings.platform_url, settings.job_workers, settings.job_lease_s)
         self.telemetry.count_jobs(self.jobs.job_counts)
         self.telemetry.add_readiness_check("workers", self.jobs.workers_problem)
         self.inbox = WebhookInbox(  # webhooks are stored, then applied by jobs (server/webhook_inbox.py)
