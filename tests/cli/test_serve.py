@@ -38,6 +38,14 @@ class Served:
             cwd=ROOT,
         )
         self.banner: list[str] = []
+        self.output: list[str] = []
+        try:
+            self._wait_until_serving(data_dir)
+        except BaseException:  # a server that never came up must not outlive the test
+            self.stop()
+            raise
+
+    def _wait_until_serving(self, data_dir: Path) -> None:
         deadline = time.monotonic() + 120
         assert self.process.stdout is not None
         while not any("API docs" in line for line in self.banner):
@@ -45,17 +53,16 @@ class Served:
             if not line or time.monotonic() > deadline:
                 raise AssertionError("circuit serve did not start:\n" + "".join(self.banner) + (line or ""))
             self.banner.append(line)
+        # Keep reading what it prints: a full pipe would block its logging, and a failing test shows it.
+        threading.Thread(target=self._drain, daemon=True).start()
         while True:
             try:
                 if httpx.get(f"{self.url}/healthz", trust_env=False).status_code == 200:
                     break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
-                    raise
+                    raise AssertionError(f"circuit serve does not answer:\n{self.printed()}") from None
                 time.sleep(0.1)
-        # Keep reading what it prints: a full pipe would block its logging, and a failing test shows it.
-        self.output: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
         shown = re.search(r"admin key:\s+(\S+)", "".join(self.banner))  # on the first start only
         saved = data_dir / "admin-credentials.json"
         self.key = shown.group(1) if shown else json.loads(saved.read_text())["admin_key"]
@@ -71,7 +78,11 @@ class Served:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
 
 
 @pytest.fixture
