@@ -94,7 +94,15 @@ class ExecutionLog:
     _started_wall: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
-        self._logger = structlog.get_logger("circuit.execution").bind(execution_id=self.execution_id)
+        self._bound: Any = None
+
+    @property
+    def _logger(self) -> Any:
+        """structlog's logger bound to this execution, made when it first mirrors a line: binding costs
+        about 10 µs, a tenth of a fresh empty execution, and many executions mirror nothing."""
+        if self._bound is None:
+            self._bound = structlog.get_logger("circuit.execution").bind(execution_id=self.execution_id)
+        return self._bound
 
     def _now_ms(self) -> float:
         return round((time.monotonic() - self._started) * 1000, 3)
