@@ -9,12 +9,14 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from ..errors import Rejected
 from .audit_log import AuditLog
@@ -38,6 +40,19 @@ class Tenants:
         self._box = box
         self._lock = threading.Lock()
         self._parsed_settings: OrderedDict[tuple[str, str], TenantSettings] = OrderedDict()
+        self.changes = 0
+        """Writes this process made to tenants, settings, keys and tokens: a cache of them in this
+        process (the server's ``CredentialCache``) is stale once it moves."""
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """The database's write transaction; counts the change once it is committed (or failed)."""
+        try:
+            with self._db.write() as conn:
+                yield conn
+        finally:
+            with self._lock:
+                self.changes += 1
 
     # --- tenants and settings --------------------------------------------------------------
 
@@ -53,7 +68,7 @@ class Tenants:
         tenant = Tenant(tenant_id, name.strip(), self._db.now(), TenantSettings())
         t = self._db.tables.tenants
         try:
-            with self._db.write() as conn:
+            with self._write() as conn:
                 conn.execute(
                     t.insert().values(
                         id=tenant.id,
@@ -99,7 +114,7 @@ class Tenants:
         changed (never their values) is written in the same transaction.
         """
         t = self._db.tables.tenants
-        with self._db.write() as conn:
+        with self._write() as conn:
             raw = conn.execute(sa.select(t.c.settings).where(t.c.id == tenant_id).with_for_update()).scalar()
             if raw is None:
                 raise NotFound(f"tenant {tenant_id!r} does not exist")
@@ -173,7 +188,7 @@ class Tenants:
         if not plaintext:
             return 0
         sealed = 0
-        with self._db.write() as conn:
+        with self._write() as conn:
             for tenant_id in plaintext:
                 mine = t.c.id == tenant_id
                 raw = conn.execute(sa.select(t.c.settings).where(mine).with_for_update()).scalar()
@@ -188,7 +203,7 @@ class Tenants:
         ``box`` from then on (it must also hold the key the settings are under now)."""
         t = self._db.tables.tenants
         count = 0
-        with self._db.write() as conn:
+        with self._write() as conn:
             for row in conn.execute(sa.select(t.c.id, t.c.settings).with_for_update()).all():
                 context = _settings_context(row.id)
                 resealed = box.seal(box.open(row.settings, context), context)
@@ -223,7 +238,7 @@ class Tenants:
             raise Rejected("label must be at most 200 characters")
         key = ApiKey(secrets.token_hex(8), tenant_id, label, wanted, self._db.now())
         secret = secrets.token_urlsafe(32)
-        with self._db.write() as conn:
+        with self._write() as conn:
             conn.execute(
                 self._db.tables.api_keys.insert().values(
                     id=key.id,
@@ -268,7 +283,7 @@ class Tenants:
     def revoke_api_key(self, tenant_id: str, key_id: str) -> ApiKey:
         """Revoke a key of this tenant; revoking twice keeps the first revocation time."""
         k = self._db.tables.api_keys
-        with self._db.write() as conn:
+        with self._write() as conn:
             mine = (k.c.id == key_id) & (k.c.tenant_id == tenant_id)
             conn.execute(k.update().where(mine & k.c.revoked_at.is_(None)).values(revoked_at=self._db.now()))
             row = conn.execute(sa.select(k).where(mine)).first()
@@ -287,7 +302,7 @@ class Tenants:
         w = self._db.tables.webhook_tokens
         token = secrets.token_urlsafe(32)
         values = {"tenant_id": tenant_id, "env": env, "token_sha256": sha256_hex(token), "created_at": self._db.now()}
-        with self._db.write() as conn:
+        with self._write() as conn:
             insert = self._db.insert_ignore(w, values, ["tenant_id", "env"]).returning(w.c.env)
             inserted = conn.execute(insert).first() is not None
         return token if inserted else None
@@ -299,7 +314,7 @@ class Tenants:
         w = self._db.tables.webhook_tokens
         token = secrets.token_urlsafe(32)
         values = {"tenant_id": tenant_id, "env": env, "token_sha256": sha256_hex(token), "created_at": self._db.now()}
-        with self._db.write() as conn:
+        with self._write() as conn:
             conn.execute(self._db.upsert(w, values, ["tenant_id", "env"]))
         return token
 

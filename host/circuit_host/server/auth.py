@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ..platform import TenantSettings
 from .problems import Problem
@@ -68,6 +69,11 @@ def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) 
     """The tenant's request rate and its own request-size setting (below the server's cap, which the
     middleware enforces), from one read of its settings, which it returns for the request's own use."""
     settings = state.platform.tenants.get_settings(tenant_id)
+    check_tenant_limits(request, tenant_id, settings)
+    return settings
+
+
+def check_tenant_limits(request: Request, tenant_id: str, settings: TenantSettings) -> None:
     per_minute = settings.rate_limit_per_minute
     wait = limiter_of(request).acquire(tenant_id, per_minute)
     if wait > 0:
@@ -78,27 +84,40 @@ def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) 
     limit = settings.max_request_bytes
     if declared is not None and declared.isdigit() and int(declared) > limit and request.url.path != "/v1/bundles":
         raise Problem(413, "Request too large", f"this tenant's requests are limited to {limit} bytes")
-    return settings
 
 
-def require(scope: str) -> Callable[..., Caller]:
-    """A dependency: a valid API key of the tenant with ``scope`` (``admin`` implies every scope)."""
+def require(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency: a valid API key of the tenant with ``scope`` (``admin`` implies every scope).
 
-    def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
+    It runs on the event loop: the key and the tenant's settings come from the credential cache
+    (``server/credential_cache.py``), and only a miss reads the database, in the thread pool."""
+
+    async def dependency(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+    ) -> Caller:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Problem(
                 401, "Unauthorized", "send an API key as `Authorization: Bearer KEY`", {"WWW-Authenticate": "Bearer"}
             )
         refuse_if_guessing(request)
         state = server_state(request)
-        key = state.platform.tenants.authenticate(credentials.credentials)
+        tenants, cache, plaintext = state.platform.tenants, state.credentials, credentials.credentials
+        key = cache.key(plaintext)
         if key is None:
-            count_failure(request)
-            raise Problem(401, "Unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
-        scopes = frozenset(key.scopes)
+            changes = tenants.changes
+            key = await run_in_threadpool(tenants.authenticate, plaintext)
+            if key is None:
+                count_failure(request)
+                raise Problem(401, "Unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
+            cache.remember_key(plaintext, key, changes)
         if not key.allows(scope):
             raise Problem(403, "Forbidden", f"this key lacks the {scope!r} scope")
-        enforce_tenant_limits(request, state, key.tenant_id)
-        return Caller(key.tenant_id, key.id, scopes)
+        settings = cache.settings(key.tenant_id)
+        if settings is None:
+            changes = tenants.changes
+            settings = await run_in_threadpool(tenants.get_settings, key.tenant_id)
+            cache.remember_settings(key.tenant_id, settings, changes)
+        check_tenant_limits(request, key.tenant_id, settings)
+        return Caller(key.tenant_id, key.id, frozenset(key.scopes))
 
     return dependency

@@ -40,6 +40,7 @@ from .admission import ExecutionAdmission
 from .async_circuits import AsyncCircuits
 from .batch_circuits import BatchCircuits
 from .changes import as_dml
+from .credential_cache import CredentialCache
 from .crm_outbox import CrmOutbox
 from .crm_records import CrmChange, crm_change
 from .deploy_gate_jobs import DeployGateJobs
@@ -90,6 +91,7 @@ class ServerState:
         self.telemetry.watch_database(self.platform.database.engine, control_plane(self.platform.database.prefix))
         self.crm_outbox = CrmOutbox(self.platform, settings)  # CRM writes; its dispatcher starts with the app
         split_shared_records(settings, [t.id for t in self.platform.tenants.list_tenants()])  # an old data dir
+        self.credentials = CredentialCache(self.platform.tenants)  # the request path's keys and settings
         self._stores: dict[str, CircuitDB] = {}
         self._pooled: OrderedDict[str, CircuitDB] = OrderedDict()  # SQLite stores that may hold connections
         self._deployed: dict[str, Deployed] = {}
