@@ -136,6 +136,52 @@ class RecordsTransaction(Protocol):
         ...
 
 
+class DelegatingTransaction:
+    """A ``RecordsTransaction`` that hands every call to ``inner``: the base of a wrapper that changes
+    one part (the triggers' DML, a CRM's statement for a change it already saved) and keeps the rest."""
+
+    def __init__(self, inner: RecordsTransaction) -> None:
+        self.inner = inner
+
+    def query(
+        self,
+        soql: str,
+        binds: Mapping[str, Any],
+        max_rows: int,
+        timeout_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> QueryResult:
+        return self.inner.query(soql, binds, max_rows, timeout_ms, max_bytes)
+
+    def dml(
+        self,
+        op: DmlOp,
+        object_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        external_id: str = "Id",
+        timeout_ms: int | None = None,
+    ) -> DmlResult:
+        return self.inner.dml(op, object_name, rows, external_id, timeout_ms)
+
+    def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        return self.inner.seed(object_name, rows)
+
+    def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self.inner.fetch(object_name, ids)
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        return self.inner.savepoint()
+
+    def commit(self) -> None:
+        self.inner.commit()
+
+    def rollback(self) -> None:
+        self.inner.rollback()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class RecordsConnector(Protocol):
     """A records store; ``begin()`` may be called from any thread."""
 

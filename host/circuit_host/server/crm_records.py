@@ -10,7 +10,6 @@ the CRM its own values again (and, for an insert, create a copy).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from pydantic import BaseModel
 from ..connectors.crm.base import READ_ONLY_FIELDS, OutboxTransaction
 from ..connectors.crm.crm_registry import CrmConnector, find
 from ..connectors.crm.system_of_record import selected_plugin
-from ..connectors.records import DmlOp, DmlResult, QueryResult, RecordsTransaction
+from ..connectors.records import DelegatingTransaction, DmlOp, DmlResult, RecordsTransaction
 from ..errors import Rejected
 from ..webhooks import Change
 
@@ -90,11 +89,11 @@ class ExecutionCrmRecords:
         self.connector.close()
 
 
-class SavedChangeTransaction:
+class SavedChangeTransaction(DelegatingTransaction):
     """A CRM transaction whose statement for a change the CRM already saved is not sent back."""
 
     def __init__(self, inner: RecordsTransaction, saved: CrmChange) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.object_name = saved.object_name.lower()
         self._pending = {str(row["Id"]): row for row in saved.rows}
 
@@ -126,31 +125,3 @@ class SavedChangeTransaction:
             if changed:  # what before triggers changed: the only part the CRM does not have yet
                 self.inner.dml(DmlOp.UPDATE, object_name, changed, timeout_ms=timeout_ms)
         return DmlResult([str(i) for i in ids], [op is DmlOp.INSERT] * len(ids))
-
-    def query(
-        self,
-        soql: str,
-        binds: Mapping[str, Any],
-        max_rows: int,
-        timeout_ms: int | None = None,
-        max_bytes: int | None = None,
-    ) -> QueryResult:
-        return self.inner.query(soql, binds, max_rows, timeout_ms, max_bytes)
-
-    def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-        return self.inner.seed(object_name, rows)
-
-    def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        return self.inner.fetch(object_name, ids)
-
-    def savepoint(self) -> AbstractContextManager[None]:
-        return self.inner.savepoint()
-
-    def commit(self) -> None:
-        self.inner.commit()
-
-    def rollback(self) -> None:
-        self.inner.rollback()
-
-    def close(self) -> None:
-        self.inner.close()

@@ -20,11 +20,10 @@ transaction so that every DML statement, from a guest or from the host, goes thr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..abi.codec import encode
-from ..connectors.records import DmlOp, DmlResult, QueryResult, RecordsTransaction
+from ..connectors.records import DelegatingTransaction, DmlOp, DmlResult, RecordsTransaction
 from ..errors import DmlError, ExecutionTimeout, GuestFault, LimitExceeded, Rejected
 from ..execution.callout_policy import CalloutSession
 from ..execution.context import ExecutionContext, current_context
@@ -226,17 +225,17 @@ class TriggerFiring:
         raise GuestFault(message)
 
 
-class FiringRecords:
+class FiringRecords(DelegatingTransaction):
     """An execution's records transaction whose DML goes through the triggers.
 
     Guests' DML (the ``records`` capability) and the host's (webhooks, the records API) call
     ``dml`` like on any transaction; the statement is run for the execution that is running
     (``current_context()``), so a trigger's own DML is one level deeper. Everything else is the
-    transaction's own.
+    transaction's own (``inner``).
     """
 
     def __init__(self, transaction: RecordsTransaction, firing: TriggerFiring) -> None:
-        self.transaction = transaction
+        super().__init__(transaction)
         self.firing = firing
 
     def dml(
@@ -251,34 +250,6 @@ class FiringRecords:
         execution's deadline at that moment (trigger runs take time between them)."""
         return self.firing.dml(current_context(), op, object_name, rows, external_id)
 
-    def query(
-        self,
-        soql: str,
-        binds: Mapping[str, Any],
-        max_rows: int,
-        timeout_ms: int | None = None,
-        max_bytes: int | None = None,
-    ) -> QueryResult:
-        return self.transaction.query(soql, binds, max_rows, timeout_ms, max_bytes)
-
-    def seed(self, object_name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-        return self.transaction.seed(object_name, rows)
-
-    def fetch(self, object_name: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        return self.transaction.fetch(object_name, ids)
-
-    def savepoint(self) -> AbstractContextManager[None]:
-        return self.transaction.savepoint()
-
-    def commit(self) -> None:
-        self.transaction.commit()
-
-    def rollback(self) -> None:
-        self.transaction.rollback()
-
-    def close(self) -> None:
-        self.transaction.close()
-
 
 def _time_left(context: ExecutionContext) -> int:
     """How long the next statement may run: what is left of the execution's deadline (at least 0,
@@ -288,4 +259,4 @@ def _time_left(context: ExecutionContext) -> int:
 
 def _raw(records: RecordsTransaction) -> RecordsTransaction:
     """The transaction under a firing wrapper: where the firing itself writes."""
-    return records.transaction if isinstance(records, FiringRecords) else records
+    return records.inner if isinstance(records, FiringRecords) else records
