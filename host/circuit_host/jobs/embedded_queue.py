@@ -13,9 +13,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from .job_model import (
     RetryPolicy,
 )
 from .job_queue import DeadJobHandler, JobHandler, tell_dead
-from .job_tables import build_job_tables, claim_tick, from_db, to_db
+from .job_tables import QueueDatabase, build_job_tables, claim_tick, from_db, to_db
 
 log = structlog.get_logger("circuit.jobs")
 MAX_ERROR = 4000
@@ -78,7 +77,7 @@ class EmbeddedRun:
             raise LeaseLost(f"job {self._job.id} was taken over by another worker")
 
 
-class EmbeddedJobQueue:
+class EmbeddedJobQueue(QueueDatabase):
     """Jobs in ``<prefix>jobs`` of a SQLite file (or any SQLAlchemy database, for tests)."""
 
     backend = "embedded"
@@ -104,25 +103,6 @@ class EmbeddedJobQueue:
         except BaseException:
             self.engine.dispose()
             raise
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.engine.dispose()
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A transaction holding SQLite's write lock from the start."""
-        if self._closed:
-            raise RuntimeError("job queue is closed")
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.dialect.name == "sqlite" else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
 
     # -- the port ---------------------------------------------------------------------------
 

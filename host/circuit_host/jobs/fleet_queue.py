@@ -16,9 +16,8 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ from .job_model import (
     RetryPolicy,
 )
 from .job_queue import DeadJobHandler, JobHandler, tell_dead
-from .job_tables import build_job_tables, claim_tick, from_db, to_db
+from .job_tables import QueueDatabase, build_job_tables, claim_tick, from_db, to_db
 
 log = structlog.get_logger("circuit.jobs")
 
@@ -215,7 +214,7 @@ class FleetRun:
             raise LeaseLost(f"job {self._job.id} was taken over by another worker")
 
 
-class FleetJobQueue:
+class FleetJobQueue(QueueDatabase):
     """Procrastinate jobs plus ``<prefix>job_details`` on one PostgreSQL database."""
 
     backend = "fleet"
@@ -247,24 +246,6 @@ class FleetJobQueue:
         except BaseException:
             self.engine.dispose()
             raise
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.engine.dispose()
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        if self._closed:
-            raise RuntimeError("job queue is closed")
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
 
     # -- the port ---------------------------------------------------------------------------
 

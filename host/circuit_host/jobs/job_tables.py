@@ -9,15 +9,43 @@ migrations (``migrations/versions/jobs/``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 TENANT = sa.String(64)
 LABEL = sa.String(200)
 ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite: INTEGER PRIMARY KEY is the rowid
+
+
+class QueueDatabase:
+    """What both backends do with their engine: write transactions and closing."""
+
+    engine: Engine
+    _closed: bool
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction; on SQLite holding the write lock from the start."""
+        if self._closed:
+            raise RuntimeError("job queue is closed")
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.dialect.name == "sqlite" else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
 
 
 @dataclass(frozen=True)
