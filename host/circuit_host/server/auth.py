@@ -65,15 +65,22 @@ def count_failure(request: Request) -> None:
     limiter_of(request).acquire(_failures_key(request), server_state(request).settings.failed_auth_per_minute)
 
 
-def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) -> TenantSettings:
-    """The tenant's request rate and its own request-size setting (below the server's cap, which the
-    middleware enforces), from one read of its settings, which it returns for the request's own use."""
-    settings = state.platform.tenants.get_settings(tenant_id)
-    check_tenant_limits(request, tenant_id, settings)
+async def tenant_settings(state: ServerState, tenant_id: str) -> TenantSettings:
+    """The tenant's settings as the request path reads them: from the credential cache, or on a miss
+    from the database in the thread pool (``server/credential_cache.py``)."""
+    cache, tenants = state.credentials, state.platform.tenants
+    settings = cache.settings(tenant_id)
+    if settings is None:
+        changes = tenants.changes
+        settings = await run_in_threadpool(tenants.get_settings, tenant_id)
+        cache.remember_settings(tenant_id, settings, changes)
     return settings
 
 
-def check_tenant_limits(request: Request, tenant_id: str, settings: TenantSettings) -> None:
+async def enforce_tenant_limits(request: Request, state: ServerState, tenant_id: str) -> TenantSettings:
+    """The tenant's request rate and its own request-size setting (below the server's cap, which the
+    middleware enforces), from one read of its settings, which it returns for the request's own use."""
+    settings = await tenant_settings(state, tenant_id)
     per_minute = settings.rate_limit_per_minute
     wait = limiter_of(request).acquire(tenant_id, per_minute)
     if wait > 0:
@@ -84,6 +91,7 @@ def check_tenant_limits(request: Request, tenant_id: str, settings: TenantSettin
     limit = settings.max_request_bytes
     if declared is not None and declared.isdigit() and int(declared) > limit and request.url.path != "/v1/bundles":
         raise Problem(413, "Request too large", f"this tenant's requests are limited to {limit} bytes")
+    return settings
 
 
 def require(scope: str) -> Callable[..., Awaitable[Caller]]:
@@ -112,12 +120,7 @@ def require(scope: str) -> Callable[..., Awaitable[Caller]]:
             cache.remember_key(plaintext, key, changes)
         if not key.allows(scope):
             raise Problem(403, "Forbidden", f"this key lacks the {scope!r} scope")
-        settings = cache.settings(key.tenant_id)
-        if settings is None:
-            changes = tenants.changes
-            settings = await run_in_threadpool(tenants.get_settings, key.tenant_id)
-            cache.remember_settings(key.tenant_id, settings, changes)
-        check_tenant_limits(request, key.tenant_id, settings)
+        await enforce_tenant_limits(request, state, key.tenant_id)
         return Caller(key.tenant_id, key.id, frozenset(key.scopes))
 
     return dependency

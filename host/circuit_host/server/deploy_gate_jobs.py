@@ -160,9 +160,11 @@ class DeployGateJobs:
         if job.state == JobState.DEAD:
             detail: str | None = refusal(job.last_error)
         else:
-            detail = "; ".join(v.detail for v in verdicts if v.detail) or None
-            if detail and len(verdicts) > 1:
-                detail = "; ".join(f"{v.circuit} {v.version}: {v.detail}" for v in verdicts if v.detail)
+            named = len(verdicts) > 1  # a promotion of several circuits says whose verdict is whose
+            detail = "; ".join(
+                f"{v.circuit} {v.version}: {v.detail}" if named else v.detail for v in verdicts if v.detail
+            )
+            detail = detail or None
         return GateRequest(
             id=job.id,
             state=_STATES[job.state],

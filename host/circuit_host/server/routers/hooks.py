@@ -28,6 +28,7 @@ from ..auth import (
     refuse_if_guessing,
     require,
     state_of,
+    tenant_settings,
 )
 from ..crm_records import crm_change
 from ..problems import Problem
@@ -46,7 +47,7 @@ def _refused(state: ServerState, source: str, reason: str, tenant_id: str | None
 
 
 async def _intake(
-    request: Request, state: ServerState, tenant_id: str, env: str, source: str, settings: TenantSettings | None
+    request: Request, state: ServerState, tenant_id: str, env: str, source: str, settings: TenantSettings
 ) -> HookAnswer:
     plugin = crm_registry.find(source)
     if plugin is None:
@@ -64,11 +65,10 @@ def _process(
     plugin: CrmPlugin[Any],
     body: bytes,
     headers: Headers,
-    settings: TenantSettings | None,
+    settings: TenantSettings,
 ) -> HookAnswer:
     """Verify, normalise, store in the inbox (with the jobs that apply it): nothing else runs here.
-    ``settings``: the tenant's, when the request already read them (None: read here)."""
-    settings = settings or state.platform.tenants.get_settings(tenant_id)
+    ``settings``: the tenant's, as the request read them (``auth.tenant_settings``)."""
     configuration = settings.section(plugin.configuration)
     source = plugin.source
     try:
@@ -108,7 +108,7 @@ async def hook_by_token(
         _refused(state, source if crm_registry.find(source) else "unknown", "unknown_token")
         raise Problem(404, "Unknown webhook URL", "the token is unknown or was rotated")
     tenant_id, env = resolved
-    settings = enforce_tenant_limits(request, state, tenant_id)
+    settings = await enforce_tenant_limits(request, state, tenant_id)
     return _answered(await _intake(request, state, tenant_id, env, source, settings), response)
 
 
@@ -127,7 +127,8 @@ async def hook_by_key(
     caller: Caller = Depends(require("webhook")),
     state: ServerState = Depends(state_of),
 ) -> HookAnswer:
-    return _answered(await _intake(request, state, caller.tenant_id, env, source, None), response)
+    settings = await tenant_settings(state, caller.tenant_id)  # as ``require`` just read them: cached
+    return _answered(await _intake(request, state, caller.tenant_id, env, source, settings), response)
 
 
 def _answered(answer: HookAnswer, response: Response) -> HookAnswer:
