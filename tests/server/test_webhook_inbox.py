@@ -24,6 +24,27 @@ def contacts(client: httpx.Client) -> list[str]:
     return [r["LastName"] for r in records["records"]]
 
 
+def deliver_at_once(
+    senders: list[httpx.Client], path: str, raw: bytes, headers: dict[str, str]
+) -> list[httpx.Response]:
+    """One copy of a delivery from each sender, released together by a barrier; the senders closed after."""
+    start = threading.Barrier(len(senders))
+    answers: list[httpx.Response] = []
+
+    def deliver(client: httpx.Client) -> None:
+        start.wait()
+        answers.append(client.post(path, content=raw, headers=headers))
+
+    threads = [threading.Thread(target=deliver, args=(client,)) for client in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for client in senders:
+        client.close()
+    return answers
+
+
 def test_eight_concurrent_copies_of_one_signed_delivery_are_stored_and_applied_once(
     live: LiveServer, vlpr_bundles: dict[str, Path]
 ) -> None:
@@ -32,20 +53,7 @@ def test_eight_concurrent_copies_of_one_signed_delivery_are_stored_and_applied_o
     with tenant.client(live) as admin:
         deploy(admin, vlpr_bundles["1.0.0"])
         senders = [tenant.client(live) for _ in range(8)]
-        start = threading.Barrier(len(senders))
-        answers: list[httpx.Response] = []
-
-        def deliver(client: httpx.Client) -> None:
-            start.wait()
-            answers.append(client.post("/v1/hooks/generic", content=raw, headers=headers))
-
-        threads = [threading.Thread(target=deliver, args=(client,)) for client in senders]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for client in senders:
-            client.close()
+        answers = deliver_at_once(senders, "/v1/hooks/generic", raw, headers)
         assert sorted(a.status_code for a in answers) == [200] * 7 + [202]
         [accepted] = [a for a in answers if a.status_code == 202]
         assert all(a.json() == {"duplicate": True} for a in answers if a.status_code == 200)
@@ -113,20 +121,7 @@ def test_copies_of_one_delivery_sent_to_two_servers_of_a_fleet_are_stored_and_ap
     with tenant.client(a) as admin:
         deploy(admin, vlpr_bundles["1.0.0"], env="dev")
         senders = [tenant.client(server) for server in (a, b) * 4]
-        start = threading.Barrier(len(senders))
-        answers: list[httpx.Response] = []
-
-        def deliver(client: httpx.Client) -> None:
-            start.wait()
-            answers.append(client.post("/v1/hooks/generic?env=dev", content=raw, headers=headers))
-
-        threads = [threading.Thread(target=deliver, args=(client,)) for client in senders]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for client in senders:
-            client.close()
+        answers = deliver_at_once(senders, "/v1/hooks/generic?env=dev", raw, headers)
         assert sorted(a.status_code for a in answers) == [200] * 7 + [202]
         [accepted] = [answer for answer in answers if answer.status_code == 202]
         [entry] = applied(admin, accepted)
